@@ -1,0 +1,148 @@
+//! `verge build`: cargo for wasm32, then componentize.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use verge_build::Toolchain;
+use verge_manifest::Manifest;
+
+use crate::ui;
+
+/// Build the app in DIR into a wasi:http component (`NAME.wasm`).
+///
+/// Runs `cargo build --release --target wasm32-wasip1` (with rustup's target, or
+/// Debian's toolchain building std from source), then wraps the module into a
+/// component with the wasi_snapshot_preview1 proxy adapter. Set CARGO_TARGET_DIR to
+/// share build output between apps.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The app directory, holding verge.toml.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    build_app(&args.dir)?;
+    Ok(())
+}
+
+/// A built app: its manifest and the path of its component.
+pub struct BuiltApp {
+    pub manifest: Manifest,
+    pub component: PathBuf,
+}
+
+/// Builds the app in `dir`, printing progress; returns where the component went.
+pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
+    let manifest = Manifest::load_dir(dir)?;
+    let started = Instant::now();
+    let toolchain = Toolchain::detect()?;
+    let package_dir = dir.join(manifest.package_dir());
+    if !package_dir.join("Cargo.toml").exists() {
+        bail!(
+            "no Cargo.toml in {}; set [build] path in verge.toml to the Rust package's directory",
+            package_dir.display()
+        );
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| package_dir.join("target"));
+    ui::status("Building", format!("{} ({:?} toolchain)", manifest.name.as_str(), toolchain.kind()));
+
+    let module = cargo_build(&toolchain, &package_dir, &target_dir)?;
+    let wasm = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
+    let component = verge_build::componentize(&wasm)
+        .with_context(|| format!("componentizing {}", module.display()))?;
+    let output = dir.join(manifest.output());
+    std::fs::write(&output, &component)
+        .with_context(|| format!("writing {}", output.display()))?;
+    ui::status(
+        "Built",
+        format!(
+            "{} ({}) in {:.1}s",
+            output.display(),
+            ui::human_bytes(component.len() as u64),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(BuiltApp {
+        manifest,
+        component: output,
+    })
+}
+
+/// Runs cargo, showing a spinner with its progress; on failure, shows the compiler's
+/// output. Returns the `.wasm` core module of the package's cdylib.
+fn cargo_build(toolchain: &Toolchain, package_dir: &Path, target_dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut cmd = toolchain.cargo_build(package_dir, target_dir);
+    cmd.args(["--lib", "--message-format=json-render-diagnostics"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running {:?}", cmd.get_program()))?;
+    let spinner = ui::spinner("cargo build");
+
+    // Cargo's human output (progress and diagnostics) arrives on stderr; keep all of it
+    // to show if the build fails.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let progress = spinner.clone();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("Compiling") || trimmed.starts_with("Finished") {
+                progress.set_message(trimmed.to_owned());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout is piped")
+        .read_to_string(&mut stdout)
+        .context("reading cargo's output")?;
+    let status = child.wait().context("waiting for cargo")?;
+    let diagnostics = stderr_reader.join().unwrap_or_default();
+    spinner.finish_and_clear();
+    if !status.success() {
+        eprint!("{diagnostics}");
+        bail!("cargo build failed ({status}); the compiler's output is above");
+    }
+    find_cdylib(&stdout).with_context(|| {
+        format!(
+            "cargo built no .wasm library in {}; a Verge app needs `[lib] crate-type = [\"cdylib\"]` in Cargo.toml",
+            package_dir.display()
+        )
+    })
+}
+
+/// The `.wasm` file of the last `cdylib` artifact in cargo's JSON messages.
+fn find_cdylib(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact")
+        .filter(|msg| {
+            msg["target"]["crate_types"]
+                .as_array()
+                .is_some_and(|types| types.iter().any(|t| t == "cdylib"))
+        })
+        .filter_map(|msg| {
+            msg["filenames"]
+                .as_array()?
+                .iter()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(".wasm"))
+                .map(PathBuf::from)
+        })
+        .last()
+}

@@ -1,0 +1,82 @@
+//! `verge serve --watch`: rebuild on source change and swap the app in place.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use notify::{RecursiveMode, Watcher};
+use verge_manifest::Manifest;
+use verge_runtime::Runtime;
+use verge_server::{LogWriter, SingleApp};
+
+use crate::commands::serve::{load, Source};
+use crate::ui;
+
+/// Changes closer together than this are one change (editors write several files).
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Watches the app's sources on a background thread. A failed build keeps the running
+/// version and prints the compiler's output.
+pub fn spawn(
+    dir: PathBuf,
+    runtime: Runtime,
+    registry: Arc<SingleApp>,
+    log: LogWriter,
+) -> anyhow::Result<()> {
+    let manifest = Manifest::load_dir(&dir)?;
+    let package_dir = dir.join(manifest.package_dir());
+    let ignored = [
+        package_dir.join("target"),
+        dir.join(manifest.output()),
+    ];
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if event.paths.iter().any(|p| is_source(p, &ignored)) {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .context("starting the file watcher")?;
+    watcher
+        .watch(&dir, RecursiveMode::Recursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
+    if !package_dir.starts_with(&dir) {
+        watcher
+            .watch(&package_dir, RecursiveMode::Recursive)
+            .with_context(|| format!("watching {}", package_dir.display()))?;
+    }
+    ui::status("Watching", format!("{} for changes", dir.display()));
+
+    std::thread::Builder::new()
+        .name("verge-watch".into())
+        .spawn(move || {
+            let _watcher = watcher;
+            while rx.recv().is_ok() {
+                // Swallow the rest of a burst of events.
+                while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                let source = Source::AppDir { dir: dir.clone() };
+                match load(&runtime, &source, true, &log) {
+                    Ok(app) => {
+                        registry.swap(app);
+                        ui::status("Reloaded", "new requests use the new build");
+                    }
+                    Err(err) => {
+                        ui::print_error(&err);
+                        ui::status("Keeping", "the previous build running");
+                    }
+                }
+            }
+        })
+        .context("starting the watch thread")?;
+    Ok(())
+}
+
+fn is_source(path: &Path, ignored: &[PathBuf]) -> bool {
+    !ignored.iter().any(|i| path.starts_with(i))
+        && !path
+            .components()
+            .any(|c| c.as_os_str() == ".git" || c.as_os_str() == "target")
+}

@@ -1,0 +1,48 @@
+//! `verge`: build and serve WebAssembly edge apps.
+//!
+//! A thin shell over the library crates: argument parsing, progress and colours, and
+//! errors printed with their whole chain of causes.
+
+mod commands;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Build and run WebAssembly request handlers at the edge.
+///
+/// A Verge app is a `wasi:http/proxy` component. Create one with `verge init`, build
+/// it with `verge build`, and run it locally with `verge serve`: every request gets a
+/// fresh sandboxed instance with hard memory and CPU limits.
+#[derive(Debug, Parser)]
+#[command(name = "verge", version, propagate_version = true)]
+#[command(after_help = "Quick start:\n  verge init hello\n  cd hello\n  verge serve\n  curl http://127.0.0.1:7878/")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(commands::init::Args),
+    Build(commands::build::Args),
+    Serve(commands::serve::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ui::init_tracing();
+    let result = match cli.command {
+        Command::Init(args) => commands::init::run(args),
+        Command::Build(args) => commands::build::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            ui::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! `verge.toml`: the manifest a developer writes next to their app.
+//!
+//! The schema is versioned (`manifest_version = 1`); unknown keys are rejected with the
+//! key, line and column. Sizes are written `"128MiB"`, durations `"50ms"` or `"60s"`.
+//!
+//! ```toml
+//! manifest_version = 1
+//! name = "hello"
+//!
+//! [build]
+//! # Directory of the Cargo package, relative to this file.
+//! path = "."
+//!
+//! [limits]
+//! memory = "128MiB"
+//! cpu_time = "50ms"
+//! wall_time = "60s"
+//! max_request_body = "100MiB"
+//!
+//! [env]
+//! GREETING = "hello"
+//! ```
+
+mod units;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use units::{ByteSize, DurationValue};
+
+/// The manifest file name.
+pub const MANIFEST_FILE: &str = "verge.toml";
+
+/// The schema version this release reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(
+        "no {MANIFEST_FILE} in {dir}; create an app with `verge init NAME`, or pass a \
+         .wasm file to serve it directly"
+    )]
+    NotFound { dir: PathBuf },
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {path}:\n{message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A parsed and validated `verge.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub manifest_version: SchemaVersion,
+    pub name: AppName,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub build: BuildSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Environment variables the guest sees; it sees no others.
+    #[serde(default)]
+    pub env: BTreeMap<EnvName, String>,
+}
+
+/// How to build the app.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    /// Directory of the Cargo package, relative to the manifest. Default: `.`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Where the component is written, relative to the manifest. Default: `NAME.wasm`.
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+}
+
+/// Per-request limits; each one left out takes the platform default.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub memory: Option<ByteSize>,
+    pub cpu_time: Option<DurationValue>,
+    pub wall_time: Option<DurationValue>,
+    pub max_request_body: Option<ByteSize>,
+}
+
+impl Manifest {
+    /// Reads `DIR/verge.toml`.
+    pub fn load_dir(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        if !path.exists() {
+            return Err(ManifestError::NotFound {
+                dir: dir.to_owned(),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    /// Parses manifest text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        toml::from_str(text).map_err(|e| ManifestError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The component's path, relative to the manifest's directory.
+    pub fn output(&self) -> PathBuf {
+        self.build
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.wasm", self.name.as_str())))
+    }
+
+    /// The Cargo package directory, relative to the manifest's directory.
+    pub fn package_dir(&self) -> PathBuf {
+        self.build.path.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Environment variables as pairs, in name order.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.0.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// `manifest_version`: only [`MANIFEST_VERSION`] is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion(pub u32);
+
+impl<'de> Deserialize<'de> for SchemaVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        if v != MANIFEST_VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "unsupported manifest_version {v}; this verge reads version {MANIFEST_VERSION}"
+            )));
+        }
+        Ok(SchemaVersion(v))
+    }
+}
+
+/// An app name: 1–63 of `a-z`, `0-9` and `-`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AppName(String);
+
+impl AppName {
+    pub fn new(name: &str) -> Result<AppName, String> {
+        let valid = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(AppName(name.to_owned()))
+        } else {
+            Err(format!(
+                "invalid app name `{name}`: use 1 to 63 lowercase letters, digits and `-`, \
+                 starting with a letter"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AppName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AppName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An environment variable name: non-empty, no `=` and no NUL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvName(String);
+
+impl<'de> Deserialize<'de> for EnvName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(serde::de::Error::custom(format!(
+                "invalid environment variable name `{name}`"
+            )));
+        }
+        Ok(EnvName(name))
+    }
+}
+
+#[cfg(test)]
+mod tests;

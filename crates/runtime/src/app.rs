@@ -1,0 +1,114 @@
+//! A loaded app: compiled, linked and pre-instantiated once, instantiated per request.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::compile_cache::{self, CacheStatus};
+use crate::engine::Runtime;
+use crate::error::LoadError;
+use crate::limits::Limits;
+use crate::state::RequestState;
+
+/// Everything about an app the runtime needs, already validated and normalised.
+#[derive(Debug, Clone, Default)]
+pub struct AppSettings {
+    /// Shown in logs.
+    pub name: String,
+    pub limits: Limits,
+    /// The only environment variables the guest sees.
+    pub env: Vec<(String, String)>,
+}
+
+/// How loading went.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadInfo {
+    pub cache: CacheStatus,
+    pub elapsed: Duration,
+}
+
+/// A runnable app. Cheap to clone; requests in flight keep the version they started on.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) inner: Arc<AppInner>,
+}
+
+pub(crate) struct AppInner {
+    pub(crate) runtime: Runtime,
+    pub(crate) pre: ProxyPre<RequestState>,
+    pub(crate) settings: AppSettings,
+    pub(crate) load_info: LoadInfo,
+}
+
+impl App {
+    /// Reads a component from disk and loads it.
+    pub fn load_file(
+        runtime: &Runtime,
+        path: &Path,
+        settings: AppSettings,
+    ) -> Result<App, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::load(runtime, &bytes, settings)
+    }
+
+    /// Compiles (or loads from the compile cache), links and pre-instantiates a
+    /// `wasi:http/proxy` component.
+    pub fn load(runtime: &Runtime, wasm: &[u8], settings: AppSettings) -> Result<App, LoadError> {
+        let started = Instant::now();
+        check_is_component(wasm)?;
+        let max = runtime.config().max_memory_bytes;
+        if settings.limits.memory_bytes > max {
+            return Err(LoadError::MemoryLimitTooLarge {
+                requested: settings.limits.memory_bytes,
+                max,
+            });
+        }
+        let (component, cache) = compile_cache::load_or_compile(
+            runtime.engine(),
+            wasm,
+            runtime.config().compile_cache_dir.as_deref(),
+        )?;
+        let instance_pre = runtime
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(LoadError::UnsatisfiedImport)?;
+        let pre = ProxyPre::new(instance_pre).map_err(LoadError::MissingHandlerExport)?;
+        Ok(App {
+            inner: Arc::new(AppInner {
+                runtime: runtime.clone(),
+                pre,
+                settings,
+                load_info: LoadInfo {
+                    cache,
+                    elapsed: started.elapsed(),
+                },
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &AppSettings {
+        &self.inner.settings
+    }
+
+    pub fn load_info(&self) -> LoadInfo {
+        self.inner.load_info
+    }
+}
+
+/// Component binaries are `\0asm` followed by version 0x0d and layer 1; core modules
+/// have layer 0.
+fn check_is_component(wasm: &[u8]) -> Result<(), LoadError> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    if wasm[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Compiled code cached on disk, so starting an app again compiles nothing.
+//!
+//! The key covers the component's bytes and `Engine::precompile_compatibility_hash`,
+//! which itself covers the Wasmtime version and every engine setting that affects
+//! code generation. A changed component, engine setting or Wasmtime release therefore
+//! misses the cache instead of loading incompatible code.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::error::LoadError;
+
+/// Where the compiled code of an app came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Loaded from the on-disk cache: nothing was compiled.
+    Hit,
+    /// Compiled now, and stored for next time.
+    Miss,
+    /// Compiled now; the cache is disabled (or could not be written).
+    Disabled,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// Compiles `wasm`, or loads its compiled form from `dir`.
+pub(crate) fn load_or_compile(
+    engine: &Engine,
+    wasm: &[u8],
+    dir: Option<&Path>,
+) -> Result<(Component, CacheStatus), LoadError> {
+    let Some(dir) = dir else {
+        return Ok((compile(engine, wasm)?, CacheStatus::Disabled));
+    };
+    let path = dir.join(format!("{}.cwasm", cache_key(engine, wasm)));
+    if path.exists() {
+        // SAFETY: the file sits in Verge's private cache directory, was written by
+        // `Component::serialize` of this same engine configuration and Wasmtime
+        // version (both are in the file name), and is renamed into place only once
+        // complete. Wasmtime also checks the header and refuses incompatible code.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok((component, CacheStatus::Hit)),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                "ignoring unusable compile cache entry; recompiling"),
+        }
+    }
+    let component = compile(engine, wasm)?;
+    let status = match store(&component, dir, &path) {
+        Ok(()) => CacheStatus::Miss,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not write the compile cache");
+            CacheStatus::Disabled
+        }
+    };
+    Ok((component, status))
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
+    Component::new(engine, wasm).map_err(LoadError::Compile)
+}
+
+fn store(component: &Component, dir: &Path, path: &PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize()?;
+    // Write to a temporary file and rename, so a reader never sees half a file.
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Hex SHA-256 of the component bytes and the engine's compatibility hash.
+pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut hasher = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.update(wasm);
+    hex::encode(hasher.0.finalize())
+}
+
+/// Feeds `Hash` impls into SHA-256, which (unlike `DefaultHasher`) is stable across
+/// processes and releases.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        unreachable!("only the digest is read")
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

@@ -1,0 +1,130 @@
+//! The shared Wasmtime engine: configuration, pooling allocator, epoch ticker, linker.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::LoadError;
+use crate::state::RequestState;
+
+/// Engine-wide settings, fixed for the life of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled code is cached; `None` disables the on-disk cache.
+    pub compile_cache_dir: Option<PathBuf>,
+    /// Instances (and their memories) that may exist at once across all apps.
+    pub max_concurrent_instances: u32,
+    /// Largest linear memory any app may ask for (the pooling allocator's slot size).
+    pub max_memory_bytes: u64,
+    /// Bytes of each memory slot kept resident and reset with `memset` rather than
+    /// returned to the kernel: fewer page faults for small guests.
+    pub memory_keep_resident_bytes: usize,
+    /// Epoch tick; CPU limits are checked (and long-running guests yield) once per tick.
+    pub epoch_tick: Duration,
+    /// Native stack available to Wasm, in bytes.
+    pub max_wasm_stack_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            compile_cache_dir: None,
+            max_concurrent_instances: 1000,
+            max_memory_bytes: 128 << 20,
+            memory_keep_resident_bytes: 256 << 10,
+            epoch_tick: Duration::from_millis(1),
+            max_wasm_stack_bytes: 512 << 10,
+        }
+    }
+}
+
+/// One Wasmtime engine with its linker and epoch ticker, shared by every app.
+///
+/// Cheap to clone. The ticker thread stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<RequestState>,
+    pub(crate) config: RuntimeConfig,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let engine = Engine::new(&wasmtime_config(&config)).map_err(LoadError::Engine)?;
+        let linker = crate::state::linker(&engine).map_err(LoadError::Engine)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(&engine, config.epoch_tick, ticker_stop.clone());
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                config,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The underlying Wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The configuration this runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+}
+
+fn wasmtime_config(config: &RuntimeConfig) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    let n = config.max_concurrent_instances;
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(4))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .max_memory_size(config.max_memory_bytes as usize)
+        .linear_memory_keep_resident(config.memory_keep_resident_bytes)
+        .table_keep_resident(16 << 10);
+
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack_bytes)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
+
+/// One thread per engine advances the epoch; guests check it at loop heads and calls.
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("verge-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,38 @@
+//! Errors raised while loading an app.
+
+use std::path::PathBuf;
+
+/// Why a component could not be turned into a runnable app.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("this is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component; build it with `verge build`, \
+         or turn it into a component with `wasm-tools component new --adapt` and the \
+         wasi_snapshot_preview1 proxy adapter"
+    )]
+    CoreModule,
+    #[error("the component failed to compile")]
+    Compile(#[source] wasmtime::Error),
+    #[error(
+        "the component imports something Verge does not provide (Verge offers the \
+         wasi:http/proxy world plus the rest of WASI 0.2)"
+    )]
+    UnsatisfiedImport(#[source] wasmtime::Error),
+    #[error(
+        "the component does not export `wasi:http/incoming-handler@0.2.x`, so it cannot \
+         handle requests; target the `wasi:http/proxy` world"
+    )]
+    MissingHandlerExport(#[source] wasmtime::Error),
+    #[error("the engine could not be configured")]
+    Engine(#[source] wasmtime::Error),
+    #[error("memory limit {requested} bytes is above the engine's per-instance maximum of {max} bytes")]
+    MemoryLimitTooLarge { requested: u64, max: u64 },
+}

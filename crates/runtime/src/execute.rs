@@ -1,0 +1,307 @@
+//! Running one request in one fresh instance.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use tokio::sync::oneshot;
+use wasmtime::Store;
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+
+use crate::app::App;
+use crate::egress::DenyEgress;
+use crate::guest_log::{GuestLogSink, GuestOutput, GuestStream};
+use crate::meter::{CpuMeter, MemoryMeter};
+use crate::outcome::{Failure, Report};
+use crate::state::RequestState;
+
+/// The response body type: streamed from the guest as it writes.
+pub type ResponseBody = HyperOutgoingBody;
+
+/// Per-request context supplied by the caller.
+#[derive(Clone)]
+pub struct RequestContext {
+    /// Tags every log line of this request.
+    pub request_id: Arc<str>,
+    /// Where the guest's stdout and stderr lines go.
+    pub log: Arc<dyn GuestLogSink>,
+}
+
+/// The response to send, and the report that completes once the guest has finished
+/// (which may be after the response headers were sent, while the body still streams).
+pub struct Execution {
+    pub response: http::Response<ResponseBody>,
+    pub report: PendingReport,
+}
+
+/// Resolves to the request's [`Report`] once the guest has finished.
+pub struct PendingReport {
+    state: PendingState,
+    /// Set when the host knows better than the guest how the request ended.
+    override_failure: Option<Failure>,
+}
+
+enum PendingState {
+    Ready(Report),
+    Running(oneshot::Receiver<Report>),
+}
+
+impl PendingReport {
+    fn ready(report: Report) -> Self {
+        Self {
+            state: PendingState::Ready(report),
+            override_failure: None,
+        }
+    }
+
+    pub async fn wait(self) -> Report {
+        let mut report = match self.state {
+            PendingState::Ready(report) => report,
+            PendingState::Running(rx) => rx.await.unwrap_or_else(|_| {
+                Report::failed_before_start(Failure::Trap {
+                    reason: "the request's task was aborted".into(),
+                })
+            }),
+        };
+        if let Some(failure) = self.override_failure {
+            report.outcome = Err(failure);
+        }
+        report
+    }
+}
+
+impl App {
+    /// Handles one request in a fresh instance.
+    ///
+    /// Never fails: a guest fault becomes an error response (see
+    /// [`Failure::status`]) and is described in the report.
+    pub async fn handle<B>(&self, req: http::Request<B>, ctx: RequestContext) -> Execution
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let limits = &self.inner.settings.limits;
+        if content_length(&req).is_some_and(|len| len > limits.max_request_body_bytes) {
+            return failed(&ctx, Report::failed_before_start(Failure::RequestBodyTooLarge));
+        }
+
+        let mut store = self.new_store(&ctx);
+        let body_too_large = Arc::new(AtomicBool::new(false));
+        let req = req.map(|inner| CappedBody {
+            inner,
+            remaining: limits.max_request_body_bytes,
+            exceeded: body_too_large.clone(),
+        });
+        let (response_tx, response_rx) = oneshot::channel();
+        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req);
+        let outparam = store.data_mut().http().new_response_outparam(response_tx);
+        let (incoming, outparam) = match (incoming, outparam) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => {
+                let mut report = Report::failed_before_start(Failure::Trap {
+                    reason: format!("the request could not be passed to the guest: {e:#}"),
+                });
+                report.detail = Some(format!("{e:?}"));
+                return failed(&ctx, report);
+            }
+        };
+
+        // The guest runs on its own task: it may keep streaming the body after the
+        // response head has gone out.
+        let (report_tx, report_rx) = oneshot::channel();
+        let pre = self.inner.pre.clone();
+        let wall_time = limits.wall_time;
+        tokio::spawn(async move {
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            let result = tokio::time::timeout(wall_time, run).await;
+            let (outcome, detail) = match result {
+                Ok(Ok(())) => (Ok(()), None),
+                Ok(Err(e)) => (Err(Failure::from_guest_error(&e)), Some(format!("{e:?}"))),
+                Err(_elapsed) => (Err(Failure::WallTimeLimit), None),
+            };
+            let report = Report {
+                outcome,
+                guest_cpu: store.data().cpu.used(),
+                peak_memory_bytes: store.data().memory.peak,
+                detail,
+            };
+            // Dropping the store drops the response outparam, which wakes the caller
+            // if the guest never answered.
+            drop(store);
+            let _ = report_tx.send(report);
+        });
+
+        let body_failure =
+            || body_too_large.load(Ordering::Relaxed).then_some(Failure::RequestBodyTooLarge);
+        match response_rx.await {
+            Ok(Ok(response)) => {
+                if let Some(failure) = body_failure() {
+                    let report = Report::failed_before_start(failure.clone());
+                    let mut execution = failed(&ctx, report);
+                    execution.report = PendingReport {
+                        state: PendingState::Running(report_rx),
+                        override_failure: Some(failure),
+                    };
+                    return execution;
+                }
+                Execution {
+                    response,
+                    report: PendingReport {
+                        state: PendingState::Running(report_rx),
+                        override_failure: None,
+                    },
+                }
+            }
+            answered => {
+                let mut report = PendingReport {
+                    state: PendingState::Running(report_rx),
+                    override_failure: None,
+                }
+                .wait()
+                .await;
+                if let Some(failure) = body_failure() {
+                    report.outcome = Err(failure);
+                } else if report.outcome.is_ok() {
+                    report.outcome = Err(match answered {
+                        Ok(Err(code)) => Failure::GuestError {
+                            code: format!("{code:?}"),
+                        },
+                        _ => Failure::NoResponse,
+                    });
+                }
+                failed(&ctx, report)
+            }
+        }
+    }
+
+    fn new_store(&self, ctx: &RequestContext) -> Store<RequestState> {
+        let app = &self.inner;
+        let limits = &app.settings.limits;
+        let output = |stream| GuestOutput {
+            request_id: ctx.request_id.clone(),
+            stream,
+            sink: ctx.log.clone(),
+        };
+        let wasi = WasiCtx::builder()
+            .stdout(output(GuestStream::Stdout))
+            .stderr(output(GuestStream::Stderr))
+            .envs(&app.settings.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: Default::default(),
+            hooks: DenyEgress,
+            memory: MemoryMeter::new(limits.memory_bytes),
+            cpu: CpuMeter::new(limits.cpu_time, app.runtime.config().epoch_tick),
+        };
+        let mut store = Store::new(app.runtime.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().cpu.on_call_hook(hook);
+            Ok(())
+        });
+        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_epoch_tick());
+        store.set_epoch_deadline(1);
+        store
+    }
+}
+
+fn content_length<B>(req: &http::Request<B>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A plain-text error response carrying the request id, for a request that failed
+/// before its response started.
+fn failed(ctx: &RequestContext, report: Report) -> Execution {
+    let failure = report
+        .outcome
+        .clone()
+        .expect_err("failed() is only called with a failure");
+    let status = failure.status();
+    let body = format!(
+        "{} {}: {}\nrequest id: {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        failure.describe(),
+        ctx.request_id
+    );
+    let response = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed_unsync())
+        .expect("a static response is valid");
+    Execution {
+        response,
+        report: PendingReport::ready(report),
+    }
+}
+
+/// Passes a request body through, failing it once more than `remaining` bytes arrive.
+/// Enforced while streaming: a body is never buffered to be measured.
+struct CappedBody<B> {
+    inner: B,
+    remaining: u64,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl<B> Body for CappedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            let len = data.len() as u64;
+            if len > self.remaining {
+                self.exceeded.store(true, Ordering::Relaxed);
+                return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(
+                    None,
+                ))));
+            }
+            self.remaining -= len;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,120 @@
+//! Guest stdout/stderr, turned into log lines tagged with the request id.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Which of the guest's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestStream {
+    Stdout,
+    Stderr,
+}
+
+impl GuestStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestStream::Stdout => "stdout",
+            GuestStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Receives each complete line a guest writes. Implemented by whoever runs the runtime
+/// (the server writes them as JSON log lines).
+pub trait GuestLogSink: Send + Sync + 'static {
+    fn guest_line(&self, request_id: &str, stream: GuestStream, line: &str);
+}
+
+/// A line longer than this is cut into pieces, so a guest cannot make the host buffer
+/// without end.
+const MAX_LINE_BYTES: usize = 16 << 10;
+
+#[derive(Clone)]
+pub(crate) struct GuestOutput {
+    pub(crate) request_id: Arc<str>,
+    pub(crate) stream: GuestStream,
+    pub(crate) sink: Arc<dyn GuestLogSink>,
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter {
+            out: self.clone(),
+            pending: Vec::new(),
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only wasip3 guests use this; Verge serves wasi:http 0.2 guests today.
+        Box::new(tokio::io::sink())
+    }
+}
+
+struct LineWriter {
+    out: GuestOutput,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        self.out
+            .sink
+            .guest_line(&self.out.request_id, self.out.stream, line);
+    }
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let mut rest = &bytes[..];
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            if self.pending.is_empty() {
+                self.emit(&rest[..nl]);
+            } else {
+                self.pending.extend_from_slice(&rest[..nl]);
+                let line = std::mem::take(&mut self.pending);
+                self.emit(&line);
+            }
+            rest = &rest[nl + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        while self.pending.len() >= MAX_LINE_BYTES {
+            let tail = self.pending.split_off(MAX_LINE_BYTES);
+            let line = std::mem::replace(&mut self.pending, tail);
+            self.emit(&line);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}

@@ -1,0 +1,31 @@
+//! The Verge runtime: runs `wasi:http/proxy` components, one fresh instance per request.
+//!
+//! It knows nothing of listeners, TLS, routing, tenants or the control plane: it takes
+//! an [`App`] and an HTTP request and gives back a response and a [`Report`].
+//!
+//! - [`Runtime`]: one Wasmtime engine (pooling allocator, epoch ticker, linker).
+//! - [`App`]: a component compiled (or loaded from the on-disk compile cache), linked
+//!   and pre-instantiated once; [`App::handle`] runs one request.
+//! - [`Limits`]: memory, guest CPU time, wall time and request body size per request.
+
+mod app;
+mod compile_cache;
+mod egress;
+mod engine;
+mod error;
+mod execute;
+mod guest_log;
+mod limits;
+mod meter;
+mod outcome;
+mod state;
+
+pub use app::{App, AppSettings, LoadInfo};
+pub use compile_cache::CacheStatus;
+pub use engine::{Runtime, RuntimeConfig};
+pub use error::LoadError;
+pub use execute::{Execution, PendingReport, RequestContext, ResponseBody};
+pub use guest_log::{GuestLogSink, GuestStream};
+pub use limits::Limits;
+pub use meter::LimitExceeded;
+pub use outcome::{Failure, Report};

@@ -1,0 +1,119 @@
+//! How a request ended, and what it cost.
+
+use std::time::Duration;
+
+use wasmtime::Trap;
+
+use crate::meter::LimitExceeded;
+
+/// Why a request failed. Each kind maps to one HTTP status (see [`Failure::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The guest trapped: a panic, an `unreachable`, a stack overflow, an out-of-bounds
+    /// access… → 500.
+    Trap { reason: String },
+    /// The guest asked for more linear memory than its limit → 500.
+    MemoryLimit,
+    /// The guest used up its CPU time → 503.
+    CpuLimit,
+    /// The request took longer than its wall-time limit → 504.
+    WallTimeLimit,
+    /// The request body was larger than allowed → 413.
+    RequestBodyTooLarge,
+    /// The guest answered with a `wasi:http` error code instead of a response → 500.
+    GuestError { code: String },
+    /// The guest returned without setting a response → 500.
+    NoResponse,
+}
+
+impl Failure {
+    /// The status the client gets, if the response had not started yet.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Failure::CpuLimit => S::SERVICE_UNAVAILABLE,
+            Failure::WallTimeLimit => S::GATEWAY_TIMEOUT,
+            Failure::RequestBodyTooLarge => S::PAYLOAD_TOO_LARGE,
+            Failure::Trap { .. }
+            | Failure::MemoryLimit
+            | Failure::GuestError { .. }
+            | Failure::NoResponse => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Short machine-readable name, as written in the access log's `outcome`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Trap { .. } => "trap",
+            Failure::MemoryLimit => "limit:memory",
+            Failure::CpuLimit => "limit:cpu",
+            Failure::WallTimeLimit => "limit:wall_time",
+            Failure::RequestBodyTooLarge => "limit:request_body",
+            Failure::GuestError { .. } => "guest_error",
+            Failure::NoResponse => "no_response",
+        }
+    }
+
+    /// One line for humans.
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::Trap { reason } => format!("the guest trapped: {reason}"),
+            Failure::MemoryLimit => "the guest exceeded its memory limit".into(),
+            Failure::CpuLimit => "the guest exceeded its CPU time limit".into(),
+            Failure::WallTimeLimit => "the request exceeded its wall-time limit".into(),
+            Failure::RequestBodyTooLarge => "the request body is larger than allowed".into(),
+            Failure::GuestError { code } => format!("the guest answered with an error: {code}"),
+            Failure::NoResponse => "the guest returned without sending a response".into(),
+        }
+    }
+
+    /// Classifies an error raised by instantiating or calling the guest.
+    pub(crate) fn from_guest_error(err: &wasmtime::Error) -> Failure {
+        if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+            return match limit {
+                LimitExceeded::CpuTime { .. } => Failure::CpuLimit,
+                LimitExceeded::Memory { .. } => Failure::MemoryLimit,
+            };
+        }
+        let reason = match err.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => "stack overflow".to_string(),
+            Some(Trap::UnreachableCodeReached) => {
+                "unreachable code reached (a Rust guest panicked or aborted)".to_string()
+            }
+            Some(trap) => trap.to_string(),
+            None => format!("{err:#}"),
+        };
+        Failure::Trap { reason }
+    }
+}
+
+/// What a request cost and how it ended; written to the access log.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcome: Result<(), Failure>,
+    /// Time spent executing guest code.
+    pub guest_cpu: Duration,
+    /// Largest linear memory the instance reached, in bytes.
+    pub peak_memory_bytes: u64,
+    /// The full error chain with the Wasm backtrace, when the guest failed.
+    pub detail: Option<String>,
+}
+
+impl Report {
+    pub(crate) fn failed_before_start(failure: Failure) -> Report {
+        Report {
+            outcome: Err(failure),
+            guest_cpu: Duration::ZERO,
+            peak_memory_bytes: 0,
+            detail: None,
+        }
+    }
+
+    /// `"ok"` or the failure's code.
+    pub fn outcome_code(&self) -> &'static str {
+        match &self.outcome {
+            Ok(()) => "ok",
+            Err(f) => f.code(),
+        }
+    }
+}

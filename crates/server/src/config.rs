@@ -1,0 +1,30 @@
+//! Listener settings.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How the server listens and what it accepts before any app runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Most request headers accepted (HTTP/1); more gets `431`.
+    pub max_header_count: usize,
+    /// Largest request head in bytes (request line + headers); more gets `431`.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send its request head.
+    pub header_read_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            max_header_count: 100,
+            max_header_bytes: 64 << 10,
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}

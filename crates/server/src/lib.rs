@@ -1,0 +1,16 @@
+//! The Verge HTTP server: listeners, routing to apps, access and guest logs.
+//!
+//! The server knows apps only through [`AppRegistry`] (host name → runnable app); it
+//! never sees manifests or the control plane. `verge serve` and `verge node` run the
+//! same server with different registries and defaults.
+
+mod config;
+mod log;
+mod registry;
+mod request_id;
+mod serve;
+
+pub use config::ServerConfig;
+pub use log::{AccessRecord, LogWriter};
+pub use registry::{AppRegistry, RoutedApp, SingleApp};
+pub use serve::{Server, ServerError};

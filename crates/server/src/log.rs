@@ -1,0 +1,146 @@
+//! JSON log lines on stdout: one access line per request, and guest output lines.
+//!
+//! Lines are formatted on the request's task but written by one background thread, so
+//! a slow stdout never stalls request handling, and bursts are written in batches.
+
+use std::io::Write;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use verge_runtime::{GuestLogSink, GuestStream, Report};
+
+/// Sends log lines to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl LogWriter {
+    /// Starts a writer thread writing to `out` (stdout in the CLI).
+    pub fn spawn(mut out: impl Write + Send + 'static) -> LogWriter {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("verge-log".into())
+            .spawn(move || {
+                while let Ok(line) = rx.recv() {
+                    let _ = out.write_all(&line);
+                    // Drain what else is queued before flushing: one write for a burst.
+                    while let Ok(line) = rx.try_recv() {
+                        let _ = out.write_all(&line);
+                    }
+                    let _ = out.flush();
+                }
+            })
+            .expect("spawning the log writer thread");
+        LogWriter { tx }
+    }
+
+    fn write<T: Serialize>(&self, record: &T) {
+        let mut line = Vec::with_capacity(256);
+        if serde_json::to_writer(&mut line, record).is_ok() {
+            line.push(b'\n');
+            let _ = self.tx.send(line);
+        }
+    }
+
+    /// Writes the access line of a finished request.
+    pub fn access(&self, record: &AccessRecord<'_>) {
+        self.write(record);
+    }
+
+    /// A guest-output sink tagging lines with `app`.
+    pub fn guest_sink(&self, app: &str) -> Arc<dyn GuestLogSink> {
+        Arc::new(GuestLines {
+            writer: self.clone(),
+            app: app.into(),
+        })
+    }
+}
+
+/// What the access line says about one request.
+#[derive(Debug, Serialize)]
+pub struct AccessRecord<'a> {
+    pub ts: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub request_id: &'a str,
+    pub app: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration_us: u64,
+    pub guest_cpu_us: u64,
+    pub peak_memory_bytes: u64,
+    pub outcome: &'static str,
+    /// Why the request failed, for humans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The full error chain with the Wasm backtrace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backtrace: Option<&'a str>,
+}
+
+impl<'a> AccessRecord<'a> {
+    /// The record for a request whose guest has finished.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        request_id: &'a str,
+        app: &'a str,
+        method: &'a str,
+        path: &'a str,
+        status: u16,
+        duration_us: u64,
+        report: &'a Report,
+    ) -> Self {
+        AccessRecord {
+            ts: timestamp(),
+            kind: "access",
+            request_id,
+            app,
+            method,
+            path,
+            status,
+            duration_us,
+            guest_cpu_us: report.guest_cpu.as_micros() as u64,
+            peak_memory_bytes: report.peak_memory_bytes,
+            outcome: report.outcome_code(),
+            error: report.outcome.as_ref().err().map(|f| f.describe()),
+            backtrace: report.detail.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct GuestRecord<'a> {
+    ts: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: &'a str,
+    app: &'a str,
+    stream: &'static str,
+    message: &'a str,
+}
+
+struct GuestLines {
+    writer: LogWriter,
+    app: Box<str>,
+}
+
+impl GuestLogSink for GuestLines {
+    fn guest_line(&self, request_id: &str, stream: GuestStream, line: &str) {
+        self.writer.write(&GuestRecord {
+            ts: timestamp(),
+            kind: "guest",
+            request_id,
+            app: &self.app,
+            stream: stream.as_str(),
+            message: line,
+        });
+    }
+}
+
+fn timestamp() -> String {
+    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}

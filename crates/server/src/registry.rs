@@ -1,0 +1,48 @@
+//! How the server finds the app for a request.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use verge_runtime::{App, GuestLogSink};
+
+
+/// An app ready to serve, with what the server needs to log for it.
+#[derive(Clone)]
+pub struct RoutedApp {
+    pub app: App,
+    pub name: Arc<str>,
+    /// Where the app's guest output goes (tagged with the app's name).
+    pub guest_log: Arc<dyn GuestLogSink>,
+}
+
+/// Maps a request's host to the app that serves it. The control plane implements this
+/// for fleets of services; [`SingleApp`] serves one app for every host.
+pub trait AppRegistry: Send + Sync + 'static {
+    fn resolve(&self, host: Option<&str>) -> Option<RoutedApp>;
+}
+
+/// One app for every host, swappable at run time (`verge serve --watch`). Requests in
+/// flight finish on the version they started with.
+pub struct SingleApp {
+    current: ArcSwap<RoutedApp>,
+}
+
+impl SingleApp {
+    pub fn new(app: RoutedApp) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(app),
+        }
+    }
+
+    /// Replaces the app; new requests go to the new one.
+    pub fn swap(&self, app: RoutedApp) {
+        self.current.store(Arc::new(app));
+    }
+}
+
+impl AppRegistry for SingleApp {
+    fn resolve(&self, _host: Option<&str>) -> Option<RoutedApp> {
+        Some(RoutedApp::clone(&self.current.load()))
+    }
+}
+

@@ -1,0 +1,202 @@
+//! Accepting connections and turning each request into one app execution.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use verge_runtime::{RequestContext, ResponseBody};
+
+use crate::config::ServerConfig;
+use crate::log::{AccessRecord, LogWriter};
+use crate::registry::AppRegistry;
+use crate::request_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not listen on {addr}; is another server using it? Pick another with --listen")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("accepting connections failed")]
+    Accept(#[source] std::io::Error),
+}
+
+/// A bound listener, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: ServerConfig,
+    registry: Arc<dyn AppRegistry>,
+    log: LogWriter,
+}
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+impl Server {
+    /// Binds the listen address. Port 0 picks a free port; see [`Server::local_addr`].
+    pub async fn bind(
+        config: ServerConfig,
+        registry: Arc<dyn AppRegistry>,
+        log: LogWriter,
+    ) -> Result<Server, ServerError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                registry,
+                log,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then waits (up to the configured grace period)
+    /// for requests in flight.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let config = &self.shared.config;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_headers(config.max_header_count)
+            // hyper refuses a buffer below 8 KiB.
+            .max_buf_size(config.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    // Out of file descriptors and the like: keep serving the others.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = self.shared.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        let grace = self.shared.config.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in flight after {grace:?}; closing them");
+        }
+        Ok(())
+    }
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let request_id: Arc<str> = request_id::next().into();
+
+    let host = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
+    let Some(host) = host.map(str::to_owned) else {
+        return plain(StatusCode::BAD_REQUEST, "missing Host header\n", &request_id);
+    };
+    let host = host.split(':').next().unwrap_or_default();
+    let Some(routed) = shared.registry.resolve(Some(host)) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            &format!("no app serves host `{host}`\n"),
+            &request_id,
+        );
+    };
+
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        log: routed.guest_log.clone(),
+    };
+    let execution = routed.app.handle(req, ctx).await;
+    let mut response = execution.response;
+    let status = response.status().as_u16();
+    response.headers_mut().insert(
+        REQUEST_ID_HEADER,
+        HeaderValue::from_str(&request_id).expect("request ids are hex"),
+    );
+
+    let log = shared.log.clone();
+    let pending = execution.report;
+    tokio::spawn(async move {
+        let report = pending.wait().await;
+        let duration_us = started.elapsed().as_micros() as u64;
+        log.access(&AccessRecord::new(
+            &request_id,
+            &routed.name,
+            method.as_str(),
+            &path,
+            status,
+            duration_us,
+            &report,
+        ));
+    });
+    response
+}
+
+fn plain(status: StatusCode, text: &str, request_id: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(text.to_owned()))
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        REQUEST_ID_HEADER,
+        HeaderValue::from_str(request_id).expect("request ids are hex"),
+    );
+    response
+}

@@ -1,0 +1,23 @@
+//! The hello example: `GET /` greets, `GET /greet/NAME` greets by name,
+//! `POST /json` echoes a JSON object back with a field added.
+
+use verge::{Error, Request, Response};
+
+#[verge::main]
+fn main(req: Request) -> Result<Response, Error> {
+    let greeting = std::env::var("GREETING").unwrap_or_else(|_| "Hello".into());
+    let path = req.path().to_owned();
+    match (req.method().as_str(), path.as_str()) {
+        ("GET", "/") => Ok(Response::text(format!("{greeting}, world!\n"))),
+        ("GET", p) if p.starts_with("/greet/") => {
+            let name = &p["/greet/".len()..];
+            Ok(Response::text(format!("{greeting}, {name}!\n")))
+        }
+        ("POST", "/json") => {
+            let mut value: serde_json::Map<String, serde_json::Value> = req.into_json()?;
+            value.insert("greeting".into(), greeting.into());
+            Ok(Response::json(&value)?)
+        }
+        _ => Ok(Response::with_status(404).with_body("not found\n")),
+    }
+}

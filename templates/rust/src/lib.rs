@@ -1,0 +1,19 @@
+//! A Verge app. `verge serve` builds it and serves it on http://127.0.0.1:7878.
+
+use verge::{Error, Request, Response};
+
+#[verge::main]
+fn main(req: Request) -> Result<Response, Error> {
+    // Lines printed to stdout or stderr become log lines tagged with the request id.
+    println!("{} {}", req.method(), req.path());
+
+    match req.path() {
+        "/" => {
+            let greeting = std::env::var("GREETING").unwrap_or_else(|_| "Hello".into());
+            Ok(Response::text(format!("{greeting} from {{name}}!\n")))
+        }
+        // Streams the request body back without holding it in memory.
+        "/echo" => Ok(Response::new().with_body(req.into_body())),
+        _ => Ok(Response::with_status(404).with_body("not found\n")),
+    }
+}

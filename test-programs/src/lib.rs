@@ -1,0 +1,1 @@
+//! Shared nothing: every guest is an example of this crate.

@@ -1,0 +1,252 @@
+//! Test harness: builds the guest programs once per test run, starts the real `verge`
+//! binary on 127.0.0.1:0 and reads its ready line and JSON logs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use verge_build::Toolchain;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn verge_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_verge"))
+}
+
+/// One target dir for every guest built in tests, so the wasm32 standard library is
+/// built once.
+pub fn guest_target_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let target = if target.is_absolute() { target } else { repo_root().join(target) };
+    target.join("guests")
+}
+
+/// The component of a test program (`test-programs/examples/NAME.rs`), built with the
+/// guest toolchain the first time it is asked for in this process.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(build_test_programs);
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.exists(), "no test program named {name}");
+    path
+}
+
+fn build_test_programs() -> PathBuf {
+    let toolchain =
+        Toolchain::detect().expect("a guest toolchain (scripts/install-guest-toolchain.sh)");
+    let target = guest_target_dir();
+    let components = target.join("components");
+    verge_build::build_example_components(
+        &toolchain,
+        &repo_root().join("test-programs"),
+        &target,
+        &components,
+    )
+    .unwrap_or_else(|e| panic!("building the test programs: {e}"));
+    components
+}
+
+/// Lines a child process printed, shared with the thread reading them.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn collect(&self, reader: impl std::io::Read + Send + 'static) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                let (store, cond) = &*lines.0;
+                store.lock().unwrap().push(line);
+                cond.notify_all();
+            }
+        });
+    }
+
+    /// Waits until a line satisfies `pred`; panics after `timeout` with what was seen.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        let (store, cond) = &*self.0;
+        let mut lines = store.lock().unwrap();
+        loop {
+            if let Some(line) = lines.iter().find(|l| pred(l)) {
+                return line.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!("timed out waiting for a line; saw:\n{}", lines.join("\n"));
+            }
+            lines = cond.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().clone()
+    }
+}
+
+/// A running `verge serve`, killed on drop.
+pub struct Verge {
+    child: Child,
+    pub addr: String,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    _cache: Option<tempfile::TempDir>,
+}
+
+impl Verge {
+    /// `verge serve ARGS --listen 127.0.0.1:0`, with a fresh compile cache.
+    pub fn serve(args: &[&str]) -> Verge {
+        let cache = tempfile::tempdir().unwrap();
+        let cache_dir = cache.path().to_str().unwrap().to_owned();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--cache-dir", &cache_dir]);
+        let mut verge = Self::serve_with(&all);
+        verge._cache = Some(cache);
+        verge
+    }
+
+    /// `verge serve ARGS --listen 127.0.0.1:0`, nothing else added.
+    pub fn serve_with(args: &[&str]) -> Verge {
+        let mut child = Command::new(verge_bin())
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("NO_COLOR", "1")
+            .env("CARGO_TARGET_DIR", guest_target_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting verge");
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        stdout.collect(child.stdout.take().unwrap());
+        stderr.collect(child.stderr.take().unwrap());
+        let mut verge = Verge {
+            child,
+            addr: String::new(),
+            stdout,
+            stderr,
+            _cache: None,
+        };
+        let ready = verge.wait_ready();
+        verge.addr = ready;
+        verge
+    }
+
+    fn wait_ready(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let found = self
+                .stdout
+                .all()
+                .into_iter()
+                .find_map(|l| l.strip_prefix("Listening on http://").map(str::to_owned));
+            if let Some(addr) = found {
+                return addr;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "verge exited ({status}) before it was ready; stderr:\n{}",
+                    self.stderr.all().join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "verge did not become ready");
+            // Wake on the next stdout line, or re-check the child every 50 ms.
+            let (store, cond) = &*self.stdout.0;
+            let lines = store.lock().unwrap();
+            let _ = cond.wait_timeout(lines, Duration::from_millis(50)).unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The access log line of a request.
+    pub fn access_line(&self, request_id: &str) -> serde_json::Value {
+        let line = self.stdout.wait_for(Duration::from_secs(30), |l| {
+            l.contains("\"type\":\"access\"") && l.contains(request_id)
+        });
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Peak resident memory of the server process so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        kib * 1024
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Verge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `verge ARGS` to completion.
+pub fn verge(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(verge_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("CARGO_TARGET_DIR", guest_target_dir())
+        .output()
+        .expect("running verge")
+}
+
+/// A temporary app directory whose verge.toml points at an already built component.
+pub fn app_dir_for(component: &Path, extra_manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("verge.toml"),
+        format!(
+            "manifest_version = 1\nname = \"test-app\"\n[build]\noutput = {:?}\n{extra_manifest}",
+            component.display().to_string()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+pub fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-request-id")
+        .expect("every response carries x-request-id")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
