@@ -82,7 +82,7 @@ async fn headers_method_and_query_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn guests_see_only_declared_env_and_no_files_or_sockets() {
+async fn guests_see_only_declared_env_and_no_files_sockets_or_egress() {
     let app = app_dir_for(
         &guest("env"),
         "[env]\nGREETING = \"hi there\"\nMODE = \"test\"\n",
@@ -94,11 +94,17 @@ async fn guests_see_only_declared_env_and_no_files_or_sockets() {
     assert_eq!(
         body["env"],
         serde_json::json!({"GREETING": "hi there", "MODE": "test"}),
-        "the host environment (PATH, HOME…) must not leak"
+        "only declared variables; the host's (PATH, HOME…) must not leak"
     );
-    assert_eq!(body["fs_root"], "denied");
-    assert_eq!(body["fs_file"], "denied");
-    assert_eq!(body["tcp"], "denied");
+    assert_eq!(body["greeting"], "hi there");
+    assert_eq!(body["args"], serde_json::json!([]));
+    assert_eq!(body["preopens"], 0, "no directories are preopened");
+    let tcp = body["tcp"].as_str().unwrap();
+    assert!(tcp.contains("access-denied"), "tcp: {tcp}");
+    // A refused lookup looks like a failed one, so a guest cannot probe host names.
+    let lookup = body["name_lookup"].as_str().unwrap();
+    assert!(lookup.contains("permanent-resolver-failure"), "lookup: {lookup}");
+    assert!(body["http"].as_str().unwrap().contains("HttpRequestDenied"), "{body}");
 }
 
 /// A lazily generated body: `len` bytes of a pattern, in 64 KiB chunks.
@@ -148,7 +154,8 @@ async fn a_1_gib_upload_is_echoed_back_streaming() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_response_streams() {
-    let verge = Verge::serve(&[guest("huge-response").to_str().unwrap()]);
+    let app = app_dir_for(&guest("huge-response"), "[limits]\ncpu_time = \"20s\"\n");
+    let verge = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
     let resp = client().get(verge.url("/?mib=256")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut total = 0u64;
@@ -158,6 +165,30 @@ async fn a_huge_response_streams() {
     }
     assert_eq!(total, 256 << 20);
     assert!(verge.peak_rss() < 256 << 20, "the response was buffered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_cut_short_by_a_guest_fault_is_not_a_complete_response() {
+    // 256 MiB of pattern takes far more than the default 50 ms of guest CPU.
+    let verge = Verge::serve(&[guest("huge-response").to_str().unwrap()]);
+    let resp = client().get(verge.url("/?mib=256")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the head went out before the limit hit");
+    let id = request_id(&resp);
+    let mut body = resp.bytes_stream();
+    let mut total = 0u64;
+    let mut failed = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => total += chunk.len() as u64,
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the client must see an error, not a clean end after {total} bytes");
+    assert!(total < 256 << 20);
+    assert_eq!(verge.access_line(&id)["outcome"], "limit:cpu");
 }
 
 #[tokio::test(flavor = "multi_thread")]

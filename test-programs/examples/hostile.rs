@@ -5,6 +5,7 @@
 use verge::{Error, Request, Response};
 
 #[inline(never)]
+#[allow(unconditional_recursion)]
 fn dive(depth: u64, pad: &mut [u8; 64]) -> u64 {
     let mut local = *pad;
     local[(depth % 64) as usize] = depth as u8;

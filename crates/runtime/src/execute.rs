@@ -116,6 +116,8 @@ impl App {
         // The guest runs on its own task: it may keep streaming the body after the
         // response head has gone out.
         let (report_tx, report_rx) = oneshot::channel();
+        let guest_failed = Arc::new(AtomicBool::new(false));
+        let guest_failed_in_task = guest_failed.clone();
         let pre = self.inner.pre.clone();
         let wall_time = limits.wall_time;
         tokio::spawn(async move {
@@ -138,6 +140,9 @@ impl App {
                 peak_memory_bytes: store.data().memory.peak,
                 detail,
             };
+            // Mark the failure before dropping the store: dropping it ends the response
+            // body, which must then end with an error, not look complete.
+            guest_failed_in_task.store(report.outcome.is_err(), Ordering::Release);
             // Dropping the store drops the response outparam, which wakes the caller
             // if the guest never answered.
             drop(store);
@@ -158,7 +163,13 @@ impl App {
                     return execution;
                 }
                 Execution {
-                    response,
+                    response: response.map(|inner| {
+                        GuardedBody {
+                            inner,
+                            guest_failed,
+                        }
+                        .boxed_unsync()
+                    }),
                     report: PendingReport {
                         state: PendingState::Running(report_rx),
                         override_failure: None,
@@ -295,6 +306,39 @@ where
             self.remaining -= len;
         }
         Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The guest's response body, which must not end cleanly when the guest failed while
+/// writing it: Wasmtime ends it without error when the store is dropped, so a
+/// truncated body would look complete to the client.
+struct GuardedBody {
+    inner: ResponseBody,
+    guest_failed: Arc<AtomicBool>,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) if self.guest_failed.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
+            }
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -5,6 +5,7 @@
 //! same server with different registries and defaults.
 
 mod config;
+mod drain;
 mod log;
 mod registry;
 mod request_id;

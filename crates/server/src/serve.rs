@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use verge_runtime::{RequestContext, ResponseBody};
 
 use crate::config::ServerConfig;
+use crate::drain::DrainOnDrop;
 use crate::log::{AccessRecord, LogWriter};
 use crate::registry::AppRegistry;
 use crate::request_id;
@@ -161,7 +162,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBod
         request_id: request_id.clone(),
         log: routed.guest_log.clone(),
     };
-    let execution = routed.app.handle(req, ctx).await;
+    let execution = routed.app.handle(req.map(DrainOnDrop::new), ctx).await;
     let mut response = execution.response;
     let status = response.status().as_u16();
     response.headers_mut().insert(

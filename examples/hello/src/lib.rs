@@ -5,7 +5,7 @@ use verge::{Error, Request, Response};
 
 #[verge::main]
 fn main(req: Request) -> Result<Response, Error> {
-    let greeting = std::env::var("GREETING").unwrap_or_else(|_| "Hello".into());
+    let greeting = verge::env::var("GREETING").unwrap_or_else(|| "Hello".into());
     let path = req.path().to_owned();
     match (req.method().as_str(), path.as_str()) {
         ("GET", "/") => Ok(Response::text(format!("{greeting}, world!\n"))),

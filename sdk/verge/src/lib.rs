@@ -27,9 +27,11 @@
 //!   reader, which is streamed to the client as it is read.
 //! - [`Error`]: any error; a handler returning `Err` answers `500` and logs the error
 //!   (with its causes) to stderr, which Verge tags with the request id.
+//! - [`env::var`]: the environment variables declared in the manifest's `[env]`.
 //! - Printing to stdout or stderr writes log lines tagged with the request id.
 
 mod body;
+pub mod env;
 mod request;
 mod response;
 mod run;

@@ -9,7 +9,7 @@ fn main(req: Request) -> Result<Response, Error> {
 
     match req.path() {
         "/" => {
-            let greeting = std::env::var("GREETING").unwrap_or_else(|_| "Hello".into());
+            let greeting = verge::env::var("GREETING").unwrap_or_else(|| "Hello".into());
             Ok(Response::text(format!("{greeting} from {{name}}!\n")))
         }
         // Streams the request body back without holding it in memory.
