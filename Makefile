@@ -15,11 +15,15 @@ serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli
 	$(CARGO_TARGET_DIR)/release/verge serve examples/hello
 
+GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello
+
 test: guest-toolchain
 	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --manifest-path sdk/verge/Cargo.toml --doc
 
 fmt:
 	$(CARGO) fmt --all -- --check
+	for crate in $(GUEST_CRATES); do $(CARGO) fmt --manifest-path $$crate/Cargo.toml -- --check || exit 1; done
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -15,11 +15,24 @@ fn stderr(out: &std::process::Output) -> String {
 /// `verge serve PATH` that must fail before listening; returns its stderr.
 fn serve_fails(path: &Path) -> String {
     let out = verge(
-        &["serve", path.to_str().unwrap(), "--listen", "127.0.0.1:0", "--no-cache"],
+        &[
+            "serve",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--no-cache",
+        ],
         Path::new("."),
     );
-    assert!(!out.status.success(), "verge serve {} should fail", path.display());
-    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "no ready line");
+    assert!(
+        !out.status.success(),
+        "verge serve {} should fail",
+        path.display()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "no ready line"
+    );
     stderr(&out)
 }
 
@@ -38,27 +51,45 @@ fn serving_something_that_is_not_an_app_explains_what_is_wrong() {
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
     let err = serve_fails(&core);
-    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
 
     let no_export = dir.path().join("empty.wasm");
     std::fs::write(&no_export, wat::parse_str("(component)").unwrap()).unwrap();
     let err = serve_fails(&no_export);
-    assert!(err.contains("does not export `wasi:http/incoming-handler"), "{err}");
-    assert!(err.contains("caused by:"), "the cause chain is printed: {err}");
+    assert!(
+        err.contains("does not export `wasi:http/incoming-handler"),
+        "{err}"
+    );
+    assert!(
+        err.contains("caused by:"),
+        "the cause chain is printed: {err}"
+    );
 
     let odd_import = dir.path().join("odd-import.wasm");
     std::fs::write(
         &odd_import,
-        wat::parse_str(r#"(component (import "acme:widgets/frobnicate@1.0.0" (instance)))"#).unwrap(),
+        wat::parse_str(r#"(component (import "acme:widgets/frobnicate@1.0.0" (instance (export "spin" (func)))))"#).unwrap(),
     )
     .unwrap();
     let err = serve_fails(&odd_import);
-    assert!(err.contains("imports something Verge does not provide"), "{err}");
-    assert!(err.contains("acme:widgets/frobnicate"), "names the import: {err}");
+    assert!(
+        err.contains("imports something Verge does not provide"),
+        "{err}"
+    );
+    assert!(
+        err.contains("acme:widgets/frobnicate"),
+        "names the import: {err}"
+    );
 
     let no_manifest = tempfile::tempdir().unwrap();
     let err = serve_fails(no_manifest.path());
-    assert!(err.contains("no verge.toml") && err.contains("verge init"), "{err}");
+    assert!(
+        err.contains("no verge.toml") && err.contains("verge init"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -111,9 +142,17 @@ async fn init_build_serve_works_out_of_the_box() {
     let c = client();
     let resp = c.get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "Hello from my-app!\n");
-    let echoed = c.post(server.url("/echo")).body("ping").send().await.unwrap();
+    let echoed = c
+        .post(server.url("/echo"))
+        .body("ping")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(echoed.text().await.unwrap(), "ping");
-    assert_eq!(c.get(server.url("/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.get(server.url("/nope")).send().await.unwrap().status(),
+        404
+    );
 
     let bad_name = verge(&["init", "Bad_Name"], parent.path());
     assert!(!bad_name.status.success());
@@ -125,7 +164,11 @@ fn a_build_failure_shows_the_compiler_output() {
     let parent = tempfile::tempdir().unwrap();
     assert!(verge(&["init", "broken"], parent.path()).status.success());
     let app = parent.path().join("broken");
-    std::fs::write(app.join("src/lib.rs"), "fn oops() -> u32 { \"not a number\" }\n").unwrap();
+    std::fs::write(
+        app.join("src/lib.rs"),
+        "fn oops() -> u32 { \"not a number\" }\n",
+    )
+    .unwrap();
     let out = verge(&["build"], &app);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -138,9 +181,24 @@ async fn the_hello_example_builds_and_serves() {
     let example = repo_root().join("examples/hello");
     let server = serve_app(&example, &[]);
     let c = client();
-    assert_eq!(c.get(server.url("/")).send().await.unwrap().text().await.unwrap(), "Hello, world!\n");
     assert_eq!(
-        c.get(server.url("/greet/Ada")).send().await.unwrap().text().await.unwrap(),
+        c.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Hello, world!\n"
+    );
+    assert_eq!(
+        c.get(server.url("/greet/Ada"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
         "Hello, Ada!\n"
     );
     let json: serde_json::Value = c
@@ -152,8 +210,16 @@ async fn the_hello_example_builds_and_serves() {
         .json()
         .await
         .unwrap();
-    assert_eq!(json, serde_json::json!({"name": "Ada", "greeting": "Hello"}));
-    let bad = c.post(server.url("/json")).body("not json").send().await.unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"name": "Ada", "greeting": "Hello"})
+    );
+    let bad = c
+        .post(server.url("/json"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 500, "a handler error becomes a 500");
 }
 
@@ -163,9 +229,20 @@ async fn watch_swaps_the_app_without_dropping_requests_in_flight() {
     assert!(verge(&["init", "watched"], parent.path()).status.success());
     let app = parent.path().join("watched");
     let server = serve_app(&app, &["--watch"]);
-    server.stderr.wait_for(Duration::from_secs(10), |l| l.contains("Watching"));
+    server
+        .stderr
+        .wait_for(Duration::from_secs(10), |l| l.contains("Watching"));
     let c = client();
-    assert_eq!(c.get(server.url("/")).send().await.unwrap().text().await.unwrap(), "Hello from watched!\n");
+    assert_eq!(
+        c.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Hello from watched!\n"
+    );
 
     // Start an upload to /echo that stays open across the swap.
     let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
@@ -180,15 +257,31 @@ async fn watch_swaps_the_app_without_dropping_requests_in_flight() {
         .unwrap();
 
     let source = std::fs::read_to_string(app.join("src/lib.rs")).unwrap();
-    std::fs::write(app.join("src/lib.rs"), source.replace("{greeting} from", "{greeting} again from")).unwrap();
-    server.stderr.wait_for(Duration::from_secs(300), |l| l.contains("Reloaded"));
+    std::fs::write(
+        app.join("src/lib.rs"),
+        source.replace("{greeting} from", "{greeting} again from"),
+    )
+    .unwrap();
+    server
+        .stderr
+        .wait_for(Duration::from_secs(300), |l| l.contains("Reloaded"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = c.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+        let text = c
+            .get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if text == "Hello again from watched!\n" {
             break;
         }
-        assert!(Instant::now() < deadline, "still serving the old version: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "still serving the old version: {text}"
+        );
     }
 
     tx.unbounded_send(Ok(b"second half".to_vec())).unwrap();
@@ -198,6 +291,17 @@ async fn watch_swaps_the_app_without_dropping_requests_in_flight() {
 
     // A broken edit keeps the running version.
     std::fs::write(app.join("src/lib.rs"), "this is not rust").unwrap();
-    server.stderr.wait_for(Duration::from_secs(300), |l| l.contains("Keeping"));
-    assert_eq!(c.get(server.url("/")).send().await.unwrap().text().await.unwrap(), "Hello again from watched!\n");
+    server
+        .stderr
+        .wait_for(Duration::from_secs(300), |l| l.contains("Keeping"));
+    assert_eq!(
+        c.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Hello again from watched!\n"
+    );
 }

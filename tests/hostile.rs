@@ -26,7 +26,12 @@ async fn hit(verge: &Verge, path: &str) -> (reqwest::Response, serde_json::Value
 /// The server still answers a good request.
 async fn assert_still_healthy(verge: &mut Verge) {
     assert!(verge.is_running(), "the server died");
-    let resp = client().post(verge.url("/echo")).body("still here").send().await.unwrap();
+    let resp = client()
+        .post(verge.url("/echo"))
+        .body("still here")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "still here");
 }
@@ -37,11 +42,23 @@ async fn an_infinite_loop_is_stopped_by_the_cpu_limit_with_503() {
     let (resp, access) = hit(&verge, "/loop").await;
     assert_eq!(resp.status(), 503);
     let id = request_id(&resp);
-    assert!(resp.text().await.unwrap().contains(&id), "the error names the request id");
+    assert!(
+        resp.text().await.unwrap().contains(&id),
+        "the error names the request id"
+    );
     assert_eq!(access["outcome"], "limit:cpu");
     let cpu = access["guest_cpu_us"].as_u64().unwrap();
-    assert!((50_000..2_000_000).contains(&cpu), "guest CPU {cpu} µs for a 50 ms limit");
-    assert!(access["backtrace"].as_str().unwrap().contains("wasm backtrace"), "{access}");
+    assert!(
+        (50_000..2_000_000).contains(&cpu),
+        "guest CPU {cpu} µs for a 50 ms limit"
+    );
+    assert!(
+        access["backtrace"]
+            .as_str()
+            .unwrap()
+            .contains("wasm backtrace"),
+        "{access}"
+    );
     assert_still_healthy(&mut verge).await;
 }
 
@@ -69,7 +86,12 @@ async fn endless_recursion_traps_with_500() {
         error.contains("stack overflow") || error.contains("out of bounds"),
         "{error}"
     );
-    assert!(access["backtrace"].as_str().unwrap().contains("wasm backtrace"));
+    assert!(
+        access["backtrace"]
+            .as_str()
+            .unwrap()
+            .contains("wasm backtrace")
+    );
     assert_still_healthy(&mut verge).await;
 }
 
@@ -80,7 +102,10 @@ async fn a_panic_traps_with_500_and_logs_the_message() {
     assert_eq!(resp.status(), 500);
     let id = request_id(&resp);
     assert_eq!(access["outcome"], "trap");
-    assert!(access["error"].as_str().unwrap().contains("panicked"), "{access}");
+    assert!(
+        access["error"].as_str().unwrap().contains("panicked"),
+        "{access}"
+    );
     let backtrace = access["backtrace"].as_str().unwrap();
     assert!(backtrace.contains("wasm backtrace"), "{backtrace}");
     verge.stdout.wait_for(Duration::from_secs(10), |l| {
@@ -109,7 +134,10 @@ async fn a_guest_waiting_on_a_stalled_body_hits_the_wall_time_limit_with_504() {
     let access = verge.access_line(&request_id(&resp));
     assert_eq!(access["outcome"], "limit:wall_time");
     // Waiting on the host is not CPU time.
-    assert!(access["guest_cpu_us"].as_u64().unwrap() < 50_000, "{access}");
+    assert!(
+        access["guest_cpu_us"].as_u64().unwrap() < 50_000,
+        "{access}"
+    );
 }
 
 /// 150 good requests and 60 hostile ones, all at once, on one server.
@@ -125,10 +153,19 @@ async fn hostile_requests_do_not_disturb_concurrent_good_ones() {
             let body = format!("request {i} ").repeat(100 + i as usize);
             let resp = c2.post(url).body(body.clone()).send().await.unwrap();
             assert_eq!(resp.status(), 200, "good request {i}");
-            assert_eq!(resp.text().await.unwrap(), body, "request {i} got a wrong body");
+            assert_eq!(
+                resp.text().await.unwrap(),
+                body,
+                "request {i} got a wrong body"
+            );
         }));
         if i % 10 == 0 {
-            for (path, status) in [("/loop", 503), ("/panic", 500), ("/memory-bomb", 500), ("/recursion", 500)] {
+            for (path, status) in [
+                ("/loop", 503),
+                ("/panic", 500),
+                ("/memory-bomb", 500),
+                ("/recursion", 500),
+            ] {
                 let (c2, url) = (c.clone(), verge.url(path));
                 bad.push(tokio::spawn(async move {
                     let resp = c2.get(url).send().await.unwrap();

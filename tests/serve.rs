@@ -24,7 +24,10 @@ async fn hello_answers_and_logs_with_the_request_id() {
     assert_eq!(access["app"], "hello");
     assert!(access["duration_us"].as_u64().unwrap() > 0);
     assert!(access["guest_cpu_us"].as_u64().unwrap() > 0, "{access}");
-    assert!(access["peak_memory_bytes"].as_u64().unwrap() >= 64 << 10, "{access}");
+    assert!(
+        access["peak_memory_bytes"].as_u64().unwrap() >= 64 << 10,
+        "{access}"
+    );
 
     let guest_line = verge.stdout.wait_for(Duration::from_secs(10), |l| {
         l.contains("\"type\":\"guest\"") && l.contains(&id)
@@ -78,7 +81,10 @@ async fn headers_method_and_query_round_trip() {
     assert_eq!(body["method"], "PUT");
     assert_eq!(body["path"], "/a/b");
     assert_eq!(body["query"], "x=1&y=two");
-    assert_eq!(body["headers"]["x-multi"], serde_json::json!(["one", "two"]));
+    assert_eq!(
+        body["headers"]["x-multi"],
+        serde_json::json!(["one", "two"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,8 +109,14 @@ async fn guests_see_only_declared_env_and_no_files_sockets_or_egress() {
     assert!(tcp.contains("access-denied"), "tcp: {tcp}");
     // A refused lookup looks like a failed one, so a guest cannot probe host names.
     let lookup = body["name_lookup"].as_str().unwrap();
-    assert!(lookup.contains("permanent-resolver-failure"), "lookup: {lookup}");
-    assert!(body["http"].as_str().unwrap().contains("HttpRequestDenied"), "{body}");
+    assert!(
+        lookup.contains("permanent-resolver-failure"),
+        "lookup: {lookup}"
+    );
+    assert!(
+        body["http"].as_str().unwrap().contains("HttpRequestDenied"),
+        "{body}"
+    );
 }
 
 /// A lazily generated body: `len` bytes of a pattern, in 64 KiB chunks.
@@ -119,7 +131,10 @@ fn pattern_stream(len: u64) -> impl futures::Stream<Item = Result<Vec<u8>, std::
 #[tokio::test(flavor = "multi_thread")]
 async fn a_1_gib_upload_is_echoed_back_streaming() {
     const LEN: u64 = 1 << 30;
-    let app = app_dir_for(&guest("echo"), "[limits]\nmax_request_body = \"2GiB\"\nwall_time = \"300s\"\ncpu_time = \"60s\"\n");
+    let app = app_dir_for(
+        &guest("echo"),
+        "[limits]\nmax_request_body = \"2GiB\"\nwall_time = \"300s\"\ncpu_time = \"60s\"\n",
+    );
     let verge = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
     let baseline = verge.peak_rss();
     let resp = client()
@@ -132,7 +147,11 @@ async fn a_1_gib_upload_is_echoed_back_streaming() {
     let id = request_id(&resp);
 
     // Compare what comes back with what was sent, chunk by chunk, without keeping it.
-    let mut expected = Box::pin(pattern_stream(LEN).map(|c| c.unwrap()).flat_map(futures::stream::iter));
+    let mut expected = Box::pin(
+        pattern_stream(LEN)
+            .map(|c| c.unwrap())
+            .flat_map(futures::stream::iter),
+    );
     let mut received: u64 = 0;
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
@@ -186,23 +205,39 @@ async fn a_body_cut_short_by_a_guest_fault_is_not_a_complete_response() {
             }
         }
     }
-    assert!(failed, "the client must see an error, not a clean end after {total} bytes");
+    assert!(
+        failed,
+        "the client must see an error, not a clean end after {total} bytes"
+    );
     assert!(total < 256 << 20);
     assert_eq!(verge.access_line(&id)["outcome"], "limit:cpu");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn request_bodies_over_the_cap_get_413() {
-    let app = app_dir_for(&guest("body-length"), "[limits]\nmax_request_body = \"1KiB\"\n");
+    let app = app_dir_for(
+        &guest("body-length"),
+        "[limits]\nmax_request_body = \"1KiB\"\n",
+    );
     let verge = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
     let c = client();
 
-    let ok = c.post(verge.url("/")).body(vec![7u8; 1024]).send().await.unwrap();
+    let ok = c
+        .post(verge.url("/"))
+        .body(vec![7u8; 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "1024\n");
 
     // Declared too large: refused before the guest runs.
-    let declared = c.post(verge.url("/")).body(vec![7u8; 1025]).send().await.unwrap();
+    let declared = c
+        .post(verge.url("/"))
+        .body(vec![7u8; 1025])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(declared.status(), 413);
     let id = request_id(&declared);
     assert!(declared.text().await.unwrap().contains(&id));
@@ -216,7 +251,10 @@ async fn request_bodies_over_the_cap_get_413() {
         .await
         .unwrap();
     assert_eq!(chunked.status(), 413);
-    assert_eq!(verge.access_line(&request_id(&chunked))["outcome"], "limit:request_body");
+    assert_eq!(
+        verge.access_line(&request_id(&chunked))["outcome"],
+        "limit:request_body"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,14 +277,25 @@ async fn a_guest_that_never_reads_its_body_does_not_hang() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_request_heads_get_431() {
-    let verge = Verge::serve(&[guest("hello").to_str().unwrap(), "--max-header-count", "20", "--max-header-bytes", "16384"]);
+    let verge = Verge::serve(&[
+        guest("hello").to_str().unwrap(),
+        "--max-header-count",
+        "20",
+        "--max-header-bytes",
+        "16384",
+    ]);
     let c = client();
     let mut many = c.get(verge.url("/"));
     for i in 0..40 {
         many = many.header(format!("x-h{i}"), "v");
     }
     assert_eq!(many.send().await.unwrap().status(), 431);
-    let big = c.get(verge.url("/")).header("x-big", "a".repeat(32 << 10)).send().await.unwrap();
+    let big = c
+        .get(verge.url("/"))
+        .header("x-big", "a".repeat(32 << 10))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.status(), 431);
     assert_eq!(c.get(verge.url("/")).send().await.unwrap().status(), 200);
 }
@@ -259,11 +308,15 @@ fn a_second_start_compiles_nothing() {
     let args = [component.to_str().unwrap(), "--cache-dir", cache_dir];
 
     let first = Verge::serve_with(&args);
-    first.stderr.wait_for(Duration::from_secs(10), |l| l.contains("compiled, and cached for next time"));
+    first.stderr.wait_for(Duration::from_secs(10), |l| {
+        l.contains("compiled, and cached for next time")
+    });
     drop(first);
 
     let second = Verge::serve_with(&args);
-    second.stderr.wait_for(Duration::from_secs(10), |l| l.contains("from the compile cache"));
+    second.stderr.wait_for(Duration::from_secs(10), |l| {
+        l.contains("from the compile cache")
+    });
     assert!(
         !second.stderr.all().iter().any(|l| l.contains("compiled")),
         "the second start compiled again: {:?}",

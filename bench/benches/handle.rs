@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use verge_runtime::{App, AppSettings, GuestLogSink, GuestStream, RequestContext, Runtime, RuntimeConfig};
+use verge_runtime::{
+    App, AppSettings, GuestLogSink, GuestStream, RequestContext, Runtime, RuntimeConfig,
+};
 
 struct Discard;
 
@@ -27,14 +29,25 @@ fn bench(c: &mut Criterion) {
         log: Arc::new(Discard),
     };
     for guest in ["raw-hello", "hello"] {
-        let app = App::load_file(&runtime, &components.join(format!("{guest}.wasm")), AppSettings::default()).unwrap();
+        let app = App::load_file(
+            &runtime,
+            &components.join(format!("{guest}.wasm")),
+            AppSettings::default(),
+        )
+        .unwrap();
         c.bench_function(&format!("instantiate+handle/{guest}"), |b| {
             b.to_async(&tokio).iter(|| async {
                 let req = http::Request::get("http://localhost/")
                     .body(Empty::<Bytes>::new())
                     .unwrap();
                 let execution = app.handle(req, ctx.clone()).await;
-                let body = execution.response.into_body().collect().await.unwrap().to_bytes();
+                let body = execution
+                    .response
+                    .into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes();
                 assert!(!body.is_empty());
                 execution.report.wait().await
             })

@@ -12,7 +12,10 @@ fn tcp_connect() -> String {
         Ok(socket) => socket,
         Err(e) => return format!("{e:?}"),
     };
-    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress { port: 80, address: (127, 0, 0, 1) });
+    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port: 80,
+        address: (127, 0, 0, 1),
+    });
     if let Err(e) = socket.start_connect(&network, addr) {
         return format!("{e:?}");
     }

@@ -25,5 +25,7 @@ fn main(req: Request) -> Result<Response, Error> {
         .and_then(|q| q.strip_prefix("mib="))
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    Ok(Response::new().with_body(Body::from_reader(Pattern { remaining: mib << 20 })))
+    Ok(Response::new().with_body(Body::from_reader(Pattern {
+        remaining: mib << 20,
+    })))
 }

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use verge_build::Toolchain;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn verge_bin() -> PathBuf {
@@ -25,7 +28,11 @@ pub fn guest_target_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
-    let target = if target.is_absolute() { target } else { repo_root().join(target) };
+    let target = if target.is_absolute() {
+        target
+    } else {
+        repo_root().join(target)
+    };
     target.join("guests")
 }
 
@@ -88,7 +95,7 @@ impl Lines {
     }
 
     pub fn all(&self) -> Vec<String> {
-        self.0 .0.lock().unwrap().clone()
+        self.0.0.lock().unwrap().clone()
     }
 }
 

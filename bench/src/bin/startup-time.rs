@@ -30,7 +30,10 @@ fn main() -> anyhow::Result<()> {
         None
     };
     let runs: usize = args.remove(0).parse()?;
-    anyhow::ensure!(args.remove(0) == "--", "usage: startup-time [--addr A] N -- CMD ARGS");
+    anyhow::ensure!(
+        args.remove(0) == "--",
+        "usage: startup-time [--addr A] N -- CMD ARGS"
+    );
     let mut samples = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
@@ -49,7 +52,9 @@ fn main() -> anyhow::Result<()> {
             None => {
                 let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
                 let addr = loop {
-                    let line = lines.next().ok_or_else(|| anyhow::anyhow!("no ready line"))??;
+                    let line = lines
+                        .next()
+                        .ok_or_else(|| anyhow::anyhow!("no ready line"))??;
                     if let Some(addr) = line.strip_prefix("Listening on http://") {
                         break addr.to_owned();
                     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{componentize, ComponentizeError, Toolchain};
+use crate::{ComponentizeError, Toolchain, componentize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExamplesError {

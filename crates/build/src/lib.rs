@@ -11,6 +11,6 @@ mod componentize;
 mod examples;
 mod toolchain;
 
-pub use componentize::{componentize, ComponentizeError};
-pub use examples::{build_example_components, ExamplesError};
+pub use componentize::{ComponentizeError, componentize};
+pub use examples::{ExamplesError, build_example_components};
 pub use toolchain::{Toolchain, ToolchainError, ToolchainKind, WASM_TARGET};

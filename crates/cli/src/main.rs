@@ -17,7 +17,9 @@ use clap::{Parser, Subcommand};
 /// fresh sandboxed instance with hard memory and CPU limits.
 #[derive(Debug, Parser)]
 #[command(name = "verge", version, propagate_version = true)]
-#[command(after_help = "Quick start:\n  verge init hello\n  cd hello\n  verge serve\n  curl http://127.0.0.1:7878/")]
+#[command(
+    after_help = "Quick start:\n  verge init hello\n  cd hello\n  verge serve\n  curl http://127.0.0.1:7878/"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -126,7 +126,10 @@ impl Manifest {
 
     /// The Cargo package directory, relative to the manifest's directory.
     pub fn package_dir(&self) -> PathBuf {
-        self.build.path.clone().unwrap_or_else(|| PathBuf::from("."))
+        self.build
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// Environment variables as pairs, in name order.

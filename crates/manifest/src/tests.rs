@@ -27,8 +27,14 @@ GREETING = "hi"
     .unwrap();
     assert_eq!(m.name.as_str(), "hello-world");
     assert_eq!(m.limits.memory, Some(ByteSize(64 << 20)));
-    assert_eq!(m.limits.cpu_time, Some(DurationValue(Duration::from_millis(20))));
-    assert_eq!(m.limits.wall_time, Some(DurationValue(Duration::from_secs(5))));
+    assert_eq!(
+        m.limits.cpu_time,
+        Some(DurationValue(Duration::from_millis(20)))
+    );
+    assert_eq!(
+        m.limits.wall_time,
+        Some(DurationValue(Duration::from_secs(5)))
+    );
     assert_eq!(m.limits.max_request_body, Some(ByteSize(1 << 20)));
     assert_eq!(m.env_pairs(), vec![("GREETING".into(), "hi".into())]);
     assert_eq!(m.output(), Path::new("hello-world.wasm"));
@@ -44,7 +50,8 @@ fn minimal_manifest_takes_defaults() {
 
 #[test]
 fn unknown_key_is_named_with_its_line() {
-    let err = parse("manifest_version = 1\nname = \"a\"\n[limits]\nmemroy = \"1MiB\"\n").unwrap_err();
+    let err =
+        parse("manifest_version = 1\nname = \"a\"\n[limits]\nmemroy = \"1MiB\"\n").unwrap_err();
     assert!(err.contains("unknown field `memroy`"), "{err}");
     assert!(err.contains("line 4"), "{err}");
 }
@@ -52,7 +59,10 @@ fn unknown_key_is_named_with_its_line() {
 #[test]
 fn unknown_top_level_key_is_rejected() {
     let err = parse("manifest_version = 1\nname = \"a\"\nbogus = true\n").unwrap_err();
-    assert!(err.contains("unknown field `bogus`") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("unknown field `bogus`") && err.contains("line 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -71,10 +81,15 @@ fn missing_version_is_rejected() {
 fn bad_units_are_explained() {
     let err = parse("manifest_version = 1\nname = \"a\"\n[limits]\nmemory = \"12 parsecs\"\n")
         .unwrap_err();
-    assert!(err.contains("invalid size unit `parsecs`") && err.contains("line 4"), "{err}");
-    let err = parse("manifest_version = 1\nname = \"a\"\n[limits]\ncpu_time = \"50\"\n").unwrap_err();
+    assert!(
+        err.contains("invalid size unit `parsecs`") && err.contains("line 4"),
+        "{err}"
+    );
+    let err =
+        parse("manifest_version = 1\nname = \"a\"\n[limits]\ncpu_time = \"50\"\n").unwrap_err();
     assert!(err.contains("needs a unit"), "{err}");
-    let err = parse("manifest_version = 1\nname = \"a\"\n[limits]\nwall_time = \"0s\"\n").unwrap_err();
+    let err =
+        parse("manifest_version = 1\nname = \"a\"\n[limits]\nwall_time = \"0s\"\n").unwrap_err();
     assert!(err.contains("greater than zero"), "{err}");
 }
 

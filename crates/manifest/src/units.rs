@@ -16,9 +16,9 @@ impl ByteSize {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("invalid size `{text}`: expected a number and a unit, like \"128MiB\""))?;
+        let number: u64 = number.parse().map_err(|_| {
+            format!("invalid size `{text}`: expected a number and a unit, like \"128MiB\"")
+        })?;
         let scale: u64 = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
@@ -30,7 +30,7 @@ impl ByteSize {
             other => {
                 return Err(format!(
                     "invalid size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"
-                ))
+                ));
             }
         };
         number
@@ -78,7 +78,7 @@ impl DurationValue {
             other => {
                 return Err(format!(
                     "invalid duration unit `{other}` in `{text}`: use us, ms, s or m"
-                ))
+                ));
             }
         };
         if duration.is_zero() {

@@ -1,8 +1,8 @@
 //! The shared Wasmtime engine: configuration, pooling allocator, epoch ticker, linker.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::Linker;

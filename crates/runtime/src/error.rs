@@ -33,6 +33,8 @@ pub enum LoadError {
     MissingHandlerExport(#[source] wasmtime::Error),
     #[error("the engine could not be configured")]
     Engine(#[source] wasmtime::Error),
-    #[error("memory limit {requested} bytes is above the engine's per-instance maximum of {max} bytes")]
+    #[error(
+        "memory limit {requested} bytes is above the engine's per-instance maximum of {max} bytes"
+    )]
     MemoryLimitTooLarge { requested: u64, max: u64 },
 }

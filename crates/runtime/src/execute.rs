@@ -1,8 +1,8 @@
 //! Running one request in one fresh instance.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -89,7 +89,10 @@ impl App {
     {
         let limits = &self.inner.settings.limits;
         if content_length(&req).is_some_and(|len| len > limits.max_request_body_bytes) {
-            return failed(&ctx, Report::failed_before_start(Failure::RequestBodyTooLarge));
+            return failed(
+                &ctx,
+                Report::failed_before_start(Failure::RequestBodyTooLarge),
+            );
         }
 
         let mut store = self.new_store(&ctx);
@@ -100,7 +103,10 @@ impl App {
             exceeded: body_too_large.clone(),
         });
         let (response_tx, response_rx) = oneshot::channel();
-        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req);
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req);
         let outparam = store.data_mut().http().new_response_outparam(response_tx);
         let (incoming, outparam) = match (incoming, outparam) {
             (Ok(i), Ok(o)) => (i, o),
@@ -149,8 +155,11 @@ impl App {
             let _ = report_tx.send(report);
         });
 
-        let body_failure =
-            || body_too_large.load(Ordering::Relaxed).then_some(Failure::RequestBodyTooLarge);
+        let body_failure = || {
+            body_too_large
+                .load(Ordering::Relaxed)
+                .then_some(Failure::RequestBodyTooLarge)
+        };
         match response_rx.await {
             Ok(Ok(response)) => {
                 if let Some(failure) = body_failure() {
@@ -261,7 +270,11 @@ fn failed(ctx: &RequestContext, report: Report) -> Execution {
     let response = http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed_unsync())
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        )
         .expect("a static response is valid");
     Execution {
         response,

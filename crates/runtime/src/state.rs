@@ -1,7 +1,7 @@
 //! What one request's `Store` holds, and the linker that gives guests WASI + wasi:http.
 
-use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::Engine;
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 

@@ -4,8 +4,8 @@
 //! a slow stdout never stalls request handling, and bursts are written in batches.
 
 use std::io::Write;
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::SystemTime;
 
 use serde::Serialize;

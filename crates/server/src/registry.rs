@@ -5,7 +5,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use verge_runtime::{App, GuestLogSink};
 
-
 /// An app ready to serve, with what the server needs to log for it.
 #[derive(Clone)]
 pub struct RoutedApp {
@@ -45,4 +44,3 @@ impl AppRegistry for SingleApp {
         Some(RoutedApp::clone(&self.current.load()))
     }
 }
-

@@ -55,12 +55,13 @@ impl Server {
         registry: Arc<dyn AppRegistry>,
         log: LogWriter,
     ) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -145,7 +146,11 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBod
         .host()
         .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
     let Some(host) = host.map(str::to_owned) else {
-        return plain(StatusCode::BAD_REQUEST, "missing Host header\n", &request_id);
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "missing Host header\n",
+            &request_id,
+        );
     };
     let host = host.split(':').next().unwrap_or_default();
     let Some(routed) = shared.registry.resolve(Some(host)) else {

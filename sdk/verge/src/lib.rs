@@ -8,7 +8,7 @@
 //! use verge::{Error, Request, Response};
 //!
 //! #[verge::main]
-//! fn main(req: Request) -> Result<Response, Error> {
+//! fn handle(req: Request) -> Result<Response, Error> {
 //!     match req.path() {
 //!         "/" => Ok(Response::text("Hello from the edge!\n")),
 //!         // Stream the request body straight back, never holding it whole.
@@ -16,7 +16,11 @@
 //!         _ => Ok(Response::with_status(404).with_body("not found\n")),
 //!     }
 //! }
+//! # fn main() {}
 //! ```
+//!
+//! The handler may have any name; apps conventionally call it `main`, as in
+//! `#[fastly::main]`.
 //!
 //! Build it with `verge build`, run it with `verge serve`.
 //!

@@ -36,7 +36,9 @@ fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error>
         Err(e) => {
             ResponseOutparam::set(
                 response_out,
-                Err(ErrorCode::InternalError(Some(format!("invalid response header: {e:?}")))),
+                Err(ErrorCode::InternalError(Some(format!(
+                    "invalid response header: {e:?}"
+                )))),
             );
             anyhow::bail!("the response has a header the host refuses: {e:?}");
         }

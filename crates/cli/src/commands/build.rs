@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use verge_build::Toolchain;
 use verge_manifest::Manifest;
 
@@ -50,15 +50,21 @@ pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| package_dir.join("target"));
-    ui::status("Building", format!("{} ({:?} toolchain)", manifest.name.as_str(), toolchain.kind()));
+    ui::status(
+        "Building",
+        format!(
+            "{} ({:?} toolchain)",
+            manifest.name.as_str(),
+            toolchain.kind()
+        ),
+    );
 
     let module = cargo_build(&toolchain, &package_dir, &target_dir)?;
     let wasm = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
     let component = verge_build::componentize(&wasm)
         .with_context(|| format!("componentizing {}", module.display()))?;
     let output = dir.join(manifest.output());
-    std::fs::write(&output, &component)
-        .with_context(|| format!("writing {}", output.display()))?;
+    std::fs::write(&output, &component).with_context(|| format!("writing {}", output.display()))?;
     ui::status(
         "Built",
         format!(
@@ -76,7 +82,11 @@ pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
 
 /// Runs cargo, showing a spinner with its progress; on failure, shows the compiler's
 /// output. Returns the `.wasm` core module of the package's cdylib.
-fn cargo_build(toolchain: &Toolchain, package_dir: &Path, target_dir: &Path) -> anyhow::Result<PathBuf> {
+fn cargo_build(
+    toolchain: &Toolchain,
+    package_dir: &Path,
+    target_dir: &Path,
+) -> anyhow::Result<PathBuf> {
     let mut cmd = toolchain.cargo_build(package_dir, target_dir);
     cmd.args(["--lib", "--message-format=json-render-diagnostics"])
         .stdout(Stdio::piped())
@@ -129,6 +139,7 @@ fn cargo_build(toolchain: &Toolchain, package_dir: &Path, target_dir: &Path) -> 
 fn find_cdylib(messages: &str) -> Option<PathBuf> {
     messages
         .lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|msg| msg["reason"] == "compiler-artifact")
         .filter(|msg| {
@@ -144,5 +155,5 @@ fn find_cdylib(messages: &str) -> Option<PathBuf> {
                 .find(|f| f.ends_with(".wasm"))
                 .map(PathBuf::from)
         })
-        .last()
+        .next()
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use verge_manifest::AppName;
 
 use crate::ui;
@@ -21,10 +21,22 @@ pub struct Args {
 }
 
 const TEMPLATE: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../../../templates/rust/Cargo.toml.tmpl")),
-    ("verge.toml", include_str!("../../../../templates/rust/verge.toml.tmpl")),
-    ("src/lib.rs", include_str!("../../../../templates/rust/src/lib.rs")),
-    (".gitignore", include_str!("../../../../templates/rust/gitignore.tmpl")),
+    (
+        "Cargo.toml",
+        include_str!("../../../../templates/rust/Cargo.toml.tmpl"),
+    ),
+    (
+        "verge.toml",
+        include_str!("../../../../templates/rust/verge.toml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../../templates/rust/src/lib.rs"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../templates/rust/gitignore.tmpl"),
+    ),
 ];
 
 /// The SDK sources this verge was built from, used while the SDK is not on crates.io.
@@ -33,7 +45,12 @@ const SDK_SOURCE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sdk/ver
 pub fn run(args: Args) -> anyhow::Result<()> {
     let name = AppName::new(&args.name).map_err(anyhow::Error::msg)?;
     let dir = args.path.unwrap_or_else(|| PathBuf::from(name.as_str()));
-    if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if dir.exists()
+        && dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         bail!(
             "{} already exists and is not empty; choose another name or --path",
             dir.display()
@@ -51,8 +68,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .replace("{{sdk}}", &sdk);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    ui::status("Created", format!("app `{}` in {}", name.as_str(), dir.display()));
-    eprintln!("\nNext:\n  cd {}\n  verge serve\n  curl http://127.0.0.1:7878/", dir.display());
+    ui::status(
+        "Created",
+        format!("app `{}` in {}", name.as_str(), dir.display()),
+    );
+    eprintln!(
+        "\nNext:\n  cd {}\n  verge serve\n  curl http://127.0.0.1:7878/",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -105,12 +105,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     tokio.block_on(async {
         let server = Server::bind(server_config, registry.clone(), log.clone()).await?;
-        println!("Listening on http://{}", server.local_addr());
-        if let Source::AppDir { dir } = &source {
-            if args.watch {
-                crate::commands::watch::spawn(dir.clone(), runtime.clone(), registry.clone(), log.clone())?;
-            }
+        if let Source::AppDir { dir } = &source
+            && args.watch
+        {
+            crate::commands::watch::spawn(
+                dir.clone(),
+                runtime.clone(),
+                registry.clone(),
+                log.clone(),
+            )?;
         }
+        println!("Listening on http://{}", server.local_addr());
         server.run(shutdown_signal()).await?;
         anyhow::Ok(())
     })?;

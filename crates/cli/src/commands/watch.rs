@@ -1,8 +1,8 @@
 //! `verge serve --watch`: rebuild on source change and swap the app in place.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,7 +11,7 @@ use verge_manifest::Manifest;
 use verge_runtime::Runtime;
 use verge_server::{LogWriter, SingleApp};
 
-use crate::commands::serve::{load, Source};
+use crate::commands::serve::{Source, load};
 use crate::ui;
 
 /// Changes closer together than this are one change (editors write several files).
@@ -27,16 +27,13 @@ pub fn spawn(
 ) -> anyhow::Result<()> {
     let manifest = Manifest::load_dir(&dir)?;
     let package_dir = dir.join(manifest.package_dir());
-    let ignored = [
-        package_dir.join("target"),
-        dir.join(manifest.output()),
-    ];
+    let ignored = [package_dir.join("target"), dir.join(manifest.output())];
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if event.paths.iter().any(|p| is_source(p, &ignored)) {
-                let _ = tx.send(());
-            }
+        if let Ok(event) = event
+            && event.paths.iter().any(|p| is_source(p, &ignored))
+        {
+            let _ = tx.send(());
         }
     })
     .context("starting the file watcher")?;
