@@ -1,5 +1,9 @@
 //! In-process: instantiate a fresh instance and handle one `hello` request, end to end
 //! (request in, whole response body out), as `verge serve` does per request.
+//!
+//! Compares memory-reset strategies on one machine in one run: copy-on-write only,
+//! plus keep-resident `memset`, plus `PAGEMAP_SCAN` (reset only dirtied pages); and
+//! prints minor page faults per request for each.
 
 use std::sync::Arc;
 
@@ -16,6 +20,34 @@ impl GuestLogSink for Discard {
     fn guest_line(&self, _: &str, _: GuestStream, _: &str) {}
 }
 
+/// (name, keep-resident bytes, PAGEMAP_SCAN)
+const STRATEGIES: [(&str, usize, bool); 3] = [
+    ("cow", 0, false),
+    ("cow+keep-resident", 2 << 20, false),
+    ("cow+keep-resident+pagemap-scan", 2 << 20, true),
+];
+
+async fn one_request(app: &App, ctx: &RequestContext) {
+    let req = http::Request::get("http://localhost/")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let execution = app.handle(req, ctx.clone()).await;
+    let body = execution.response.into_body().collect().await.unwrap();
+    assert!(!body.to_bytes().is_empty());
+    assert!(execution.report.wait().await.outcome.is_ok());
+}
+
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[7].parse().unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let components = verge_bench::guest_components().expect("building the guest components");
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -23,35 +55,39 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let ctx = RequestContext {
         request_id: Arc::from("bench"),
         log: Arc::new(Discard),
     };
-    for guest in ["raw-hello", "hello"] {
-        let app = App::load_file(
-            &runtime,
-            &components.join(format!("{guest}.wasm")),
-            AppSettings::default(),
-        )
+    let mut faults = Vec::new();
+    for (strategy, keep_resident, pagemap_scan) in STRATEGIES {
+        let runtime = Runtime::new(RuntimeConfig {
+            memory_keep_resident_bytes: keep_resident,
+            pagemap_scan,
+            ..RuntimeConfig::default()
+        })
         .unwrap();
-        c.bench_function(&format!("instantiate+handle/{guest}"), |b| {
-            b.to_async(&tokio).iter(|| async {
-                let req = http::Request::get("http://localhost/")
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
-                let execution = app.handle(req, ctx.clone()).await;
-                let body = execution
-                    .response
-                    .into_body()
-                    .collect()
-                    .await
-                    .unwrap()
-                    .to_bytes();
-                assert!(!body.is_empty());
-                execution.report.wait().await
-            })
-        });
+        for guest in ["raw-hello", "hello"] {
+            let path = components.join(format!("{guest}.wasm"));
+            let app = App::load_file(&runtime, &path, AppSettings::default()).unwrap();
+            c.bench_function(&format!("instantiate+handle/{guest}/{strategy}"), |b| {
+                b.to_async(&tokio).iter(|| one_request(&app, &ctx))
+            });
+            let n = 2000;
+            let before = minor_faults();
+            tokio.block_on(async {
+                for _ in 0..n {
+                    one_request(&app, &ctx).await;
+                }
+            });
+            faults.push(format!(
+                "{guest}/{strategy}: {:.2} minor faults per request",
+                (minor_faults() - before) as f64 / n as f64
+            ));
+        }
+    }
+    for line in faults {
+        println!("{line}");
     }
 }
 

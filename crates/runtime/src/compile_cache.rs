@@ -108,3 +108,73 @@ impl Hasher for ShaHasher {
         self.0.update(bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::default()
+    }
+
+    fn component(name: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(component (core module (func (export "{name}"))))"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_second_load_hits_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, wasm) = (engine(), component("a"));
+        let (_, first) = load_or_compile(&engine, &wasm, Some(dir.path())).unwrap();
+        assert_eq!(first, CacheStatus::Miss);
+        let (_, second) = load_or_compile(&engine, &wasm, Some(dir.path())).unwrap();
+        assert_eq!(second, CacheStatus::Hit);
+    }
+
+    #[test]
+    fn keys_differ_by_content_and_by_engine_settings() {
+        let engine = engine();
+        assert_eq!(
+            cache_key(&engine, &component("a")),
+            cache_key(&engine, &component("a"))
+        );
+        assert_ne!(
+            cache_key(&engine, &component("a")),
+            cache_key(&engine, &component("b"))
+        );
+        let mut config = wasmtime::Config::new();
+        config.cranelift_opt_level(wasmtime::OptLevel::None);
+        let other = Engine::new(&config).unwrap();
+        assert_ne!(
+            cache_key(&engine, &component("a")),
+            cache_key(&other, &component("a"))
+        );
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_recompiled_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, wasm) = (engine(), component("a"));
+        let path = dir
+            .path()
+            .join(format!("{}.cwasm", cache_key(&engine, &wasm)));
+        std::fs::write(&path, b"definitely not compiled code").unwrap();
+        let (_, status) = load_or_compile(&engine, &wasm, Some(dir.path())).unwrap();
+        assert_eq!(status, CacheStatus::Miss);
+        let (_, again) = load_or_compile(&engine, &wasm, Some(dir.path())).unwrap();
+        assert_eq!(
+            again,
+            CacheStatus::Hit,
+            "the entry was replaced by a good one"
+        );
+    }
+
+    #[test]
+    fn no_cache_dir_means_disabled() {
+        let (_, status) = load_or_compile(&engine(), &component("a"), None).unwrap();
+        assert_eq!(status, CacheStatus::Disabled);
+    }
+}

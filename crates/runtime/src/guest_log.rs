@@ -118,3 +118,74 @@ impl Drop for LineWriter {
 impl Pollable for LineWriter {
     async fn ready(&mut self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<(String, &'static str, String)>>);
+
+    impl GuestLogSink for Collect {
+        fn guest_line(&self, request_id: &str, stream: GuestStream, line: &str) {
+            let mut lines = self.0.lock().unwrap();
+            lines.push((request_id.to_owned(), stream.as_str(), line.to_owned()));
+        }
+    }
+
+    fn writer(sink: &Arc<Collect>) -> LineWriter {
+        LineWriter {
+            out: GuestOutput {
+                request_id: "req-1".into(),
+                stream: GuestStream::Stderr,
+                sink: sink.clone(),
+            },
+            pending: Vec::new(),
+        }
+    }
+
+    fn lines(sink: &Collect) -> Vec<String> {
+        sink.0.lock().unwrap().iter().map(|l| l.2.clone()).collect()
+    }
+
+    #[test]
+    fn splits_writes_into_lines_across_write_boundaries() {
+        let sink = Arc::new(Collect::default());
+        let mut w = writer(&sink);
+        w.write(Bytes::from_static(b"hello wo")).unwrap();
+        assert!(lines(&sink).is_empty(), "no line before its newline");
+        w.write(Bytes::from_static(b"rld\r\nsecond\nthird"))
+            .unwrap();
+        assert_eq!(lines(&sink), ["hello world", "second"]);
+        drop(w);
+        assert_eq!(
+            lines(&sink),
+            ["hello world", "second", "third"],
+            "flushed on drop"
+        );
+        let first = &sink.0.lock().unwrap()[0];
+        assert_eq!((first.0.as_str(), first.1), ("req-1", "stderr"));
+    }
+
+    #[test]
+    fn cuts_overlong_lines_instead_of_buffering_them() {
+        let sink = Arc::new(Collect::default());
+        let mut w = writer(&sink);
+        w.write(Bytes::from(vec![b'x'; MAX_LINE_BYTES * 2 + 10]))
+            .unwrap();
+        let got = lines(&sink);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|l| l.len() == MAX_LINE_BYTES));
+        assert_eq!(w.pending.len(), 10);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_dropped() {
+        let sink = Arc::new(Collect::default());
+        let mut w = writer(&sink);
+        w.write(Bytes::from_static(b"bad \xff byte\n")).unwrap();
+        assert_eq!(lines(&sink), ["bad \u{fffd} byte"]);
+    }
+}

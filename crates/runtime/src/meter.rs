@@ -109,3 +109,62 @@ impl ResourceLimiter for MemoryMeter {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_counts_only_time_inside_wasm() {
+        let mut meter = CpuMeter::new(Duration::from_secs(10), Duration::from_millis(1));
+        meter.on_call_hook(CallHook::CallingWasm);
+        std::thread::sleep(Duration::from_millis(20));
+        meter.on_call_hook(CallHook::CallingHost);
+        let in_wasm = meter.used();
+        assert!(in_wasm >= Duration::from_millis(20));
+        // Waiting on the host is not counted.
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(meter.used(), in_wasm);
+        meter.on_call_hook(CallHook::ReturningFromHost);
+        std::thread::sleep(Duration::from_millis(5));
+        meter.on_call_hook(CallHook::ReturningFromWasm);
+        assert!(meter.used() >= in_wasm + Duration::from_millis(5));
+        assert!(meter.used() < in_wasm + Duration::from_millis(25));
+    }
+
+    #[test]
+    fn epoch_ticks_trap_past_the_limit_and_yield_before_it() {
+        let mut meter = CpuMeter::new(Duration::from_millis(3), Duration::from_millis(1));
+        meter.on_call_hook(CallHook::CallingWasm);
+        assert!(matches!(
+            meter.on_epoch_tick(),
+            Ok(UpdateDeadline::Yield(1))
+        ));
+        // After a yield, each tick charges one tick period.
+        assert!(meter.on_epoch_tick().is_ok());
+        assert!(meter.on_epoch_tick().is_ok());
+        let Err(err) = meter.on_epoch_tick() else {
+            panic!("the fourth tick is past the 3 ms limit");
+        };
+        assert_eq!(
+            err.downcast_ref::<LimitExceeded>(),
+            Some(&LimitExceeded::CpuTime { limit_ms: 3 })
+        );
+    }
+
+    #[test]
+    fn memory_growth_past_the_limit_fails_and_the_peak_is_kept() {
+        let mut meter = MemoryMeter::new(1 << 20);
+        assert!(meter.memory_growing(0, 64 << 10, None).unwrap());
+        assert!(meter.memory_growing(64 << 10, 1 << 20, None).unwrap());
+        let err = meter.memory_growing(1 << 20, 2 << 20, None).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<LimitExceeded>(),
+            Some(&LimitExceeded::Memory {
+                limit: 1 << 20,
+                requested: 2 << 20
+            })
+        );
+        assert_eq!(meter.peak, 1 << 20);
+    }
+}
