@@ -61,6 +61,24 @@ impl PendingReport {
         }
     }
 
+    /// The report, if the guest has already finished; otherwise the pending report.
+    pub fn try_now(mut self) -> Result<Report, PendingReport> {
+        if let PendingState::Running(rx) = &mut self.state {
+            match rx.try_recv() {
+                Ok(report) => self.state = PendingState::Ready(report),
+                Err(oneshot::error::TryRecvError::Empty) => return Err(self),
+                Err(oneshot::error::TryRecvError::Closed) => return Err(self),
+            }
+        }
+        let PendingState::Ready(mut report) = self.state else {
+            unreachable!("the state was made ready above")
+        };
+        if let Some(failure) = self.override_failure {
+            report.outcome = Err(failure);
+        }
+        Ok(report)
+    }
+
     pub async fn wait(self) -> Report {
         let mut report = match self.state {
             PendingState::Ready(report) => report,
@@ -102,7 +120,7 @@ impl App {
             remaining: limits.max_request_body_bytes,
             exceeded: body_too_large.clone(),
         });
-        let (response_tx, response_rx) = oneshot::channel();
+        let (response_tx, mut response_rx) = oneshot::channel();
         let incoming = store
             .data_mut()
             .http()
@@ -119,14 +137,12 @@ impl App {
             }
         };
 
-        // The guest runs on its own task: it may keep streaming the body after the
-        // response head has gone out.
         let (report_tx, report_rx) = oneshot::channel();
         let guest_failed = Arc::new(AtomicBool::new(false));
         let guest_failed_in_task = guest_failed.clone();
         let pre = self.inner.pre.clone();
         let wall_time = limits.wall_time;
-        tokio::spawn(async move {
+        let guest = async move {
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -153,14 +169,28 @@ impl App {
             // if the guest never answered.
             drop(store);
             let _ = report_tx.send(report);
-        });
+        };
+
+        // Run the guest on this task until it sets its response (most guests also
+        // finish their body by then): handing it to another task and waking this one
+        // back up costs more than a small request takes. Only a guest still streaming
+        // its body when the head is ready moves to a task of its own.
+        let mut guest = Box::pin(guest);
+        let response = tokio::select! {
+            biased;
+            () = &mut guest => response_rx.await,
+            response = &mut response_rx => {
+                tokio::spawn(guest);
+                response
+            }
+        };
 
         let body_failure = || {
             body_too_large
                 .load(Ordering::Relaxed)
                 .then_some(Failure::RequestBodyTooLarge)
         };
-        match response_rx.await {
+        match response {
             Ok(Ok(response)) => {
                 if let Some(failure) = body_failure() {
                     let report = Report::failed_before_start(failure.clone());

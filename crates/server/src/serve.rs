@@ -175,21 +175,26 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBod
         HeaderValue::from_str(&request_id).expect("request ids are hex"),
     );
 
-    let log = shared.log.clone();
-    let pending = execution.report;
-    tokio::spawn(async move {
-        let report = pending.wait().await;
-        let duration_us = started.elapsed().as_micros() as u64;
+    // Most guests have finished by the time their response is ready: log now rather
+    // than paying for a task that waits for the report.
+    let access = move |report: verge_runtime::Report, log: &LogWriter| {
         log.access(&AccessRecord::new(
             &request_id,
             &routed.name,
             method.as_str(),
             &path,
             status,
-            duration_us,
+            started.elapsed().as_micros() as u64,
             &report,
         ));
-    });
+    };
+    match execution.report.try_now() {
+        Ok(report) => access(report, &shared.log),
+        Err(pending) => {
+            let log = shared.log.clone();
+            tokio::spawn(async move { access(pending.wait().await, &log) });
+        }
+    }
     response
 }
 
