@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: per-request allocations (stores, resource tables, bodies) are small and
+/// short-lived; glibc's malloc showed up as ~9% of a loaded server's profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Build and run WebAssembly request handlers at the edge.
 ///
 /// A Verge app is a `wasi:http/proxy` component. Create one with `verge init`, build

@@ -1,15 +1,20 @@
 //! JSON log lines on stdout: one access line per request, and guest output lines.
 //!
 //! Lines are formatted on the request's task but written by one background thread, so
-//! a slow stdout never stalls request handling, and bursts are written in batches.
+//! a slow stdout never stalls request handling. The thread writes what is queued, then
+//! pauses briefly so that under load lines accumulate and are written in one batch,
+//! without waking the thread for every line.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use verge_runtime::{GuestLogSink, GuestStream, Report};
+
+/// How long the writer waits after a batch; bounds how late a line can appear.
+const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
 /// Sends log lines to the writer thread. Cheap to clone.
 #[derive(Clone)]
@@ -19,18 +24,19 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Starts a writer thread writing to `out` (stdout in the CLI).
-    pub fn spawn(mut out: impl Write + Send + 'static) -> LogWriter {
+    pub fn spawn(out: impl Write + Send + 'static) -> LogWriter {
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
         std::thread::Builder::new()
             .name("verge-log".into())
             .spawn(move || {
                 while let Ok(line) = rx.recv() {
                     let _ = out.write_all(&line);
-                    // Drain what else is queued before flushing: one write for a burst.
                     while let Ok(line) = rx.try_recv() {
                         let _ = out.write_all(&line);
                     }
                     let _ = out.flush();
+                    std::thread::sleep(BATCH_PAUSE);
                 }
             })
             .expect("spawning the log writer thread");
