@@ -49,7 +49,11 @@ fn minor_faults() -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let components = verge_bench::guest_components().expect("building the guest components");
+    // VERGE_BENCH_COMPONENTS: measure components built elsewhere (same file names).
+    let components = match std::env::var_os("VERGE_BENCH_COMPONENTS") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => verge_bench::guest_components().expect("building the guest components"),
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

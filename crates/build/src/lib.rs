@@ -13,4 +13,6 @@ mod toolchain;
 
 pub use componentize::{ComponentizeError, componentize};
 pub use examples::{ExamplesError, build_example_components};
-pub use toolchain::{Toolchain, ToolchainError, ToolchainKind, WASM_TARGET};
+pub use toolchain::{
+    GUEST_INITIAL_MEMORY_BYTES, Toolchain, ToolchainError, ToolchainKind, WASM_TARGET,
+};
