@@ -165,10 +165,12 @@ impl App {
             // Mark the failure before dropping the store: dropping it ends the response
             // body, which must then end with an error, not look complete.
             guest_failed_in_task.store(report.outcome.is_err(), Ordering::Release);
-            // Dropping the store drops the response outparam, which wakes the caller
-            // if the guest never answered.
-            drop(store);
             let _ = report_tx.send(report);
+            // Tearing the instance down (resetting its memory slot) can wait until the
+            // response is on its way: a task spawned here runs after the current one
+            // yields. Dropping the store also drops the response outparam, which wakes
+            // the caller if the guest never answered.
+            tokio::spawn(async move { drop(store) });
         };
 
         // Run the guest on this task until it sets its response (most guests also
