@@ -30,8 +30,6 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("accepting connections failed")]
-    Accept(#[source] std::io::Error),
 }
 
 /// A bound listener, ready to serve.
@@ -79,8 +77,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then waits (up to the configured grace period)
-    /// for requests in flight.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    /// for requests in flight. Failed accepts (out of descriptors, …) are logged and
+    /// skipped, so serving itself cannot fail.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let config = &self.shared.config;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -133,7 +132,6 @@ impl Server {
         {
             tracing::warn!("requests still in flight after {grace:?}; closing them");
         }
-        Ok(())
     }
 }
 

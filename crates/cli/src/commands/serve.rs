@@ -128,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )?;
         }
         println!("Listening on http://{}", server.local_addr());
-        server.run(shutdown_signal()).await?;
+        server.run(shutdown_signal()).await;
         anyhow::Ok(())
     })?;
     ui::status("Stopped", "all requests finished");
