@@ -27,6 +27,7 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	for crate in $(GUEST_CRATES); do $(CARGO) clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; done
 
 check: fmt clippy test
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
 use verge_runtime::{
-    App, AppSettings, GuestLogSink, GuestStream, RequestContext, Runtime, RuntimeConfig,
+    App, AppConfig, GuestLogSink, GuestStream, RequestContext, Runtime, RuntimeConfig,
 };
 
 struct Discard;
@@ -60,10 +60,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let ctx = RequestContext {
-        request_id: Arc::from("bench"),
-        log: Arc::new(Discard),
-    };
+    let ctx = RequestContext::new("bench", Arc::new(Discard));
     let mut faults = Vec::new();
     for (strategy, keep_resident, pagemap_scan) in STRATEGIES {
         let runtime = Runtime::new(RuntimeConfig {
@@ -74,7 +71,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         for guest in ["raw-hello", "hello"] {
             let path = components.join(format!("{guest}.wasm"));
-            let app = App::load_file(&runtime, &path, AppSettings::default()).unwrap();
+            let app = App::load_file(&runtime, &path, AppConfig::default()).unwrap();
             c.bench_function(&format!("instantiate+handle/{guest}/{strategy}"), |b| {
                 b.to_async(&tokio).iter(|| one_request(&app, &ctx))
             });

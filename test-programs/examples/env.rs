@@ -62,7 +62,7 @@ fn outgoing_http() -> String {
 #[verge::main]
 fn main(_req: Request) -> Result<Response, Error> {
     let env: std::collections::BTreeMap<String, String> = verge::env::vars().into_iter().collect();
-    Ok(Response::json(&serde_json::json!({
+    Response::json(&serde_json::json!({
         "env": env,
         "greeting": verge::env::var("GREETING"),
         "std_env_count": std::env::vars().count(),
@@ -71,5 +71,5 @@ fn main(_req: Request) -> Result<Response, Error> {
         "tcp": tcp_connect(),
         "name_lookup": name_lookup(),
         "http": outgoing_http(),
-    }))?)
+    }))
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod origin;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -122,7 +124,13 @@ impl Verge {
 
     /// `verge serve ARGS --listen 127.0.0.1:0`, nothing else added.
     pub fn serve_with(args: &[&str]) -> Verge {
+        Self::serve_with_env(args, &[])
+    }
+
+    /// `verge serve ARGS --listen 127.0.0.1:0` with extra environment variables.
+    pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Verge {
         let mut child = Command::new(verge_bin())
+            .envs(env.iter().copied())
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])

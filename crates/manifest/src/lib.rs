@@ -21,6 +21,7 @@
 //! GREETING = "hello"
 //! ```
 
+mod net;
 mod units;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use net::{BackendName, BackendUrl, Host, HostPattern, UrlScheme};
 pub use units::{ByteSize, DurationValue};
 
 /// The manifest file name.
@@ -68,6 +70,52 @@ pub struct Manifest {
     /// Environment variables the guest sees; it sees no others.
     #[serde(default)]
     pub env: BTreeMap<EnvName, String>,
+    /// Named origins: a guest request to `http://NAME/...` goes to backend NAME.
+    #[serde(default)]
+    pub backends: BTreeMap<BackendName, BackendSection>,
+    /// Which other hosts a guest may reach by URL.
+    #[serde(default)]
+    pub egress: EgressSection,
+    /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// One named backend.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// `https://host[:port][/path-prefix]`
+    pub url: BackendUrl,
+    /// The `Host` header (and TLS server name) sent instead of the url's host.
+    pub override_host: Option<String>,
+    /// Default 1s.
+    pub connect_timeout: Option<DurationValue>,
+    /// Time from sending the request to the response head. Default 15s.
+    pub first_byte_timeout: Option<DurationValue>,
+    /// Longest pause inside the response body. Default 10s.
+    pub between_bytes_timeout: Option<DurationValue>,
+    /// Requests in flight to this backend at once. Default 100.
+    pub max_connections: Option<u32>,
+    /// Verify the origin's TLS certificate. Default true.
+    pub tls_verify: Option<bool>,
+    /// PEM file of extra CA certificates to trust, relative to the manifest.
+    pub ca_file: Option<PathBuf>,
+    /// Allow loopback, private and link-local addresses. Default false.
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+/// Requests to URLs (dynamic backends).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSection {
+    /// `[scheme://]host[:port]` patterns: `api.example.com`, `*.example.com:*`.
+    #[serde(default)]
+    pub allow: Vec<HostPattern>,
+    /// Allow loopback, private and link-local addresses. Default false.
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 /// How to build the app.
@@ -90,9 +138,37 @@ pub struct LimitsSection {
     pub cpu_time: Option<DurationValue>,
     pub wall_time: Option<DurationValue>,
     pub max_request_body: Option<ByteSize>,
+    pub max_outbound_requests: Option<u32>,
+}
+
+impl LimitsSection {
+    /// These limits, with each one `over` sets taking its place.
+    pub fn overlaid_with(&self, over: &LimitsSection) -> LimitsSection {
+        LimitsSection {
+            memory: over.memory.or(self.memory),
+            cpu_time: over.cpu_time.or(self.cpu_time),
+            wall_time: over.wall_time.or(self.wall_time),
+            max_request_body: over.max_request_body.or(self.max_request_body),
+            max_outbound_requests: over.max_outbound_requests.or(self.max_outbound_requests),
+        }
+    }
 }
 
 impl Manifest {
+    /// Reads a manifest file (any name; `verge serve app.wasm --manifest FILE`).
+    pub fn load_file(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut manifest = Self::parse(&text, path)?;
+        manifest.dir = path
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(manifest)
+    }
+
     /// Reads `DIR/verge.toml`.
     pub fn load_dir(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
@@ -101,11 +177,7 @@ impl Manifest {
                 dir: dir.to_owned(),
             });
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        Self::parse(&text, &path)
+        Self::load_file(&path)
     }
 
     /// Parses manifest text; `path` is only used in error messages.

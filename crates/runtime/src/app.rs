@@ -7,20 +7,11 @@ use std::time::{Duration, Instant};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::compile_cache::{self, CacheStatus};
+use crate::config::AppConfig;
 use crate::engine::Runtime;
 use crate::error::LoadError;
-use crate::limits::Limits;
+use crate::host::AppHost;
 use crate::state::RequestState;
-
-/// Everything about an app the runtime needs, already validated and normalised.
-#[derive(Debug, Clone, Default)]
-pub struct AppSettings {
-    /// Shown in logs.
-    pub name: String,
-    pub limits: Limits,
-    /// The only environment variables the guest sees.
-    pub env: Vec<(String, String)>,
-}
 
 /// How loading went.
 #[derive(Debug, Clone, Copy)]
@@ -38,33 +29,31 @@ pub struct App {
 pub(crate) struct AppInner {
     pub(crate) runtime: Runtime,
     pub(crate) pre: ProxyPre<RequestState>,
-    pub(crate) settings: AppSettings,
+    pub(crate) config: AppConfig,
+    /// Each host API's per-app state.
+    pub(crate) host: AppHost,
     pub(crate) load_info: LoadInfo,
 }
 
 impl App {
     /// Reads a component from disk and loads it.
-    pub fn load_file(
-        runtime: &Runtime,
-        path: &Path,
-        settings: AppSettings,
-    ) -> Result<App, LoadError> {
+    pub fn load_file(runtime: &Runtime, path: &Path, config: AppConfig) -> Result<App, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::load(runtime, &bytes, settings)
+        Self::load(runtime, &bytes, config)
     }
 
     /// Compiles (or loads from the compile cache), links and pre-instantiates a
     /// `wasi:http/proxy` component.
-    pub fn load(runtime: &Runtime, wasm: &[u8], settings: AppSettings) -> Result<App, LoadError> {
+    pub fn load(runtime: &Runtime, wasm: &[u8], config: AppConfig) -> Result<App, LoadError> {
         let started = Instant::now();
         check_is_component(wasm)?;
         let max = runtime.config().max_memory_bytes;
-        if settings.limits.memory_bytes > max {
+        if config.limits.memory_bytes > max {
             return Err(LoadError::MemoryLimitTooLarge {
-                requested: settings.limits.memory_bytes,
+                requested: config.limits.memory_bytes,
                 max,
             });
         }
@@ -79,11 +68,13 @@ impl App {
             .instantiate_pre(&component)
             .map_err(LoadError::UnsatisfiedImport)?;
         let pre = ProxyPre::new(instance_pre).map_err(LoadError::MissingHandlerExport)?;
+        let host = AppHost::new(&config)?;
         Ok(App {
             inner: Arc::new(AppInner {
                 runtime: runtime.clone(),
                 pre,
-                settings,
+                config,
+                host,
                 load_info: LoadInfo {
                     cache,
                     elapsed: started.elapsed(),
@@ -92,8 +83,8 @@ impl App {
         })
     }
 
-    pub fn settings(&self) -> &AppSettings {
-        &self.inner.settings
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
     }
 
     pub fn load_info(&self) -> LoadInfo {

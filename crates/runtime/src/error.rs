@@ -34,7 +34,15 @@ pub enum LoadError {
     #[error("the engine could not be configured")]
     Engine(#[source] wasmtime::Error),
     #[error(
-        "memory limit {requested} bytes is above the engine's per-instance maximum of {max} bytes"
+        "memory limit {requested} bytes is above the engine's per-instance maximum of {max} \
+         bytes (the memory slot size is fixed when the server starts, from the largest \
+         configured app: restart it to raise the limit)"
     )]
     MemoryLimitTooLarge { requested: u64, max: u64 },
+    #[error("TLS could not be set up: {0}")]
+    Tls(String),
+    #[error("could not use the CA file {path}: {why}")]
+    CaFile { path: PathBuf, why: String },
+    #[error("invalid app settings")]
+    Config(#[from] crate::config::ConfigError),
 }

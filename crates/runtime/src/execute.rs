@@ -1,37 +1,53 @@
 //! Running one request in one fresh instance.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
 use wasmtime::Store;
-use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::app::App;
-use crate::egress::DenyEgress;
-use crate::guest_log::{GuestLogSink, GuestOutput, GuestStream};
-use crate::meter::{CpuMeter, MemoryMeter};
-use crate::outcome::{Failure, Report};
+use crate::guest_log::GuestLogSink;
+use crate::outcome::{Failure, Report, error_chain};
 use crate::state::RequestState;
+use crate::trace::TraceContext;
 
 /// The response body type: streamed from the guest as it writes.
 pub type ResponseBody = HyperOutgoingBody;
 
-/// Per-request context supplied by the caller.
+/// Per-request context supplied by the caller (the server).
 #[derive(Clone)]
 pub struct RequestContext {
     /// Tags every log line of this request.
     pub request_id: Arc<str>,
     /// Where the guest's stdout and stderr lines go.
     pub log: Arc<dyn GuestLogSink>,
+    /// The client's address: the socket peer, or what a trusted proxy said it was.
+    pub client_addr: Option<SocketAddr>,
+    /// The scheme the client used (`http`, or `https` once TLS is terminated).
+    pub scheme: http::uri::Scheme,
+}
+
+impl RequestContext {
+    /// A context for a plain-HTTP request with no known client address.
+    pub fn new(request_id: impl Into<Arc<str>>, log: Arc<dyn GuestLogSink>) -> Self {
+        RequestContext {
+            request_id: request_id.into(),
+            log,
+            client_addr: None,
+            scheme: http::uri::Scheme::HTTP,
+        }
+    }
 }
 
 /// The response to send, and the report that completes once the guest has finished
@@ -62,6 +78,10 @@ impl PendingReport {
     }
 
     /// The report, if the guest has already finished; otherwise the pending report.
+    #[allow(
+        clippy::result_large_err,
+        reason = "moved once per request; boxing would cost an allocation instead"
+    )]
     pub fn try_now(mut self) -> Result<Report, PendingReport> {
         if let PendingState::Running(rx) = &mut self.state {
             match rx.try_recv() {
@@ -105,7 +125,7 @@ impl App {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let limits = &self.inner.settings.limits;
+        let limits = &self.inner.config.limits;
         if content_length(&req).is_some_and(|len| len > limits.max_request_body_bytes) {
             return failed(
                 &ctx,
@@ -113,7 +133,8 @@ impl App {
             );
         }
 
-        let mut store = self.new_store(&ctx);
+        let trace = TraceContext::from_headers(req.headers());
+        let mut store = self.new_store(&ctx, trace);
         let body_too_large = Arc::new(AtomicBool::new(false));
         let req = req.map(|inner| CappedBody {
             inner,
@@ -121,10 +142,14 @@ impl App {
             exceeded: body_too_large.clone(),
         });
         let (response_tx, mut response_rx) = oneshot::channel();
-        let incoming = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req);
+        let scheme = if ctx.scheme == http::uri::Scheme::HTTPS {
+            Scheme::Https
+        } else if ctx.scheme == http::uri::Scheme::HTTP {
+            Scheme::Http
+        } else {
+            Scheme::Other(ctx.scheme.as_str().to_owned())
+        };
+        let incoming = store.data_mut().http().new_incoming_request(scheme, req);
         let outparam = store.data_mut().http().new_response_outparam(response_tx);
         let (incoming, outparam) = match (incoming, outparam) {
             (Ok(i), Ok(o)) => (i, o),
@@ -132,7 +157,7 @@ impl App {
                 let mut report = Report::failed_before_start(Failure::Trap {
                     reason: format!("the request could not be passed to the guest: {e:#}"),
                 });
-                report.detail = Some(format!("{e:?}"));
+                report.detail = Some(error_chain(&e));
                 return failed(&ctx, report);
             }
         };
@@ -153,14 +178,19 @@ impl App {
             let result = tokio::time::timeout(wall_time, run).await;
             let (outcome, detail) = match result {
                 Ok(Ok(())) => (Ok(()), None),
-                Ok(Err(e)) => (Err(Failure::from_guest_error(&e)), Some(format!("{e:?}"))),
+                Ok(Err(e)) => (Err(Failure::from_guest_error(&e)), Some(error_chain(&e))),
                 Err(_elapsed) => (Err(Failure::WallTimeLimit), None),
             };
+            let state = store.data();
+            let outbound = &state.outbound.stats;
             let report = Report {
                 outcome,
-                guest_cpu: store.data().cpu.used(),
-                peak_memory_bytes: store.data().memory.peak,
+                guest_cpu: state.cpu.used(),
+                peak_memory_bytes: state.memory.peak,
                 detail,
+                trace_id: Some(state.outbound.trace.trace_id()),
+                subrequests: outbound.subrequests.load(Ordering::Relaxed),
+                origin_wait: Duration::from_micros(outbound.origin_wait_us.load(Ordering::Relaxed)),
             };
             // Mark the failure before dropping the store: dropping it ends the response
             // body, which must then end with an error, not look complete.
@@ -239,39 +269,8 @@ impl App {
         }
     }
 
-    fn new_store(&self, ctx: &RequestContext) -> Store<RequestState> {
-        let app = &self.inner;
-        let limits = &app.settings.limits;
-        let output = |stream| GuestOutput {
-            request_id: ctx.request_id.clone(),
-            stream,
-            sink: ctx.log.clone(),
-        };
-        let wasi = WasiCtx::builder()
-            .stdout(output(GuestStream::Stdout))
-            .stderr(output(GuestStream::Stderr))
-            .envs(&app.settings.env)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = RequestState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: Default::default(),
-            hooks: DenyEgress,
-            memory: MemoryMeter::new(limits.memory_bytes),
-            cpu: CpuMeter::new(limits.cpu_time, app.runtime.config().epoch_tick),
-        };
-        let mut store = Store::new(app.runtime.engine(), state);
-        store.limiter(|state| &mut state.memory);
-        store.call_hook(|mut ctx, hook| {
-            ctx.data_mut().cpu.on_call_hook(hook);
-            Ok(())
-        });
-        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_epoch_tick());
-        store.set_epoch_deadline(1);
-        store
+    fn new_store(&self, ctx: &RequestContext, trace: TraceContext) -> Store<RequestState> {
+        RequestState::new(&self.inner, ctx, trace).into_store(self.inner.runtime.engine())
     }
 }
 

@@ -26,6 +26,12 @@ impl GuestStream {
 /// (the server writes them as JSON log lines).
 pub trait GuestLogSink: Send + Sync + 'static {
     fn guest_line(&self, request_id: &str, stream: GuestStream, line: &str);
+
+    /// A line Verge writes about the request itself: `kind` is `egress` for a refused
+    /// outbound request, `origin` for an origin that failed.
+    fn host_line(&self, request_id: &str, kind: &str, line: &str) {
+        let _ = (request_id, kind, line);
+    }
 }
 
 /// A line longer than this is cut into pieces, so a guest cannot make the host buffer

@@ -10,18 +10,24 @@
 
 mod app;
 mod compile_cache;
-mod egress;
+mod config;
 mod engine;
 mod error;
 mod execute;
 mod guest_log;
+mod host;
 mod limits;
 mod meter;
 mod outcome;
 mod state;
+mod trace;
 
-pub use app::{App, AppSettings, LoadInfo};
+pub use app::{App, LoadInfo};
 pub use compile_cache::CacheStatus;
+pub use config::{
+    AppConfig, BackendConfig, ConfigError, DEFAULT_MAX_CONNECTIONS, EgressConfig, OriginTimeouts,
+    TlsConfig,
+};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::LoadError;
 pub use execute::{Execution, PendingReport, RequestContext, ResponseBody};

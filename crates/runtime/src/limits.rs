@@ -15,15 +15,19 @@ pub struct Limits {
     pub wall_time: Duration,
     /// Largest request body the guest may read, enforced while streaming.
     pub max_request_body_bytes: u64,
+    /// Outbound HTTP requests one request may make.
+    pub max_outbound_requests: u32,
 }
 
 impl Limits {
-    /// 128 MiB of memory, 50 ms of CPU, 60 s of wall time, 100 MiB request bodies.
+    /// 128 MiB of memory, 50 ms of CPU, 60 s of wall time, 100 MiB request bodies,
+    /// 32 outbound requests.
     pub const DEFAULT: Limits = Limits {
         memory_bytes: 128 << 20,
         cpu_time: Duration::from_millis(50),
         wall_time: Duration::from_secs(60),
         max_request_body_bytes: 100 << 20,
+        max_outbound_requests: 32,
     };
 }
 

@@ -24,6 +24,8 @@ pub enum Failure {
     GuestError { code: String },
     /// The guest returned without setting a response → 500.
     NoResponse,
+    /// Every instance slot was busy; the guest never started → 503.
+    Overloaded,
 }
 
 impl Failure {
@@ -31,7 +33,7 @@ impl Failure {
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self {
-            Failure::CpuLimit => S::SERVICE_UNAVAILABLE,
+            Failure::CpuLimit | Failure::Overloaded => S::SERVICE_UNAVAILABLE,
             Failure::WallTimeLimit => S::GATEWAY_TIMEOUT,
             Failure::RequestBodyTooLarge => S::PAYLOAD_TOO_LARGE,
             Failure::Trap { .. }
@@ -51,6 +53,7 @@ impl Failure {
             Failure::RequestBodyTooLarge => "limit:request_body",
             Failure::GuestError { .. } => "guest_error",
             Failure::NoResponse => "no_response",
+            Failure::Overloaded => "overloaded",
         }
     }
 
@@ -64,6 +67,9 @@ impl Failure {
             Failure::RequestBodyTooLarge => "the request body is larger than allowed".into(),
             Failure::GuestError { code } => format!("the guest answered with an error: {code}"),
             Failure::NoResponse => "the guest returned without sending a response".into(),
+            Failure::Overloaded => {
+                "the node is running as many instances as it may; try again shortly".into()
+            }
         }
     }
 
@@ -74,6 +80,12 @@ impl Failure {
                 LimitExceeded::CpuTime { .. } => Failure::CpuLimit,
                 LimitExceeded::Memory { .. } => Failure::MemoryLimit,
             };
+        }
+        if err
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            return Failure::Overloaded;
         }
         let reason = match err.downcast_ref::<Trap>() {
             Some(Trap::StackOverflow) => "stack overflow".to_string(),
@@ -87,6 +99,21 @@ impl Failure {
     }
 }
 
+/// An error and its causes, one per line, with the Wasm backtrace (which Wasmtime
+/// attaches as a cause) but never a host Rust backtrace: those say nothing about the
+/// guest, run to tens of kilobytes, and capturing one costs milliseconds.
+pub(crate) fn error_chain(err: &wasmtime::Error) -> String {
+    use std::fmt::Write;
+    let mut text = err.to_string();
+    for (i, cause) in err.chain().skip(1).enumerate() {
+        if i == 0 {
+            text.push_str("\n\nCaused by:");
+        }
+        let _ = write!(text, "\n    {i}: {cause}");
+    }
+    text
+}
+
 /// What a request cost and how it ended; written to the access log.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -97,6 +124,12 @@ pub struct Report {
     pub peak_memory_bytes: u64,
     /// The full error chain with the Wasm backtrace, when the guest failed.
     pub detail: Option<String>,
+    /// The W3C trace id (incoming, or new), once the guest was started.
+    pub trace_id: Option<String>,
+    /// Outbound requests the guest sent, refused ones included.
+    pub subrequests: u32,
+    /// Time spent waiting for origins' response heads, summed over subrequests.
+    pub origin_wait: Duration,
 }
 
 impl Report {
@@ -106,6 +139,9 @@ impl Report {
             guest_cpu: Duration::ZERO,
             peak_memory_bytes: 0,
             detail: None,
+            trace_id: None,
+            subrequests: 0,
+            origin_wait: Duration::ZERO,
         }
     }
 

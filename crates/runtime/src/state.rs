@@ -1,21 +1,75 @@
-//! What one request's `Store` holds, and the linker that gives guests WASI + wasi:http.
+//! What one request's `Store` holds, built in one place, and the linker that gives
+//! guests WASI, wasi:http and Verge's host APIs.
 
-use wasmtime::Engine;
 use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::egress::DenyEgress;
+use crate::app::AppInner;
+use crate::execute::RequestContext;
+use crate::guest_log::{GuestOutput, GuestStream};
+use crate::host;
 use crate::meter::{CpuMeter, MemoryMeter};
+use crate::trace::TraceContext;
 
 /// Store data for one request in one fresh instance.
 pub(crate) struct RequestState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) hooks: DenyEgress,
+    pub(crate) outbound: host::outbound::RequestState,
     pub(crate) memory: MemoryMeter,
     pub(crate) cpu: CpuMeter,
+}
+
+impl RequestState {
+    /// The state of one request: WASI with nothing ambient, each host API's
+    /// per-request state built from its per-app state, fresh meters.
+    pub(crate) fn new(app: &AppInner, ctx: &RequestContext, trace: TraceContext) -> RequestState {
+        let limits = &app.config.limits;
+        let output = |stream| GuestOutput {
+            request_id: ctx.request_id.clone(),
+            stream,
+            sink: ctx.log.clone(),
+        };
+        let wasi = WasiCtx::builder()
+            .stdout(output(GuestStream::Stdout))
+            .stderr(output(GuestStream::Stderr))
+            .envs(&app.config.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: host::outbound::RequestState::new(
+                &app.host.outbound,
+                trace,
+                host::outbound::HostLog {
+                    request_id: ctx.request_id.clone(),
+                    sink: ctx.log.clone(),
+                },
+            ),
+            memory: MemoryMeter::new(limits.memory_bytes),
+            cpu: CpuMeter::new(limits.cpu_time),
+        }
+    }
+
+    /// A store around this state, with the meters hooked in.
+    pub(crate) fn into_store(self, engine: &Engine) -> Store<RequestState> {
+        let mut store = Store::new(engine, self);
+        store.limiter(|state| &mut state.memory);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().cpu.on_call_hook(hook);
+            Ok(())
+        });
+        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_epoch_tick());
+        store.set_epoch_deadline(1);
+        store
+    }
 }
 
 impl WasiView for RequestState {
@@ -32,14 +86,14 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.outbound,
         }
     }
 }
 
 /// All of WASI 0.2 (so components whose standard library imports cli, filesystem or
 /// sockets still instantiate) plus wasi:http. What those interfaces may reach is
-/// decided per request in [`crate::app`]: nothing, unless the manifest grants it.
+/// decided per request in [`RequestState::new`]: nothing, unless the manifest grants it.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -6,6 +6,7 @@
 
 mod config;
 mod drain;
+pub mod host;
 mod log;
 mod registry;
 mod request_id;

@@ -80,6 +80,13 @@ pub struct AccessRecord<'a> {
     pub guest_cpu_us: u64,
     pub peak_memory_bytes: u64,
     pub outcome: &'static str,
+    /// The W3C trace id the request belongs to (incoming `traceparent`, or new).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
+    /// Outbound requests the guest sent.
+    pub subrequests: u32,
+    /// Time spent waiting for origins' response heads.
+    pub origin_wait_us: u64,
     /// Why the request failed, for humans.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -112,6 +119,9 @@ impl<'a> AccessRecord<'a> {
             guest_cpu_us: report.guest_cpu.as_micros() as u64,
             peak_memory_bytes: report.peak_memory_bytes,
             outcome: report.outcome_code(),
+            trace_id: report.trace_id.as_deref(),
+            subrequests: report.subrequests,
+            origin_wait_us: report.origin_wait.as_micros() as u64,
             error: report.outcome.as_ref().err().map(|f| f.describe()),
             backtrace: report.detail.as_deref(),
         }
@@ -129,6 +139,19 @@ struct GuestRecord<'a> {
     message: &'a str,
 }
 
+/// A line Verge writes about one request (a refused outbound request, an origin
+/// failure).
+#[derive(Serialize)]
+struct HostRecord<'a> {
+    ts: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: &'a str,
+    app: &'a str,
+    event: &'a str,
+    message: &'a str,
+}
+
 struct GuestLines {
     writer: LogWriter,
     app: Box<str>,
@@ -142,6 +165,17 @@ impl GuestLogSink for GuestLines {
             request_id,
             app: &self.app,
             stream: stream.as_str(),
+            message: line,
+        });
+    }
+
+    fn host_line(&self, request_id: &str, kind: &str, line: &str) {
+        self.writer.write(&HostRecord {
+            ts: timestamp(),
+            kind: "host",
+            request_id,
+            app: &self.app,
+            event: kind,
             message: line,
         });
     }

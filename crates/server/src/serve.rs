@@ -18,6 +18,7 @@ use verge_runtime::{RequestContext, ResponseBody};
 
 use crate::config::ServerConfig;
 use crate::drain::DrainOnDrop;
+use crate::host;
 use crate::log::{AccessRecord, LogWriter};
 use crate::registry::AppRegistry;
 use crate::request_id;
@@ -97,7 +98,7 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(conn) => conn,
                     // Out of file descriptors and the like: keep serving the others.
@@ -112,7 +113,7 @@ impl Server {
             let shared = self.shared.clone();
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
             });
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -135,23 +136,34 @@ impl Server {
     }
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(
+    shared: &Shared,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id: Arc<str> = request_id::next().into();
 
-    let host = req
+    let raw_host = req
         .uri()
-        .host()
+        .authority()
+        .map(|a| a.as_str())
         .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
-    let Some(host) = host.map(str::to_owned) else {
+    let Some(raw_host) = raw_host else {
         return plain(
             StatusCode::BAD_REQUEST,
             "missing Host header\n",
             &request_id,
         );
     };
-    let host = host.split(':').next().unwrap_or_default();
-    let Some(routed) = shared.registry.resolve(Some(host)) else {
+    let Some(host) = host::normalize(raw_host) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid Host header `{}`\n", raw_host.escape_debug()),
+            &request_id,
+        );
+    };
+    let Some(routed) = shared.registry.resolve(Some(&host)) else {
         return plain(
             StatusCode::NOT_FOUND,
             &format!("no app serves host `{host}`\n"),
@@ -164,6 +176,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<ResponseBod
     let ctx = RequestContext {
         request_id: request_id.clone(),
         log: routed.guest_log.clone(),
+        client_addr: Some(peer),
+        scheme: http::uri::Scheme::HTTP,
     };
     let execution = routed.app.handle(req.map(DrainOnDrop::new), ctx).await;
     let mut response = execution.response;

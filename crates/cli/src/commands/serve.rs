@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use verge_manifest::Manifest;
-use verge_runtime::{App, AppSettings, Limits, Runtime, RuntimeConfig};
+use verge_manifest::{ByteSize, DurationValue, LimitsSection, Manifest};
+use verge_runtime::{App, AppConfig, Runtime, RuntimeConfig};
 use verge_server::{LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
 
 use crate::commands::build::build_app;
@@ -18,11 +18,41 @@ use crate::ui;
 /// or a component file (`.wasm`) built by any toolchain targeting wasi:http/proxy.
 /// Prints `Listening on http://ADDR` once ready. Access and guest logs are JSON lines
 /// on stdout; diagnostics go to stderr.
+///
+/// A bare component takes its settings from `--manifest FILE` (a verge.toml whose
+/// [build] section is ignored) and the limit flags; the limit flags also override an
+/// app directory's verge.toml.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  verge serve                          the app in this directory\n  \
+    verge serve --watch                  rebuild and swap on every save\n  \
+    verge serve app.wasm --memory 512MiB --cpu-time 200ms\n  \
+    verge serve app.wasm --manifest verge.toml"
+)]
 pub struct Args {
     /// App directory or component file.
     #[arg(default_value = ".")]
     pub path: PathBuf,
+
+    /// Settings for a bare component: a verge.toml ([build] is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Linear memory per instance, e.g. 256MiB [default: 128MiB, or verge.toml's].
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse)]
+    pub memory: Option<ByteSize>,
+
+    /// Guest CPU time per request, e.g. 200ms [default: 50ms, or verge.toml's].
+    #[arg(long, value_name = "DURATION", value_parser = DurationValue::parse)]
+    pub cpu_time: Option<DurationValue>,
+
+    /// Wall time per request, e.g. 30s [default: 60s, or verge.toml's].
+    #[arg(long, value_name = "DURATION", value_parser = DurationValue::parse)]
+    pub wall_time: Option<DurationValue>,
+
+    /// Largest request body, e.g. 1GiB [default: 100MiB, or verge.toml's].
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse)]
+    pub max_request_body: Option<ByteSize>,
 
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:7878", env = "VERGE_LISTEN")]
@@ -68,41 +98,84 @@ pub struct Args {
     pub no_pagemap_scan: bool,
 }
 
-/// What is being served: a manifest-described app, or a bare component.
-pub enum Source {
-    AppDir { dir: PathBuf },
-    Component { path: PathBuf },
+/// What is being served, and the limits given on the command line.
+#[derive(Clone)]
+pub struct Source {
+    pub kind: SourceKind,
+    /// Limit flags; they override the manifest's.
+    pub limits: LimitsSection,
+}
+
+#[derive(Clone)]
+pub enum SourceKind {
+    AppDir {
+        dir: PathBuf,
+    },
+    Component {
+        path: PathBuf,
+        manifest: Option<PathBuf>,
+    },
+}
+
+impl Source {
+    fn from_args(args: &Args) -> anyhow::Result<Source> {
+        let kind = if args.path.is_dir() {
+            if args.manifest.is_some() {
+                anyhow::bail!(
+                    "--manifest is for a bare .wasm component; {} is an app directory, \
+                     whose verge.toml is used",
+                    args.path.display()
+                );
+            }
+            SourceKind::AppDir {
+                dir: args.path.clone(),
+            }
+        } else if args.path.is_file() {
+            if args.watch {
+                anyhow::bail!("--watch needs an app directory (with verge.toml), not a .wasm file");
+            }
+            SourceKind::Component {
+                path: args.path.clone(),
+                manifest: args.manifest.clone(),
+            }
+        } else {
+            anyhow::bail!(
+                "{} does not exist; pass an app directory (with verge.toml) or a .wasm component",
+                args.path.display()
+            );
+        };
+        Ok(Source {
+            kind,
+            limits: LimitsSection {
+                memory: args.memory,
+                cpu_time: args.cpu_time,
+                wall_time: args.wall_time,
+                max_request_body: args.max_request_body,
+                max_outbound_requests: None,
+            },
+        })
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let source = if args.path.is_dir() {
-        Source::AppDir {
-            dir: args.path.clone(),
-        }
-    } else if args.path.is_file() {
-        Source::Component {
-            path: args.path.clone(),
-        }
-    } else {
-        anyhow::bail!(
-            "{} does not exist; pass an app directory (with verge.toml) or a .wasm component",
-            args.path.display()
-        );
-    };
-    if args.watch && matches!(source, Source::Component { .. }) {
-        anyhow::bail!("--watch needs an app directory (with verge.toml), not a .wasm file");
-    }
-
+    let source = Source::from_args(&args)?;
+    let log = LogWriter::spawn(std::io::stdout());
+    // The app's configuration decides the engine's memory slot size, so it is read
+    // (and the app built) before the engine exists.
+    let first = prepare(&source, !args.no_build)?;
+    let defaults = RuntimeConfig::default();
     let runtime = Runtime::new(RuntimeConfig {
         compile_cache_dir: compile_cache_dir(&args)?,
         max_concurrent_instances: args.max_instances,
+        max_memory_bytes: defaults
+            .max_memory_bytes
+            .max(first.config.limits.memory_bytes),
         memory_keep_resident_bytes: args.memory_keep_resident,
         pagemap_scan: !args.no_pagemap_scan,
-        ..RuntimeConfig::default()
+        ..defaults
     })
     .context("starting the Wasm runtime")?;
-    let log = LogWriter::spawn(std::io::stdout());
-    let first = load(&runtime, &source, !args.no_build, &log)?;
+    let first = load(&runtime, first, &log)?;
     let registry = Arc::new(SingleApp::new(first));
 
     let server_config = ServerConfig {
@@ -117,11 +190,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     tokio.block_on(async {
         let server = Server::bind(server_config, registry.clone(), log.clone()).await?;
-        if let Source::AppDir { dir } = &source
+        if let SourceKind::AppDir { dir } = &source.kind
             && args.watch
         {
             crate::commands::watch::spawn(
                 dir.clone(),
+                source.clone(),
                 runtime.clone(),
                 registry.clone(),
                 log.clone(),
@@ -135,36 +209,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds (if asked) and loads the app, printing where its code came from.
-pub fn load(
-    runtime: &Runtime,
-    source: &Source,
-    build: bool,
-    log: &LogWriter,
-) -> anyhow::Result<RoutedApp> {
-    let (name, component, settings) = match source {
-        Source::AppDir { dir } => {
-            let (manifest, component) = if build {
+/// An app read (and built, if asked) but not loaded yet.
+pub struct Prepared {
+    pub component: PathBuf,
+    pub config: AppConfig,
+}
+
+/// Builds the app (if asked) and turns its manifest and the limit flags into its
+/// configuration.
+pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
+    let (manifest, component) = match &source.kind {
+        SourceKind::AppDir { dir } => {
+            if build {
                 let built = build_app(dir)?;
-                (built.manifest, built.component)
+                (Some(built.manifest), built.component)
             } else {
                 let manifest = Manifest::load_dir(dir)?;
                 let component = dir.join(manifest.output());
-                (manifest, component)
-            };
-            let settings = app_settings(&manifest);
-            (manifest.name.as_str().to_owned(), component, settings)
+                (Some(manifest), component)
+            }
         }
-        Source::Component { path } => {
-            let name = component_name(path);
-            let settings = AppSettings {
-                name: name.clone(),
-                ..AppSettings::default()
-            };
-            (name, path.clone(), settings)
+        SourceKind::Component { path, manifest } => {
+            let manifest = manifest.as_deref().map(Manifest::load_file).transpose()?;
+            (manifest, path.clone())
         }
     };
-    let app = App::load_file(runtime, &component, settings)
+    let mut config = match &manifest {
+        Some(manifest) => AppConfig::try_from(manifest)
+            .with_context(|| format!("the settings of app `{}`", manifest.name.as_str()))?,
+        None => AppConfig {
+            name: component_name(&component),
+            ..AppConfig::default()
+        },
+    };
+    config.limits = config.limits.overridden_by(&source.limits);
+    Ok(Prepared { component, config })
+}
+
+/// Loads a prepared app, printing where its code came from.
+pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::Result<RoutedApp> {
+    let Prepared { component, config } = prepared;
+    let name = config.name.clone();
+    let app = App::load_file(runtime, &component, config)
         .with_context(|| format!("loading {}", component.display()))?;
     let info = app.load_info();
     let how = match info.cache {
@@ -181,22 +267,6 @@ pub fn load(
         name: name.into(),
         app,
     })
-}
-
-/// Manifest limits over the platform defaults.
-fn app_settings(manifest: &Manifest) -> AppSettings {
-    let d = Limits::DEFAULT;
-    let l = &manifest.limits;
-    AppSettings {
-        name: manifest.name.as_str().to_owned(),
-        limits: Limits {
-            memory_bytes: l.memory.map_or(d.memory_bytes, |v| v.0),
-            cpu_time: l.cpu_time.map_or(d.cpu_time, |v| v.0),
-            wall_time: l.wall_time.map_or(d.wall_time, |v| v.0),
-            max_request_body_bytes: l.max_request_body.map_or(d.max_request_body_bytes, |v| v.0),
-        },
-        env: manifest.env_pairs(),
-    }
 }
 
 fn component_name(path: &Path) -> String {

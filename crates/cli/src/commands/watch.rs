@@ -11,7 +11,7 @@ use verge_manifest::Manifest;
 use verge_runtime::Runtime;
 use verge_server::{LogWriter, SingleApp};
 
-use crate::commands::serve::{Source, load};
+use crate::commands::serve::{Source, load, prepare};
 use crate::ui;
 
 /// Changes closer together than this are one change (editors write several files).
@@ -21,6 +21,7 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// version and prints the compiler's output.
 pub fn spawn(
     dir: PathBuf,
+    source: Source,
     runtime: Runtime,
     registry: Arc<SingleApp>,
     log: LogWriter,
@@ -54,8 +55,7 @@ pub fn spawn(
             while rx.recv().is_ok() {
                 // Swallow the rest of a burst of events.
                 while rx.recv_timeout(DEBOUNCE).is_ok() {}
-                let source = Source::AppDir { dir: dir.clone() };
-                match load(&runtime, &source, true, &log) {
+                match prepare(&source, true).and_then(|app| load(&runtime, app, &log)) {
                     Ok(app) => {
                         registry.swap(app);
                         ui::status("Reloaded", "new requests use the new build");

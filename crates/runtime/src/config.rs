@@ -1,0 +1,172 @@
+//! An app's configuration as the runtime uses it: validated, normalised, defaults
+//! applied. Built from a `verge.toml` manifest with `TryFrom`, or by hand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use verge_manifest::{BackendUrl, HostPattern, Manifest};
+
+use crate::limits::Limits;
+
+/// Everything about an app the runtime needs, already validated and normalised.
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    /// Shown in logs.
+    pub name: String,
+    pub limits: Limits,
+    /// The only environment variables the guest sees.
+    pub env: Vec<(String, String)>,
+    /// Named origins.
+    pub backends: Vec<BackendConfig>,
+    /// Which hosts a guest may reach by URL.
+    pub egress: EgressConfig,
+}
+
+/// A named origin.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub name: String,
+    pub url: BackendUrl,
+    /// Sent as `Host` and used as the TLS server name instead of the url's host.
+    pub override_host: Option<String>,
+    pub timeouts: OriginTimeouts,
+    /// Requests in flight to this backend at once; more wait for a free one.
+    pub max_connections: u32,
+    pub tls: TlsConfig,
+    /// Allow loopback, private and link-local addresses.
+    pub allow_private: bool,
+}
+
+/// How long to wait on an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginTimeouts {
+    pub connect: Duration,
+    /// From sending the request to the response head.
+    pub first_byte: Duration,
+    /// The longest pause inside the response body.
+    pub between_bytes: Duration,
+}
+
+impl OriginTimeouts {
+    /// Fastly's defaults: 1 s to connect, 15 s to the first byte, 10 s between bytes.
+    pub const DEFAULT: OriginTimeouts = OriginTimeouts {
+        connect: Duration::from_secs(1),
+        first_byte: Duration::from_secs(15),
+        between_bytes: Duration::from_secs(10),
+    };
+}
+
+impl Default for OriginTimeouts {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// TLS to an origin.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Verify the certificate chain and name (against the webpki roots and `ca_file`).
+    pub verify: bool,
+    /// A PEM file of extra CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            verify: true,
+            ca_file: None,
+        }
+    }
+}
+
+/// Requests to URLs rather than named backends.
+#[derive(Debug, Clone, Default)]
+pub struct EgressConfig {
+    /// Hosts a guest may reach; none by default.
+    pub allow: Vec<HostPattern>,
+    /// Allow loopback, private and link-local addresses.
+    pub allow_private: bool,
+}
+
+/// Default for `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 100;
+
+/// Why a manifest does not make a runnable configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("backend `{backend}`: max_connections must be at least 1")]
+    NoConnections { backend: String },
+    #[error("backend `{backend}`: override_host `{host}` is not a valid host name")]
+    OverrideHost { backend: String, host: String },
+}
+
+impl TryFrom<&Manifest> for AppConfig {
+    type Error = ConfigError;
+
+    fn try_from(manifest: &Manifest) -> Result<Self, Self::Error> {
+        let backends = manifest
+            .backends
+            .iter()
+            .map(|(name, b)| {
+                let backend = name.as_str().to_owned();
+                let d = OriginTimeouts::DEFAULT;
+                let max_connections = b.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+                if max_connections == 0 {
+                    return Err(ConfigError::NoConnections { backend });
+                }
+                if let Some(host) = &b.override_host
+                    && (host.parse::<http::uri::Authority>().is_err() || host.contains('@'))
+                {
+                    return Err(ConfigError::OverrideHost {
+                        backend,
+                        host: host.clone(),
+                    });
+                }
+                Ok(BackendConfig {
+                    name: backend,
+                    url: b.url.clone(),
+                    override_host: b.override_host.clone(),
+                    timeouts: OriginTimeouts {
+                        connect: b.connect_timeout.map_or(d.connect, |v| v.0),
+                        first_byte: b.first_byte_timeout.map_or(d.first_byte, |v| v.0),
+                        between_bytes: b.between_bytes_timeout.map_or(d.between_bytes, |v| v.0),
+                    },
+                    max_connections,
+                    tls: TlsConfig {
+                        verify: b.tls_verify.unwrap_or(true),
+                        ca_file: b.ca_file.as_ref().map(|f| manifest.dir.join(f)),
+                    },
+                    allow_private: b.allow_private,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AppConfig {
+            name: manifest.name.as_str().to_owned(),
+            limits: Limits::DEFAULT.overridden_by(&manifest.limits),
+            env: manifest.env_pairs(),
+            backends,
+            egress: EgressConfig {
+                allow: manifest.egress.allow.clone(),
+                allow_private: manifest.egress.allow_private,
+            },
+        })
+    }
+}
+
+impl Limits {
+    /// These limits with every limit the manifest section sets replaced.
+    pub fn overridden_by(&self, section: &verge_manifest::LimitsSection) -> Limits {
+        Limits {
+            memory_bytes: section.memory.map_or(self.memory_bytes, |v| v.0),
+            cpu_time: section.cpu_time.map_or(self.cpu_time, |v| v.0),
+            wall_time: section.wall_time.map_or(self.wall_time, |v| v.0),
+            max_request_body_bytes: section
+                .max_request_body
+                .map_or(self.max_request_body_bytes, |v| v.0),
+            max_outbound_requests: section
+                .max_outbound_requests
+                .unwrap_or(self.max_outbound_requests),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! One origin's pooled client (keep-alive, HTTP/1.1 and HTTP/2 by ALPN, rustls), and
+//! sending a request to it with timeouts and `wasi:http` error codes.
+
+use std::error::Error as StdError;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime_wasi_http::{Error as Code, WasiBody};
+
+use super::connector::{ConnectError, GuardedConnector};
+use crate::config::{OriginTimeouts, TlsConfig};
+use crate::error::LoadError;
+
+/// Connections idle longer than this are closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A pooled client for one origin (a named backend, or all URL requests of an app).
+pub(crate) struct Origin {
+    client: Client<HttpsConnector<GuardedConnector>, WasiBody>,
+    /// Requests in flight at once (held until the response body ends).
+    permits: Arc<Semaphore>,
+}
+
+/// Why a request to an origin failed: the guest's error code and a line for the log.
+#[derive(Debug)]
+pub(crate) struct OriginError {
+    pub(crate) code: Code,
+    pub(crate) message: String,
+}
+
+impl Origin {
+    pub(crate) fn new(
+        connector: GuardedConnector,
+        tls: &TlsConfig,
+        max_in_flight: u32,
+    ) -> Result<Origin, LoadError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(tls)?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(max_in_flight as usize)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Ok(Origin {
+            client,
+            permits: Arc::new(Semaphore::new(max_in_flight as usize)),
+        })
+    }
+
+    /// Sends `req` (an absolute URI) and returns the response once its head is in;
+    /// the body streams afterwards, each pause bounded by `between_bytes`.
+    pub(crate) async fn send(
+        &self,
+        req: http::Request<WasiBody>,
+        timeouts: OriginTimeouts,
+    ) -> Result<http::Response<WasiBody>, OriginError> {
+        let deadline = tokio::time::Instant::now() + timeouts.first_byte;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| OriginError {
+                    code: Code::ConnectionLimitReached,
+                    message: format!(
+                        "every connection stayed busy for {:?} (max_connections)",
+                        timeouts.first_byte
+                    ),
+                })?
+                .expect("the semaphore is never closed"),
+        };
+        let response = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+            Err(_) => {
+                return Err(OriginError {
+                    code: Code::HttpResponseTimeout,
+                    message: format!(
+                        "no response within {:?} (first_byte_timeout)",
+                        timeouts.first_byte
+                    ),
+                });
+            }
+            Ok(Err(err)) => {
+                return Err(OriginError {
+                    code: classify(&err),
+                    message: error_text(&err),
+                });
+            }
+            Ok(Ok(response)) => response,
+        };
+        Ok(response.map(|incoming| {
+            OriginBody {
+                incoming,
+                between_bytes: timeouts.between_bytes,
+                pause: None,
+                _permit: permit,
+            }
+            .boxed_unsync()
+        }))
+    }
+}
+
+/// rustls with the webpki roots, plus the backend's CA file; or no verification.
+fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, LoadError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LoadError::Tls(e.to_string()))?;
+    if !tls.verify {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = &tls.ca_file {
+        let bad = |why: String| LoadError::CaFile {
+            path: path.clone(),
+            why,
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+            let cert = cert.map_err(|e| bad(e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad("it holds no PEM certificate".into()));
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `tls_verify = false`: any certificate is accepted, but the handshake signature is
+/// still checked (so the peer holds the key of the certificate it sent).
+#[derive(Debug)]
+struct NoCertificateCheck(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoCertificateCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// An origin's response body as the guest reads it: each pause bounded, errors as
+/// `wasi:http` codes, the connection slot held until the body ends.
+struct OriginBody {
+    incoming: Incoming,
+    between_bytes: Duration,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Body for OriginBody {
+    type Data = Bytes;
+    type Error = Code;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Code>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Err(err))) => {
+                self.pause = None;
+                Poll::Ready(Some(Err(classify(&err))))
+            }
+            Poll::Ready(other) => {
+                self.pause = None;
+                Poll::Ready(other.map(|frame| frame.map_err(|e| classify(&e))))
+            }
+            Poll::Pending => {
+                let between = self.between_bytes;
+                let pause = self
+                    .pause
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(between)));
+                ready!(pause.as_mut().poll(cx));
+                self.pause = None;
+                Poll::Ready(Some(Err(Code::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+/// The `wasi:http` error code for a failure anywhere in an error's chain.
+pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Code {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(connect) = e.downcast_ref::<ConnectError>() {
+            return match connect {
+                ConnectError::Dns { .. } => Code::DnsError {
+                    rcode: None,
+                    info_code: None,
+                },
+                ConnectError::NoAddress { .. } => Code::DestinationNotFound,
+                ConnectError::Prohibited { .. } => Code::DestinationIpProhibited,
+                ConnectError::Timeout { .. } => Code::ConnectionTimeout,
+                ConnectError::Io { source, .. } => io_code(source),
+                ConnectError::NoHost => Code::HttpRequestUriInvalid,
+            };
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return tls_code(tls);
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return tls_code(tls);
+            }
+            return io_code(io);
+        }
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_parse() || hyper.is_parse_status() {
+                return Code::HttpProtocolError;
+            }
+            if hyper.is_incomplete_message() {
+                return Code::HttpResponseIncomplete;
+            }
+            if hyper.is_timeout() {
+                return Code::ConnectionReadTimeout;
+            }
+        }
+        current = e.source();
+    }
+    Code::HttpProtocolError
+}
+
+fn io_code(err: &io::Error) -> Code {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => Code::ConnectionRefused,
+        io::ErrorKind::TimedOut => Code::ConnectionTimeout,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            Code::DestinationUnavailable
+        }
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Code::ConnectionTerminated,
+        _ => Code::InternalError(Some(err.to_string())),
+    }
+}
+
+fn tls_code(err: &rustls::Error) -> Code {
+    match err {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            Code::TlsCertificateError
+        }
+        rustls::Error::AlertReceived(alert) => Code::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => Code::TlsProtocolError,
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_text(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        current = e.source();
+    }
+    text
+}

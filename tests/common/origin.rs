@@ -1,0 +1,222 @@
+//! Origin servers for outbound tests, on 127.0.0.1:0, stopped when dropped.
+//!
+//! [`Origin`] is a real hyper HTTP/1.1 server:
+//! (under an optional `/api/v1` prefix)
+//! - `/hello`: `hello from origin`
+//! - `/headers`: the request's method, path and headers as JSON
+//! - `/echo`: the request body back, streamed
+//! - `/count`: the number of request body bytes, counted as they stream
+//! - `/bytes/N`: N bytes, streamed in 64 KiB chunks
+//! - `/json`: the body of the last `set_json` call, as application/json
+//! - `/slow/MS`: waits MS milliseconds, then answers `slow`
+//!
+//! [`RawOrigin`] speaks broken HTTP on purpose: `/garbage` answers with something
+//! that is not HTTP, `/cut` promises 1000 bytes and closes after 100, `/silent`
+//! never answers.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
+
+fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into()).map_err(|e| match e {}).boxed()
+}
+
+#[derive(Default)]
+struct Shared {
+    connections: AtomicUsize,
+    json: Mutex<String>,
+}
+
+/// A real HTTP origin.
+pub struct Origin {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    pub async fn start() -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared::default());
+        let state = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                state.connections.fetch_add(1, Ordering::Relaxed);
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(route(req, &state).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin { addr, shared, task }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// What `/json` answers.
+    pub fn set_json(&self, json: &str) {
+        *self.shared.json.lock().unwrap() = json.to_owned();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    // Backends may add a path prefix; `/api/v1/hello` is `/hello`.
+    let path = req.uri().path();
+    let path = path.strip_prefix("/api/v1").unwrap_or(path).to_owned();
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: u64 = n.parse().unwrap();
+        let chunk = Bytes::from(vec![b'x'; 64 << 10]);
+        let stream = futures::stream::unfold(total, move |left| {
+            let chunk = chunk.clone();
+            async move {
+                (left > 0).then(|| {
+                    let n = left.min(chunk.len() as u64);
+                    (
+                        Ok::<_, BoxError>(Frame::data(chunk.slice(..n as usize))),
+                        left - n,
+                    )
+                })
+            }
+        });
+        return Response::builder()
+            .header("content-length", total)
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap();
+    }
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+        return Response::new(full("slow"));
+    }
+    match path.as_str() {
+        "/hello" => Response::builder()
+            .header("x-origin", "yes")
+            .body(full("hello from origin"))
+            .unwrap(),
+        "/headers" => {
+            let headers: BTreeMap<String, String> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            let info = serde_json::json!({
+                "method": req.method().as_str(),
+                "path": req.uri().path_and_query().map(|p| p.as_str()),
+                "headers": headers,
+            });
+            Response::new(full(info.to_string()))
+        }
+        "/echo" => Response::new(req.into_body().map_err(BoxError::from).boxed()),
+        "/count" => {
+            let mut body = req.into_body();
+            let mut total = 0u64;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => total += frame.data_ref().map_or(0, |d| d.len() as u64),
+                    Err(_) => return Response::builder().status(400).body(full("cut")).unwrap(),
+                }
+            }
+            Response::new(full(total.to_string()))
+        }
+        "/json" => Response::builder()
+            .header("content-type", "application/json")
+            .body(full(shared.json.lock().unwrap().clone()))
+            .unwrap(),
+        _ => Response::builder()
+            .status(404)
+            .body(full("no such path"))
+            .unwrap(),
+    }
+}
+
+/// An origin that breaks HTTP on purpose.
+pub struct RawOrigin {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawOrigin {
+    pub async fn start() -> RawOrigin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    match path.as_str() {
+                        "/garbage" => {
+                            let _ = stream.write_all(b"SMTP READY, NOT HTTP\r\n\r\n").await;
+                        }
+                        "/cut" => {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+                                .await;
+                            let _ = stream.write_all(&[b'c'; 100]).await;
+                            let _ = stream.flush().await;
+                        }
+                        _ => {
+                            // `/silent`: hold the connection open, never answer.
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                        }
+                    }
+                });
+            }
+        });
+        RawOrigin { addr, task }
+    }
+}
+
+impl Drop for RawOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
