@@ -385,3 +385,68 @@ fn bad_backend_settings_are_refused_at_start_naming_the_problem() {
         assert!(stderr.contains(expected), "{manifest}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_backends_verify_certificates_and_speak_http2() {
+    use common::origin::TestCa;
+    let ca = TestCa::new();
+    let origin = Origin::start_tls(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca.ca_pem).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let url = format!("https://localhost:{}", origin.port());
+    let (verge, _app) = serve(&format!(
+        "{}{}{}",
+        backend(
+            "trusted",
+            &url,
+            &format!(
+                "allow_private = true\nca_file = {:?}",
+                ca_file.display().to_string()
+            )
+        ),
+        backend("untrusted", &url, "allow_private = true"),
+        backend(
+            "unverified",
+            &url,
+            "allow_private = true\ntls_verify = false"
+        ),
+    ));
+
+    let (status, body, _) = get(&verge, "/fetch/http/trusted/headers").await;
+    assert_eq!(status, 200, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["version"], "HTTP/2.0", "ALPN picks HTTP/2");
+
+    let (status, body, access) = get(&verge, "/fetch/http/untrusted/hello").await;
+    assert_eq!((status, body.as_str()), (502, "error: TlsCertificateError"));
+    let line = host_line(&verge, access["request_id"].as_str().unwrap(), "origin");
+    assert!(
+        line["message"].as_str().unwrap().contains("certificate"),
+        "{line}"
+    );
+
+    let (status, body, _) = get(&verge, "/fetch/http/unverified/hello").await;
+    assert_eq!((status, body.as_str()), (200, "hello from origin"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_does_not_resolve_is_a_dns_error() {
+    let (verge, _app) = serve("[egress]\nallow = [\"*.invalid:*\"]\n");
+    let (status, body, access) = get(&verge, "/fetch/http/no-such-host.invalid/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            502,
+            "error: DnsError(DnsErrorPayload { rcode: None, info-code: None })"
+        )
+    );
+    let line = host_line(&verge, access["request_id"].as_str().unwrap(), "origin");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-host.invalid"),
+        "{line}"
+    );
+}

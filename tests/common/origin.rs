@@ -3,7 +3,7 @@
 //! [`Origin`] is a real hyper HTTP/1.1 server:
 //! (under an optional `/api/v1` prefix)
 //! - `/hello`: `hello from origin`
-//! - `/headers`: the request's method, path and headers as JSON
+//! - `/headers`: the request's HTTP version, method, path and headers as JSON
 //! - `/echo`: the request body back, streamed
 //! - `/count`: the number of request body bytes, counted as they stream
 //! - `/bytes/N`: N bytes, streamed in 64 KiB chunks
@@ -28,6 +28,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = BoxBody<Bytes, BoxError>;
@@ -49,8 +50,60 @@ pub struct Origin {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A certificate authority and a server certificate it signed for `localhost` and
+/// 127.0.0.1, made fresh for a test.
+pub struct TestCa {
+    /// The CA certificate, PEM: what a backend's `ca_file` holds.
+    pub ca_pem: String,
+    server_config: Arc<rustls::ServerConfig>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Verge test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        TestCa {
+            ca_pem: ca.pem(),
+            server_config: Arc::new(config),
+        }
+    }
+}
+
 impl Origin {
+    /// Plain HTTP (HTTP/1.1, or HTTP/2 with prior knowledge).
     pub async fn start() -> Origin {
+        Self::start_with(None).await
+    }
+
+    /// HTTPS with HTTP/2 and HTTP/1.1 offered by ALPN, with a certificate from `ca`.
+    pub async fn start_tls(ca: &TestCa) -> Origin {
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(
+            ca.server_config.clone(),
+        )))
+        .await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
@@ -62,14 +115,30 @@ impl Origin {
                 };
                 state.connections.fetch_add(1, Ordering::Relaxed);
                 let state = state.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(route(req, &state).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -137,6 +206,7 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
                 .collect();
             let info = serde_json::json!({
+                "version": format!("{:?}", req.version()),
                 "method": req.method().as_str(),
                 "path": req.uri().path_and_query().map(|p| p.as_str()),
                 "headers": headers,

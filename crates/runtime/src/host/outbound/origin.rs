@@ -251,10 +251,14 @@ impl Body for OriginBody {
 
 /// The `wasi:http` error code for a failure anywhere in an error's chain.
 pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Code {
+    find_code(err).unwrap_or(Code::HttpProtocolError)
+}
+
+fn find_code(err: &(dyn StdError + 'static)) -> Option<Code> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(connect) = e.downcast_ref::<ConnectError>() {
-            return match connect {
+            return Some(match connect {
                 ConnectError::Dns { .. } => Code::DnsError {
                     rcode: None,
                     info_code: None,
@@ -264,31 +268,36 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Code {
                 ConnectError::Timeout { .. } => Code::ConnectionTimeout,
                 ConnectError::Io { source, .. } => io_code(source),
                 ConnectError::NoHost => Code::HttpRequestUriInvalid,
-            };
+            });
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return tls_code(tls);
+            return Some(tls_code(tls));
         }
         if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return tls_code(tls);
+            // TLS and connector errors travel inside io::Errors (`get_ref`, which
+            // `source()` skips).
+            if let Some(inner) = io.get_ref() {
+                let inner: &(dyn StdError + 'static) = inner;
+                if let Some(code) = find_code(inner) {
+                    return Some(code);
+                }
             }
-            return io_code(io);
+            return Some(io_code(io));
         }
         if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
             if hyper.is_parse() || hyper.is_parse_status() {
-                return Code::HttpProtocolError;
+                return Some(Code::HttpProtocolError);
             }
             if hyper.is_incomplete_message() {
-                return Code::HttpResponseIncomplete;
+                return Some(Code::HttpResponseIncomplete);
             }
             if hyper.is_timeout() {
-                return Code::ConnectionReadTimeout;
+                return Some(Code::ConnectionReadTimeout);
             }
         }
         current = e.source();
     }
-    Code::HttpProtocolError
+    None
 }
 
 fn io_code(err: &io::Error) -> Code {
