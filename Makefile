@@ -15,11 +15,11 @@ serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli
 	$(CARGO_TARGET_DIR)/release/verge serve examples/hello
 
-GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello
+GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter
 
 test: guest-toolchain
 	$(CARGO) test --workspace --all-targets
-	$(CARGO) test --manifest-path sdk/verge/Cargo.toml --doc
+	$(CARGO) test --manifest-path sdk/verge/Cargo.toml
 
 fmt:
 	$(CARGO) fmt --all -- --check

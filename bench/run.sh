@@ -35,3 +35,7 @@ python3 bench/http_bench.py \
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
     cargo bench -p verge-bench --bench handle -- --noplot
 fi
+
+if [ "${SKIP_PROXY:-0}" != 1 ]; then
+    bash bench/proxy.sh
+fi

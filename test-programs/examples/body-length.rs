@@ -15,5 +15,5 @@ fn main(req: Request) -> Result<Response, Error> {
         }
         total += n as u64;
     }
-    Ok(Response::text(format!("{total}\n")))
+    Ok(Response::from_text(format!("{total}\n")))
 }

@@ -62,7 +62,7 @@ fn outgoing_http() -> String {
 #[verge::main]
 fn main(_req: Request) -> Result<Response, Error> {
     let env: std::collections::BTreeMap<String, String> = verge::env::vars().into_iter().collect();
-    Response::json(&serde_json::json!({
+    Response::from_json(&serde_json::json!({
         "env": env,
         "greeting": verge::env::var("GREETING"),
         "std_env_count": std::env::vars().count(),

@@ -19,7 +19,7 @@ fn main(req: Request) -> Result<Response, Error> {
         "query": req.query(),
         "headers": headers,
     });
-    let mut response = Response::json(&reflected)?.set_status(verge::StatusCode::ACCEPTED);
+    let mut response = Response::from_json(&reflected)?.with_status(verge::StatusCode::ACCEPTED);
     for (name, value) in req.headers() {
         if let Some(rest) = name.as_str().strip_prefix("x-set-") {
             response = response.with_header(format!("x-got-{rest}"), value.clone());

@@ -4,5 +4,5 @@ use verge::{Error, Request, Response};
 #[verge::main]
 fn main(req: Request) -> Result<Response, Error> {
     println!("hello guest saw {} {}", req.method(), req.path());
-    Ok(Response::text("Hello, world!\n"))
+    Ok(Response::from_text("Hello, world!\n"))
 }

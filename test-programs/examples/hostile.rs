@@ -43,7 +43,7 @@ fn main(req: Request) -> Result<Response, Error> {
         }
         "/recursion" => {
             let n = dive(0, &mut [0; 64]);
-            Ok(Response::text(format!("{n}")))
+            Ok(Response::from_text(format!("{n}")))
         }
         "/busy" => {
             let until =
@@ -54,7 +54,7 @@ fn main(req: Request) -> Result<Response, Error> {
                     x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
                 }
             }
-            Ok(Response::text(format!("{x}")))
+            Ok(Response::from_text(format!("{x}")))
         }
         "/alloc" => {
             let mut block = vec![0u8; (param(&req, "mb") as usize) << 20];
@@ -62,12 +62,12 @@ fn main(req: Request) -> Result<Response, Error> {
                 page[0] = 1;
             }
             std::hint::black_box(&block);
-            Ok(Response::text(format!("{}", block.len())))
+            Ok(Response::from_text(format!("{}", block.len())))
         }
         "/sleep" => {
             println!("sleeping");
             std::thread::sleep(std::time::Duration::from_millis(param(&req, "ms")));
-            Ok(Response::text("slept"))
+            Ok(Response::from_text("slept"))
         }
         "/panic" => panic!("guest panicked on purpose at {}", req.path()),
         _ => Ok(Response::new().with_body(req.into_body())),

@@ -3,5 +3,5 @@ use verge::{Error, Request, Response};
 
 #[verge::main]
 fn main(_req: Request) -> Result<Response, Error> {
-    Ok(Response::text("ignored\n"))
+    Ok(Response::from_text("ignored\n"))
 }

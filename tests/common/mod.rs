@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod geo;
 pub mod origin;
 
 use std::io::{BufRead, BufReader};

@@ -231,7 +231,7 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
             .unwrap(),
         _ => Response::builder()
             .status(404)
-            .body(full("no such path"))
+            .body(full(format!("no such path: {}", req.uri())))
             .unwrap(),
     }
 }

@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     Init(commands::init::Args),
     Build(commands::build::Args),
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => commands::init::run(args),
         Command::Build(args) => commands::build::run(args),
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

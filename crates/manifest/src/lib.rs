@@ -76,6 +76,9 @@ pub struct Manifest {
     /// Which other hosts a guest may reach by URL.
     #[serde(default)]
     pub egress: EgressSection,
+    /// Geolocation settings of the app.
+    #[serde(default)]
+    pub geo: GeoSection,
     /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -104,6 +107,56 @@ pub struct BackendSection {
     /// Allow loopback, private and link-local addresses. Default false.
     #[serde(default)]
     pub allow_private: bool,
+}
+
+/// `[geo]`
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSection {
+    /// IP address or CIDR → what `verge:edge/geo` answers for it, over the node's
+    /// database: `[geo.overrides."203.0.113.0/24"]`.
+    #[serde(default)]
+    pub overrides: BTreeMap<IpNetKey, GeoOverride>,
+}
+
+/// An IP address (a /32 or /128) or a CIDR network, as a table key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IpNetKey(pub ipnet::IpNet);
+
+impl IpNetKey {
+    pub fn parse(text: &str) -> Result<IpNetKey, String> {
+        if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+            return Ok(IpNetKey(ip.into()));
+        }
+        let net: ipnet::IpNet = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP address or CIDR network"))?;
+        Ok(IpNetKey(net.trunc()))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNetKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IpNetKey::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A geolocation record written by hand; every field is optional.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoOverride {
+    pub country_code: Option<String>,
+    pub country_name: Option<String>,
+    pub continent_code: Option<String>,
+    pub region_code: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    pub postal_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub time_zone: Option<String>,
+    pub asn: Option<u32>,
+    pub as_organization: Option<String>,
 }
 
 /// Requests to URLs (dynamic backends).

@@ -31,7 +31,7 @@ pub(crate) struct AppInner {
     pub(crate) pre: ProxyPre<RequestState>,
     pub(crate) config: AppConfig,
     /// Each host API's per-app state.
-    pub(crate) host: AppHost,
+    pub(crate) host: Arc<AppHost>,
     pub(crate) load_info: LoadInfo,
 }
 
@@ -68,7 +68,14 @@ impl App {
             .instantiate_pre(&component)
             .map_err(LoadError::UnsatisfiedImport)?;
         let pre = ProxyPre::new(instance_pre).map_err(LoadError::MissingHandlerExport)?;
-        let host = AppHost::new(&config)?;
+        let version = match &config.version {
+            Some(v) => v.clone(),
+            None => {
+                use sha2::Digest;
+                hex::encode(&sha2::Sha256::digest(wasm)[..6])
+            }
+        };
+        let host = Arc::new(AppHost::new(&config, &runtime.config().node, version)?);
         Ok(App {
             inner: Arc::new(AppInner {
                 runtime: runtime.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use verge_manifest::{BackendUrl, HostPattern, Manifest};
 
+use crate::host::geo::GeoRecord;
 use crate::limits::Limits;
 
 /// Everything about an app the runtime needs, already validated and normalised.
@@ -20,6 +21,11 @@ pub struct AppConfig {
     pub backends: Vec<BackendConfig>,
     /// Which hosts a guest may reach by URL.
     pub egress: EgressConfig,
+    /// Geolocation answers that win over the node's database (IP or CIDR → record).
+    pub geo_overrides: Vec<(ipnet::IpNet, GeoRecord)>,
+    /// The app's version as guests see it; `None` uses the first 12 hex digits of the
+    /// component's SHA-256.
+    pub version: Option<String>,
 }
 
 /// A named origin.
@@ -150,6 +156,29 @@ impl TryFrom<&Manifest> for AppConfig {
                 allow: manifest.egress.allow.clone(),
                 allow_private: manifest.egress.allow_private,
             },
+            geo_overrides: manifest
+                .geo
+                .overrides
+                .iter()
+                .map(|(net, o)| {
+                    let record = GeoRecord {
+                        country_code: o.country_code.clone(),
+                        country_name: o.country_name.clone(),
+                        continent_code: o.continent_code.clone(),
+                        region_code: o.region_code.clone(),
+                        region: o.region.clone(),
+                        city: o.city.clone(),
+                        postal_code: o.postal_code.clone(),
+                        latitude: o.latitude,
+                        longitude: o.longitude,
+                        time_zone: o.time_zone.clone(),
+                        asn: o.asn,
+                        as_organization: o.as_organization.clone(),
+                    };
+                    (net.0, record)
+                })
+                .collect(),
+            version: None,
         })
     }
 }

@@ -9,6 +9,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::LoadError;
+use crate::host::geo::GeoProvider;
 use crate::state::RequestState;
 
 /// Engine-wide settings, fixed for the life of a [`Runtime`].
@@ -30,6 +31,36 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Native stack available to Wasm, in bytes.
     pub max_wasm_stack_bytes: usize,
+    /// What this node offers every app (its name, geolocation data).
+    pub node: NodeServices,
+}
+
+/// Node-wide services the host APIs draw on.
+#[derive(Clone)]
+pub struct NodeServices {
+    /// Shown to guests (`verge:edge/runtime.node-name`) and in logs.
+    pub name: String,
+    /// Geolocation for `verge:edge/geo`; `None` answers "no record" for every address
+    /// not in an app's overrides.
+    pub geo: Option<Arc<dyn GeoProvider>>,
+}
+
+impl Default for NodeServices {
+    fn default() -> Self {
+        NodeServices {
+            name: "local".into(),
+            geo: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeServices")
+            .field("name", &self.name)
+            .field("geo", &self.geo.is_some())
+            .finish()
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +73,7 @@ impl Default for RuntimeConfig {
             pagemap_scan: true,
             epoch_tick: Duration::from_millis(1),
             max_wasm_stack_bytes: 512 << 10,
+            node: NodeServices::default(),
         }
     }
 }

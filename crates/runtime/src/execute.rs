@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -182,15 +181,14 @@ impl App {
                 Err(_elapsed) => (Err(Failure::WallTimeLimit), None),
             };
             let state = store.data();
-            let outbound = &state.outbound.stats;
             let report = Report {
                 outcome,
                 guest_cpu: state.cpu.used(),
                 peak_memory_bytes: state.memory.peak,
                 detail,
                 trace_id: Some(state.outbound.trace.trace_id()),
-                subrequests: outbound.subrequests.load(Ordering::Relaxed),
-                origin_wait: Duration::from_micros(outbound.origin_wait_us.load(Ordering::Relaxed)),
+                subrequests: state.outbound.subrequests,
+                origin_wait: state.outbound.origin_wait(),
             };
             // Mark the failure before dropping the store: dropping it ends the response
             // body, which must then end with an error, not look complete.

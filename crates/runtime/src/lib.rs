@@ -28,10 +28,11 @@ pub use config::{
     AppConfig, BackendConfig, ConfigError, DEFAULT_MAX_CONNECTIONS, EgressConfig, OriginTimeouts,
     TlsConfig,
 };
-pub use engine::{Runtime, RuntimeConfig};
+pub use engine::{NodeServices, Runtime, RuntimeConfig};
 pub use error::LoadError;
 pub use execute::{Execution, PendingReport, RequestContext, ResponseBody};
 pub use guest_log::{GuestLogSink, GuestStream};
+pub use host::geo::{GeoDbError, GeoProvider, GeoRecord, MaxmindGeo};
 pub use limits::Limits;
 pub use meter::LimitExceeded;
 pub use outcome::{Failure, Report};

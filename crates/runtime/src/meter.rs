@@ -31,6 +31,10 @@ impl CpuMeter {
         }
     }
 
+    pub(crate) fn limit(&self) -> Duration {
+        self.limit
+    }
+
     pub(crate) fn used(&self) -> Duration {
         self.used + self.entered.map_or(Duration::ZERO, |t| t.elapsed())
     }

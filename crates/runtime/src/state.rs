@@ -1,6 +1,9 @@
 //! What one request's `Store` holds, built in one place, and the linker that gives
 //! guests WASI, wasi:http and Verge's host APIs.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -9,7 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::app::AppInner;
 use crate::execute::RequestContext;
 use crate::guest_log::{GuestOutput, GuestStream};
-use crate::host;
+use crate::host::{self, AppHost};
 use crate::meter::{CpuMeter, MemoryMeter};
 use crate::trace::TraceContext;
 
@@ -19,6 +22,10 @@ pub(crate) struct RequestState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
     pub(crate) outbound: host::outbound::RequestState,
+    /// Every host API's per-app state.
+    pub(crate) host: Arc<AppHost>,
+    pub(crate) request_id: Arc<str>,
+    pub(crate) client_addr: Option<SocketAddr>,
     pub(crate) memory: MemoryMeter,
     pub(crate) cpu: CpuMeter,
 }
@@ -53,6 +60,9 @@ impl RequestState {
                     sink: ctx.log.clone(),
                 },
             ),
+            host: app.host.clone(),
+            request_id: ctx.request_id.clone(),
+            client_addr: ctx.client_addr,
             memory: MemoryMeter::new(limits.memory_bytes),
             cpu: CpuMeter::new(limits.cpu_time),
         }
@@ -92,11 +102,21 @@ impl WasiHttpView for RequestState {
 }
 
 /// All of WASI 0.2 (so components whose standard library imports cli, filesystem or
-/// sockets still instantiate) plus wasi:http. What those interfaces may reach is
+/// sockets still instantiate), wasi:http, and the `verge:edge` interfaces. What those interfaces may reach is
 /// decided per request in [`RequestState::new`]: nothing, unless the manifest grants it.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> {
-    let mut linker = Linker::new(engine);
+    let mut linker: Linker<RequestState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    host::geo::add_to_linker(&mut linker, |s| host::geo::Geo(&s.host.geo))?;
+    host::downstream::add_to_linker(&mut linker, |s| host::downstream::Downstream {
+        client_addr: s.client_addr,
+    })?;
+    host::runtime_info::add_to_linker(&mut linker, |s| host::runtime_info::RuntimeInfo {
+        app: &s.host,
+        request_id: &s.request_id,
+        trace: &s.outbound.trace,
+        cpu: &s.cpu,
+    })?;
     Ok(linker)
 }

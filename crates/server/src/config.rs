@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::client_ip::TrustedProxies;
+
 /// How the server listens and what it accepts before any app runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -15,6 +17,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` (and PROXY header) name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Expect a PROXY protocol v2 header on connections from trusted proxies.
+    pub proxy_protocol: bool,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +31,8 @@ impl Default for ServerConfig {
             max_header_bytes: 64 << 10,
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: false,
         }
     }
 }

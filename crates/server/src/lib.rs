@@ -4,6 +4,7 @@
 //! never sees manifests or the control plane. `verge serve` and `verge node` run the
 //! same server with different registries and defaults.
 
+pub mod client_ip;
 mod config;
 mod drain;
 pub mod host;

@@ -16,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use verge_runtime::{RequestContext, ResponseBody};
 
+use crate::client_ip::read_proxy_v2;
 use crate::config::ServerConfig;
 use crate::drain::DrainOnDrop;
 use crate::host;
@@ -111,16 +112,41 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
-            });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let needs_proxy_header =
+                config.proxy_protocol && config.trusted_proxies.contains(peer.ip());
+            if !needs_proxy_header {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service(shared, peer))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+                continue;
+            }
+            // A trusted proxy speaking the PROXY protocol names the client first.
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let timeout = config.header_read_timeout;
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                let mut stream = stream;
+                let header = tokio::time::timeout(timeout, read_proxy_v2(&mut stream)).await;
+                let peer = match header {
+                    Ok(Ok(client)) => client.unwrap_or(peer),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "closing a proxied connection");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "no PROXY protocol header in time; closing");
+                        return;
+                    }
+                };
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service(shared, peer))
+                    .into_owned();
+                if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });
@@ -134,6 +160,25 @@ impl Server {
             tracing::warn!("requests still in flight after {grace:?}; closing them");
         }
     }
+}
+
+/// The service of one connection whose client (as far as the socket or PROXY header
+/// says) is `peer`.
+fn service(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ResponseBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+    })
 }
 
 async fn handle(
@@ -176,7 +221,7 @@ async fn handle(
     let ctx = RequestContext {
         request_id: request_id.clone(),
         log: routed.guest_log.clone(),
-        client_addr: Some(peer),
+        client_addr: Some(shared.config.trusted_proxies.client(peer, req.headers())),
         scheme: http::uri::Scheme::HTTP,
     };
     let execution = routed.app.handle(req.map(DrainOnDrop::new), ctx).await;

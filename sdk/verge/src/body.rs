@@ -1,17 +1,29 @@
-//! Bodies: the request body as a stream, and response bodies from bytes or readers.
+//! Bodies: bytes in memory, a reader, or a stream arriving from the host (the client's
+//! request body, an origin's response body) which is passed on without being copied
+//! through guest memory.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
-use wasip2::http::types::IncomingBody;
-use wasip2::io::streams::InputStream;
+use wasip2::http::types::{IncomingBody as WasiIncomingBody, OutgoingBody};
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
-/// A response body: bytes in memory, or a reader streamed to the client as it is read.
+use crate::Error;
+
+/// A message body.
+///
+/// - Bytes ([`From`] `Vec<u8>`, `String`, `&str`, `&[u8]`): sent with a
+///   `content-length`.
+/// - A reader ([`Body::from_reader`]): streamed as it is read.
+/// - An incoming stream ([`IncomingBody`]: the client's request body, or the body of
+///   a response from an origin): when passed on untouched it is forwarded inside the
+///   host (`wasi:io/streams` splice), so a gigabyte costs the guest almost no CPU.
 pub struct Body(pub(crate) BodyInner);
 
 pub(crate) enum BodyInner {
     Bytes(Vec<u8>),
     Reader(Box<dyn Read>),
+    Incoming(IncomingBody),
 }
 
 impl Body {
@@ -29,7 +41,70 @@ impl Body {
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.0 {
             BodyInner::Bytes(b) => Some(b),
-            BodyInner::Reader(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The length, when it is known without reading.
+    pub fn len_hint(&self) -> Option<u64> {
+        self.as_bytes().map(|b| b.len() as u64)
+    }
+
+    /// Reads the whole body into memory.
+    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+        match self.0 {
+            BodyInner::Bytes(b) => Ok(b),
+            BodyInner::Reader(mut r) => {
+                let mut buf = Vec::new();
+                r.read_to_end(&mut buf)?;
+                Ok(buf)
+            }
+            BodyInner::Incoming(i) => i.into_bytes(),
+        }
+    }
+
+    /// Reads the whole body as UTF-8 text.
+    pub fn into_string(self) -> Result<String, Error> {
+        Ok(String::from_utf8(self.into_bytes()?)?)
+    }
+
+    /// Reads the whole body and parses it as JSON.
+    #[cfg(feature = "json")]
+    pub fn into_json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        Ok(serde_json::from_slice(&self.into_bytes()?)?)
+    }
+
+    /// Writes the body into a `wasi:http` outgoing body and finishes it.
+    pub(crate) fn write_to(self, outgoing: OutgoingBody) -> Result<(), Error> {
+        {
+            let mut stream = outgoing
+                .write()
+                .map_err(|()| anyhow::anyhow!("the body stream was already taken"))?;
+            match self.0 {
+                BodyInner::Bytes(bytes) => stream.write_all(&bytes)?,
+                BodyInner::Reader(mut reader) => {
+                    io::copy(&mut reader, &mut stream)?;
+                }
+                BodyInner::Incoming(incoming) => incoming.splice_into(&stream)?,
+            }
+            stream.flush()?;
+        }
+        OutgoingBody::finish(outgoing, None)?;
+        Ok(())
+    }
+}
+
+/// Reading a body streams it: an incoming body as it arrives, bytes from memory.
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            BodyInner::Reader(r) => r.read(buf),
+            BodyInner::Incoming(i) => i.read(buf),
+            BodyInner::Bytes(bytes) => {
+                let bytes = std::mem::take(bytes);
+                self.0 = BodyInner::Reader(Box::new(io::Cursor::new(bytes)));
+                self.read(buf)
+            }
         }
     }
 }
@@ -44,7 +119,8 @@ impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             BodyInner::Bytes(b) => write!(f, "Body({} bytes)", b.len()),
-            BodyInner::Reader(_) => f.write_str("Body(stream)"),
+            BodyInner::Reader(_) => f.write_str("Body(reader)"),
+            BodyInner::Incoming(_) => f.write_str("Body(incoming stream)"),
         }
     }
 }
@@ -73,23 +149,27 @@ impl From<&str> for Body {
     }
 }
 
-impl From<RequestBody> for Body {
-    fn from(body: RequestBody) -> Self {
-        Body::from_reader(body)
+impl From<IncomingBody> for Body {
+    fn from(body: IncomingBody) -> Self {
+        Body(BodyInner::Incoming(body))
     }
 }
 
-/// The body of an incoming request, read as it arrives. Implements [`Read`].
-pub struct RequestBody {
+/// A body arriving from the host: the client's request body, or an origin's response
+/// body. Read it ([`Read`]) or pass it on as a [`Body`] (forwarded host-side).
+pub struct IncomingBody {
     // Field order matters: the stream must be dropped before the body it belongs to.
     stream: Option<InputStream>,
-    _body: Option<IncomingBody>,
+    _body: Option<WasiIncomingBody>,
 }
 
-impl RequestBody {
-    pub(crate) fn new(body: Option<IncomingBody>) -> Self {
+/// The client's request body (an [`IncomingBody`]).
+pub type RequestBody = IncomingBody;
+
+impl IncomingBody {
+    pub(crate) fn new(body: Option<WasiIncomingBody>) -> Self {
         let stream = body.as_ref().and_then(|b| b.stream().ok());
-        RequestBody {
+        IncomingBody {
             stream,
             _body: body,
         }
@@ -101,9 +181,25 @@ impl RequestBody {
         self.read_to_end(&mut buf)?;
         Ok(buf)
     }
+
+    /// Moves the rest of this body into `output` inside the host.
+    fn splice_into(self, output: &OutputStream) -> io::Result<()> {
+        let Some(input) = &self.stream else {
+            return Ok(());
+        };
+        loop {
+            match output.blocking_splice(input, 1 << 20) {
+                Ok(_) => {}
+                Err(StreamError::Closed) => return Ok(()),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(io::Error::other(e.to_debug_string()));
+                }
+            }
+        }
+    }
 }
 
-impl Read for RequestBody {
+impl Read for IncomingBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.stream {
             Some(stream) => stream.read(buf),
@@ -112,8 +208,8 @@ impl Read for RequestBody {
     }
 }
 
-impl fmt::Debug for RequestBody {
+impl fmt::Debug for IncomingBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RequestBody")
+        f.write_str("IncomingBody")
     }
 }

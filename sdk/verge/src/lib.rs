@@ -1,8 +1,9 @@
 //! # Verge SDK
 //!
 //! Write an edge request handler for [Verge](https://example.invalid/verge) in Rust.
-//! The output is a plain `wasi:http/proxy` component: it runs on Verge, on
-//! `wasmtime serve`, and on any other host of that world.
+//! The output is a plain `wasi:http/proxy` component (plus Verge's own `verge:edge`
+//! imports when you use them): it runs on Verge, and anything that uses only the
+//! standard parts runs on `wasmtime serve` too.
 //!
 //! ```no_run
 //! use verge::{Error, Request, Response};
@@ -10,40 +11,53 @@
 //! #[verge::main]
 //! fn handle(req: Request) -> Result<Response, Error> {
 //!     match req.path() {
-//!         "/" => Ok(Response::text("Hello from the edge!\n")),
+//!         "/" => Ok(Response::from_text("Hello from the edge!\n")),
 //!         // Stream the request body straight back, never holding it whole.
 //!         "/echo" => Ok(Response::new().with_body(req.into_body())),
-//!         _ => Ok(Response::with_status(404).with_body("not found\n")),
+//!         // Forward the request to the backend `origin` of verge.toml.
+//!         p if p.starts_with("/api/") => req.send("origin"),
+//!         _ => Ok(Response::from_status(404).with_body("not found\n")),
 //!     }
 //! }
 //! # fn main() {}
 //! ```
 //!
 //! The handler may have any name; apps conventionally call it `main`, as in
-//! `#[fastly::main]`.
+//! `#[fastly::main]`. Build it with `verge build`, run it with `verge serve`.
 //!
-//! Build it with `verge build`, run it with `verge serve`.
-//!
-//! - [`Request`]: method, URI, headers, and a body read as bytes, text, JSON (feature
-//!   `json`, on by default) or as a stream ([`RequestBody`] implements
-//!   [`std::io::Read`]).
-//! - [`Response`]: status, headers and a [`Body`] made from bytes, text, JSON or any
-//!   reader, which is streamed to the client as it is read.
+//! - [`Request`]: method, URI, headers, query parameters ([`Request::query_param`],
+//!   typed with [`Request::query_as`]), the client's IP ([`Request::client_ip`]), and a
+//!   body read as bytes, text, JSON or a stream; [`Request::send`] forwards it to a
+//!   backend.
+//! - [`Response`]: `from_*` constructors, `with_*` builders, `set_*` setters; a body
+//!   of bytes (sent with `content-length`), a reader, or a stream passed on from the
+//!   client or an origin (forwarded inside the host).
+//! - [`http::fetch`] / [`http::send`]: requests to URLs allowed by `[egress]`.
+//! - [`Router`]: method + path routing with `:param` segments.
+//! - [`geo::lookup`]: where an IP address is. [`runtime`]: request id, trace id,
+//!   node, app, CPU used.
+//! - [`env::var`]: the environment variables declared in the manifest's `[env]`.
 //! - [`Error`]: any error; a handler returning `Err` answers `500` and logs the error
 //!   (with its causes) to stderr, which Verge tags with the request id.
-//! - [`env::var`]: the environment variables declared in the manifest's `[env]`.
 //! - Printing to stdout or stderr writes log lines tagged with the request id.
 
 mod body;
+mod edge;
 pub mod env;
+mod fields;
+pub mod geo;
+pub mod http;
 mod request;
 mod response;
+mod router;
 mod run;
+pub mod runtime;
 
-pub use body::{Body, RequestBody};
-pub use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+pub use ::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+pub use body::{Body, IncomingBody, RequestBody};
 pub use request::Request;
-pub use response::Response;
+pub use response::{IntoStatus, Response};
+pub use router::{Params, Router};
 pub use verge_macros::main;
 
 /// The error type handlers return: any error, with its chain of causes.

@@ -1,21 +1,48 @@
-//! The incoming request.
+//! Requests: the one the handler receives, and ones it sends to origins.
+
+use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use wasip2::http::types::{self as wasi, IncomingRequest};
 
-use crate::body::RequestBody;
-use crate::Error;
+use crate::body::{Body, IncomingBody};
+use crate::{Error, Response};
 
-/// An incoming HTTP request: method, URI, headers and a streaming body.
+/// An HTTP request: method, URI, headers and a body.
+///
+/// The handler receives the client's request; [`Request::get`], [`Request::post`] and
+/// [`Request::new`] build one to send. Either kind goes to a named backend with
+/// [`Request::send`], or to its own URL with [`crate::http::send`].
 #[derive(Debug)]
 pub struct Request {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: RequestBody,
+    body: Body,
 }
 
 impl Request {
+    /// A request to `url` (absolute, like `https://api.example.com/v1/items`, or just
+    /// a path when it will go to a backend).
+    pub fn new(method: Method, url: impl AsRef<str>) -> Result<Self, Error> {
+        Ok(Request {
+            method,
+            uri: url.as_ref().parse()?,
+            headers: HeaderMap::new(),
+            body: Body::empty(),
+        })
+    }
+
+    /// `GET url`.
+    pub fn get(url: impl AsRef<str>) -> Result<Self, Error> {
+        Self::new(Method::GET, url)
+    }
+
+    /// `POST url`.
+    pub fn post(url: impl AsRef<str>) -> Result<Self, Error> {
+        Self::new(Method::POST, url)
+    }
+
     pub(crate) fn from_wasi(req: IncomingRequest) -> Result<Self, Error> {
         let method = match req.method() {
             wasi::Method::Get => Method::GET,
@@ -39,19 +66,13 @@ impl Request {
             };
             uri = uri.scheme(scheme.as_str()).authority(authority.as_str());
         }
-        let mut headers = HeaderMap::new();
-        for (name, value) in req.headers().entries() {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes())?,
-                HeaderValue::from_bytes(&value)?,
-            );
-        }
-        let body = RequestBody::new(req.consume().ok());
+        let headers = crate::fields::from_fields(req.headers())?;
+        let body = IncomingBody::new(req.consume().ok());
         Ok(Request {
             method,
             uri: uri.build()?,
             headers,
-            body,
+            body: body.into(),
         })
     }
 
@@ -59,7 +80,7 @@ impl Request {
         &self.method
     }
 
-    /// The full URI, including scheme and authority when the host provided them.
+    /// The full URI, including scheme and authority when known.
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
@@ -74,8 +95,26 @@ impl Request {
         self.uri.query()
     }
 
+    /// The first value of query parameter `name`, percent-decoded (`+` is a space).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query()?.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The query string parsed into `T` (with serde): `?limit=10&tag=a` into
+    /// `struct Query { limit: u32, tag: String }`. An absent query parses as empty.
+    #[cfg(feature = "json")]
+    pub fn query_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(serde_urlencoded::from_str(self.query().unwrap_or(""))?)
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
     }
 
     /// The first value of a header, if it is present and valid UTF-8.
@@ -83,9 +122,61 @@ impl Request {
         self.headers.get(name)?.to_str().ok()
     }
 
-    /// The body as a stream. It can be passed on as a response body with
-    /// [`crate::Response::with_body`] to stream it back without buffering.
-    pub fn into_body(self) -> RequestBody {
+    /// Replaces a header's values.
+    ///
+    /// # Panics
+    /// If the name or value is invalid; use [`Request::headers_mut`] to handle that.
+    pub fn set_header<K, V>(&mut self, name: K, value: V)
+    where
+        K: TryInto<HeaderName>,
+        K::Error: std::fmt::Debug,
+        V: TryInto<HeaderValue>,
+        V::Error: std::fmt::Debug,
+    {
+        self.headers.insert(
+            name.try_into().expect("a valid header name"),
+            value.try_into().expect("a valid header value"),
+        );
+    }
+
+    /// Appends a header value.
+    ///
+    /// # Panics
+    /// If the name or value is invalid; use [`Request::headers_mut`] to handle that.
+    pub fn with_header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        K::Error: std::fmt::Debug,
+        V: TryInto<HeaderValue>,
+        V::Error: std::fmt::Debug,
+    {
+        self.headers.append(
+            name.try_into().expect("a valid header name"),
+            value.try_into().expect("a valid header value"),
+        );
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the body.
+    pub fn set_body(&mut self, body: impl Into<Body>) {
+        self.body = body.into();
+    }
+
+    /// The client's IP address (for the request the handler received): the socket
+    /// peer, or what a trusted proxy said it was.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        crate::edge::downstream::client_ip()?.parse().ok()
+    }
+
+    /// The body as a stream. Passed on as a body ([`crate::Response::with_body`],
+    /// [`Request::with_body`]) it is forwarded inside the host without buffering.
+    pub fn into_body(self) -> Body {
         self.body
     }
 
@@ -96,12 +187,33 @@ impl Request {
 
     /// Reads the whole body as UTF-8 text.
     pub fn into_string(self) -> Result<String, Error> {
-        Ok(String::from_utf8(self.into_bytes()?)?)
+        self.body.into_string()
     }
 
     /// Reads the whole body and parses it as JSON.
     #[cfg(feature = "json")]
     pub fn into_json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
-        Ok(serde_json::from_reader(self.body)?)
+        self.body.into_json()
+    }
+
+    /// Sends this request to the backend `backend` declared in `verge.toml`: its
+    /// method, path, query, headers and body go to the backend's URL (the client's
+    /// request is forwarded as is; the body streams without buffering). Returns the
+    /// backend's response, its body streaming.
+    ///
+    /// ```no_run
+    /// # use verge::{Request, Response, Error};
+    /// # fn handler(req: Request) -> Result<Response, Error> {
+    /// let mut resp = req.send("origin-eu")?;
+    /// resp.set_header("x-served-by", "verge");
+    /// Ok(resp)
+    /// # }
+    /// ```
+    pub fn send(self, backend: &str) -> Result<Response, Error> {
+        crate::http::send_to(self, Some(backend))
+    }
+
+    pub(crate) fn into_parts(self) -> (Method, Uri, HeaderMap, Body) {
+        (self.method, self.uri, self.headers, self.body)
     }
 }

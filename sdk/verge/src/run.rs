@@ -1,12 +1,9 @@
 //! Runs a handler for one `wasi:http` request and sends its response.
 
-use std::io::{self, Write};
+use http::header::CONTENT_LENGTH;
+use http::HeaderValue;
+use wasip2::http::types::{ErrorCode, IncomingRequest, OutgoingResponse, ResponseOutparam};
 
-use wasip2::http::types::{
-    ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-
-use crate::body::BodyInner;
 use crate::{Error, Request, Response};
 
 /// Called by the `#[verge::main]` expansion for every request.
@@ -18,7 +15,7 @@ pub fn run(
     let response = Request::from_wasi(request).and_then(handler);
     let response = response.unwrap_or_else(|err| {
         eprintln!("handler failed: {err:?}");
-        Response::with_status(500).with_body("500 Internal Server Error\n")
+        Response::from_status(500).with_body("500 Internal Server Error\n")
     });
     if let Err(err) = send(response, response_out) {
         eprintln!("sending the response failed: {err:?}");
@@ -26,21 +23,19 @@ pub fn run(
 }
 
 fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error> {
-    let (status, headers, body) = response.into_parts();
-    let entries: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect();
-    let fields = match Fields::from_list(&entries) {
+    let (status, mut headers, body) = response.into_parts();
+    // A body of known length goes out with content-length, not chunked.
+    if let Some(len) = body.len_hint() {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    let fields = match crate::fields::to_fields(&headers) {
         Ok(fields) => fields,
         Err(e) => {
             ResponseOutparam::set(
                 response_out,
-                Err(ErrorCode::InternalError(Some(format!(
-                    "invalid response header: {e:?}"
-                )))),
+                Err(ErrorCode::InternalError(Some(e.to_string()))),
             );
-            anyhow::bail!("the response has a header the host refuses: {e:?}");
+            return Err(e);
         }
     };
     let outgoing = OutgoingResponse::new(fields);
@@ -51,19 +46,5 @@ fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error>
         .body()
         .map_err(|()| anyhow::anyhow!("the response body was already taken"))?;
     ResponseOutparam::set(response_out, Ok(outgoing));
-
-    {
-        let mut stream = outgoing_body
-            .write()
-            .map_err(|()| anyhow::anyhow!("the response body stream was already taken"))?;
-        match body.0 {
-            BodyInner::Bytes(bytes) => stream.write_all(&bytes)?,
-            BodyInner::Reader(mut reader) => {
-                io::copy(&mut reader, &mut stream)?;
-            }
-        }
-        stream.flush()?;
-    }
-    OutgoingBody::finish(outgoing_body, None)?;
-    Ok(())
+    body.write_to(outgoing_body)
 }

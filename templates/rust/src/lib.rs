@@ -10,10 +10,10 @@ fn main(req: Request) -> Result<Response, Error> {
     match req.path() {
         "/" => {
             let greeting = verge::env::var("GREETING").unwrap_or_else(|| "Hello".into());
-            Ok(Response::text(format!("{greeting} from {{name}}!\n")))
+            Ok(Response::from_text(format!("{greeting} from {{name}}!\n")))
         }
         // Streams the request body back without holding it in memory.
         "/echo" => Ok(Response::new().with_body(req.into_body())),
-        _ => Ok(Response::with_status(404).with_body("not found\n")),
+        _ => Ok(Response::from_status(404).with_body("not found\n")),
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use verge_manifest::{ByteSize, DurationValue, LimitsSection, Manifest};
-use verge_runtime::{App, AppConfig, Runtime, RuntimeConfig};
+use verge_runtime::{
+    App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig,
+};
+use verge_server::client_ip::TrustedProxies;
 use verge_server::{LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
 
 use crate::commands::build::build_app;
@@ -96,6 +99,32 @@ pub struct Args {
     /// for the dirtied ones with Linux's PAGEMAP_SCAN.
     #[arg(long)]
     pub no_pagemap_scan: bool,
+
+    /// A MaxMind-format geolocation database (.mmdb: GeoIP2/GeoLite2 City, ASN, or
+    /// compatible) for verge:edge/geo. Repeat to combine a City and an ASN database.
+    #[arg(long, value_name = "FILE", env = "VERGE_GEOIP_DB")]
+    pub geoip_db: Vec<PathBuf>,
+
+    /// The node's name, as guests see it (verge:edge/runtime).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "local",
+        env = "VERGE_NODE_NAME"
+    )]
+    pub node_name: String,
+
+    /// A proxy (IP or CIDR) whose X-Forwarded-For names the client. Repeatable.
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+
+    /// Connections from trusted proxies start with a PROXY protocol v2 header.
+    #[arg(long, requires = "trusted_proxy")]
+    pub proxy_protocol: bool,
+}
+
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    verge_manifest::IpNetKey::parse(text).map(|k| k.0)
 }
 
 /// What is being served, and the limits given on the command line.
@@ -163,8 +192,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The app's configuration decides the engine's memory slot size, so it is read
     // (and the app built) before the engine exists.
     let first = prepare(&source, !args.no_build)?;
+    let geo = if args.geoip_db.is_empty() {
+        None
+    } else {
+        let db = MaxmindGeo::open(&args.geoip_db)?;
+        Some(Arc::new(db) as Arc<dyn GeoProvider>)
+    };
     let defaults = RuntimeConfig::default();
     let runtime = Runtime::new(RuntimeConfig {
+        node: NodeServices {
+            name: args.node_name.clone(),
+            geo,
+        },
         compile_cache_dir: compile_cache_dir(&args)?,
         max_concurrent_instances: args.max_instances,
         max_memory_bytes: defaults
@@ -182,6 +221,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         listen: args.listen,
         max_header_count: args.max_header_count,
         max_header_bytes: args.max_header_bytes,
+        trusted_proxies: TrustedProxies(args.trusted_proxy.clone()),
+        proxy_protocol: args.proxy_protocol,
         ..ServerConfig::default()
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()

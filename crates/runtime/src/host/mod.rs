@@ -1,27 +1,50 @@
 //! Host APIs: what a guest can call beyond its own code.
 //!
 //! Every API has the same three stages, as in Spin's factors:
-//! 1. linked once per engine ([`add_to_linker`], called from [`crate::state::linker`]);
+//! 1. linked once per engine (its `add_to_linker`, called from
+//!    [`crate::state::linker`]);
 //! 2. a per-app state built once when the app loads ([`AppHost`]): pooled clients,
 //!    open store handles, parsed allow-lists;
-//! 3. a per-request state built from it for every request
-//!    ([`crate::state::RequestState::new`]): clones of `Arc`s and a few counters,
-//!    so a request pays only for the APIs it calls.
+//! 3. a per-request state (or a view) built from it for every request
+//!    ([`crate::state::RequestState::new`]): references and a few counters, so a
+//!    request pays only for the APIs it calls.
+//!
+//! WASI interfaces come from Wasmtime's crates; Verge's own are the `verge:edge`
+//! package in `wit/edge.wit` ([`bindings`]).
 
+pub(crate) mod bindings;
+pub(crate) mod downstream;
+pub mod geo;
 pub(crate) mod outbound;
+pub(crate) mod runtime_info;
+
+use std::sync::Arc;
 
 use crate::config::AppConfig;
+use crate::engine::NodeServices;
 use crate::error::LoadError;
 
 /// The per-app state of every host API.
 pub(crate) struct AppHost {
-    pub(crate) outbound: std::sync::Arc<outbound::AppState>,
+    pub(crate) outbound: Arc<outbound::AppState>,
+    pub(crate) geo: geo::AppState,
+    pub(crate) node_name: Arc<str>,
+    pub(crate) app_name: Arc<str>,
+    pub(crate) app_version: Arc<str>,
 }
 
 impl AppHost {
-    pub(crate) fn new(config: &AppConfig) -> Result<AppHost, LoadError> {
+    pub(crate) fn new(
+        config: &AppConfig,
+        node: &NodeServices,
+        app_version: String,
+    ) -> Result<AppHost, LoadError> {
         Ok(AppHost {
             outbound: outbound::AppState::new(config)?,
+            geo: geo::AppState::new(node.geo.clone(), &config.geo_overrides),
+            node_name: node.name.as_str().into(),
+            app_name: config.name.as_str().into(),
+            app_version: app_version.into(),
         })
     }
 }

@@ -17,7 +17,7 @@ mod origin;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -100,19 +100,14 @@ impl AppState {
     }
 }
 
-/// What the access log reports about a request's outbound traffic.
-#[derive(Debug, Default)]
-pub(crate) struct OutboundStats {
-    /// Requests the guest sent (refused ones included).
-    pub(crate) subrequests: AtomicU32,
-    /// Time from sending each request to its response head, summed.
-    pub(crate) origin_wait_us: AtomicU64,
-}
-
-/// Built for every request: a handle on the app's clients and a counter.
+/// Built for every request: a handle on the app's clients and counters.
 pub(crate) struct RequestState {
     app: Arc<AppState>,
-    pub(crate) stats: Arc<OutboundStats>,
+    /// Requests the guest sent (refused ones included).
+    pub(crate) subrequests: u32,
+    /// Microseconds from sending each request to its response head, summed; shared
+    /// with the send futures, allocated by the first request that sends.
+    origin_wait_us: Option<Arc<AtomicU64>>,
     pub(crate) trace: TraceContext,
     log: HostLog,
 }
@@ -134,10 +129,20 @@ impl RequestState {
     pub(crate) fn new(app: &Arc<AppState>, trace: TraceContext, log: HostLog) -> RequestState {
         RequestState {
             app: app.clone(),
-            stats: Arc::default(),
+            subrequests: 0,
+            origin_wait_us: None,
             trace,
             log,
         }
+    }
+
+    /// Time spent waiting for origins' response heads so far.
+    pub(crate) fn origin_wait(&self) -> Duration {
+        let us = self
+            .origin_wait_us
+            .as_ref()
+            .map_or(0, |w| w.load(Ordering::Relaxed));
+        Duration::from_micros(us)
     }
 
     /// Decides where a guest's request goes, rewriting its URI and `Host`.
@@ -259,8 +264,8 @@ impl WasiHttpHooks for RequestState {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Code>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let sent = self.stats.subrequests.fetch_add(1, Ordering::Relaxed) + 1;
-        if sent > self.app.max_requests {
+        self.subrequests += 1;
+        if self.subrequests > self.app.max_requests {
             self.log.write(
                 "egress",
                 &format!(
@@ -286,14 +291,12 @@ impl WasiHttpHooks for RequestState {
         }
         let timeouts = with_guest_options(route.timeouts, options);
         let Route { origin, label, .. } = route;
-        let stats = self.stats.clone();
+        let origin_wait = self.origin_wait_us.get_or_insert_with(Arc::default).clone();
         let log = self.log.clone();
         Box::new(async move {
             let started = Instant::now();
             let result = origin.send(request, timeouts).await;
-            stats
-                .origin_wait_us
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            origin_wait.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match result {
                 Ok(response) => Ok((
                     response,

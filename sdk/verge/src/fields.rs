@@ -1,0 +1,40 @@
+//! Headers between the `http` crate and `wasi:http` fields.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use wasip2::http::types::Fields;
+
+use crate::Error;
+
+/// Headers the host sets itself and refuses from a guest (hop-by-hop, and `host`,
+/// which comes from the request's authority).
+const HOST_OWNED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "http2-settings",
+];
+
+pub(crate) fn to_fields(headers: &HeaderMap) -> Result<Fields, Error> {
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .filter(|(name, _)| !HOST_OWNED.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    Fields::from_list(&entries).map_err(|e| anyhow::anyhow!("the host refused a header: {e:?}"))
+}
+
+pub(crate) fn from_fields(fields: Fields) -> Result<HeaderMap, Error> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields.entries() {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes())?,
+            HeaderValue::from_bytes(&value)?,
+        );
+    }
+    Ok(headers)
+}

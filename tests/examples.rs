@@ -1,0 +1,271 @@
+//! The apps in `examples/`, built with `verge build` and served against real origins
+//! on 127.0.0.1: each example's own verge.toml, with its backend URLs pointed at the
+//! test's origins.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use common::geo::*;
+use common::origin::Origin;
+use common::*;
+
+/// Builds `examples/NAME` once per test process; returns its component.
+fn built(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let dir = repo_root().join("examples").join(name);
+    let mut done = BUILT.lock().unwrap();
+    if !done.iter().any(|n| n == name) {
+        let out = verge(&["build"], &dir);
+        assert!(
+            out.status.success(),
+            "verge build {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        done.push(name.to_owned());
+    }
+    dir.join(format!("{name}.wasm"))
+}
+
+/// The example's verge.toml with each named backend sent to a test origin (and
+/// allowed to reach loopback), written to `dir`.
+fn manifest_for(example: &str, origins: &[(&str, &Origin)], dir: &Path) -> PathBuf {
+    let path = repo_root()
+        .join("examples")
+        .join(example)
+        .join("verge.toml");
+    let mut manifest: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    let backends = manifest["backends"].as_table_mut().unwrap();
+    for (name, origin) in origins {
+        let backend = backends[*name].as_table_mut().unwrap();
+        backend.insert(
+            "url".into(),
+            format!("http://127.0.0.1:{}", origin.port()).into(),
+        );
+        backend.insert("allow_private".into(), true.into());
+    }
+    let out = dir.join("verge.toml");
+    std::fs::write(&out, toml::to_string(&manifest).unwrap()).unwrap();
+    out
+}
+
+struct GeoRouter {
+    verge: Verge,
+    apac: Origin,
+    eu: Origin,
+    us: Origin,
+    _dir: tempfile::TempDir,
+}
+
+async fn geo_router(flags: &[&str]) -> GeoRouter {
+    let (apac, eu, us) = (
+        Origin::start().await,
+        Origin::start().await,
+        Origin::start().await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_for(
+        "geo-router",
+        &[
+            ("origin-apac", &apac),
+            ("origin-eu", &eu),
+            ("origin-us", &us),
+        ],
+        dir.path(),
+    );
+    let component = built("geo-router");
+    let mut args = vec![
+        component.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    GeoRouter {
+        verge: Verge::serve(&args),
+        apac,
+        eu,
+        us,
+        _dir: dir,
+    }
+}
+
+/// Which origin answered `/headers` (by the Host it saw) and the country header.
+async fn route_of(router: &GeoRouter, xff: Option<&str>) -> (String, String) {
+    let mut req = client().get(router.verge.url("/headers?from=edge"));
+    if let Some(xff) = xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let country = resp.headers()["x-edge-country"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(seen["path"], "/headers?from=edge");
+    let host = seen["headers"]["host"].as_str().unwrap();
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    let origin = [
+        ("apac", router.apac.port()),
+        ("eu", router.eu.port()),
+        ("us", router.us.port()),
+    ]
+    .into_iter()
+    .find(|(_, p)| *p == port)
+    .unwrap()
+    .0;
+    (origin.to_owned(), country)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geo_router_sends_a_local_visitor_to_apac_by_the_dev_override() {
+    let router = geo_router(&[]).await;
+    assert_eq!(
+        route_of(&router, None).await,
+        ("apac".to_string(), "JP".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geo_router_routes_by_the_mmdb_country_of_the_client() {
+    let dbs = tempfile::tempdir().unwrap();
+    let city = write_city_db(dbs.path(), &[TOKYO, BERLIN, SINGAPORE, NEW_YORK]);
+    let router = geo_router(&[
+        "--geoip-db",
+        city.to_str().unwrap(),
+        "--trusted-proxy",
+        "127.0.0.1",
+    ])
+    .await;
+    for (client, origin, country) in [
+        ("203.0.113.7", "apac", "JP"),
+        ("2001:db8:1::9", "apac", "SG"),
+        ("198.51.100.20", "eu", "DE"),
+        ("192.0.2.200", "us", "US"),
+        ("192.0.2.1", "us", "unknown"),
+    ] {
+        assert_eq!(
+            route_of(&router, Some(client)).await,
+            (origin.to_string(), country.to_string()),
+            "{client}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geo_router_passes_a_gibibyte_through_within_the_cpu_limit() {
+    use futures::StreamExt;
+    let router = geo_router(&[]).await;
+    let resp = client()
+        .get(router.verge.url("/bytes/1073741824"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = request_id(&resp);
+    let mut total = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len() as u64;
+    }
+    assert_eq!(total, 1 << 30);
+    let access = router.verge.access_line(&id);
+    assert_eq!(access["outcome"], "ok", "{access}");
+    assert!(
+        access["guest_cpu_us"].as_u64().unwrap() < 50_000,
+        "{access}"
+    );
+}
+
+async fn api_filter() -> (Verge, Origin, tempfile::TempDir) {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_for("api-filter", &[("origin", &origin)], dir.path());
+    let component = built("api-filter");
+    let verge = Verge::serve(&[
+        component.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    (verge, origin, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_filter_keeps_only_the_configured_fields() {
+    let (verge, origin, _dir) = api_filter().await;
+    origin.set_json(
+        r#"[
+            {"id": 1, "name": "verge", "secret": "x", "tags": ["edge", "wasm"],
+             "owner": {"login": "ada", "email": "ada@example.com"}},
+            {"id": 2, "name": "spine", "owner": {"login": "bob", "token": "t"}, "extra": {"a": 1}}
+        ]"#,
+    );
+    let resp = client().get(verge.url("/api/json")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!([
+            {"id": 1, "name": "verge", "tags": ["edge", "wasm"], "owner": {"login": "ada"}},
+            {"id": 2, "name": "spine", "owner": {"login": "bob"}}
+        ])
+    );
+
+    origin
+        .set_json(r#"{"id": 7, "owner": [{"login": "a", "x": 1}, {"login": "b"}], "drop": true}"#);
+    let body: serde_json::Value = client()
+        .get(verge.url("/api/json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"id": 7, "owner": [{"login": "a"}, {"login": "b"}]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_filter_passes_non_json_through_with_an_error_header() {
+    let (verge, origin, _dir) = api_filter().await;
+    let resp = client().get(verge.url("/api/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let why = resp.headers()["x-filter-error"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("not JSON"), "{why}");
+    assert_eq!(resp.text().await.unwrap(), "hello from origin");
+
+    origin.set_json("{\"id\": 1, oops");
+    let resp = client().get(verge.url("/api/json")).send().await.unwrap();
+    let why = resp.headers()["x-filter-error"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("invalid"), "{why}");
+    assert_eq!(resp.text().await.unwrap(), "{\"id\": 1, oops");
+
+    // The origin's own errors pass through too.
+    let resp = client()
+        .get(verge.url("/api/missing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_filter_answers_404_and_405_elsewhere() {
+    let (verge, origin, _dir) = api_filter().await;
+    let resp = client().get(verge.url("/other")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client().post(verge.url("/api/json")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    assert_eq!(origin.connections(), 0, "nothing reached the origin");
+}
