@@ -68,7 +68,11 @@ impl std::error::Error for SendError {}
 pub(crate) fn send_to(req: Request, backend: Option<&str>) -> Result<Response, Error> {
     let (method, uri, mut headers, body) = req.into_parts();
     let (scheme, authority, destination) = match backend {
-        Some(name) => (wasi::Scheme::Http, name.to_owned(), format!("backend `{name}`")),
+        Some(name) => (
+            wasi::Scheme::Http,
+            name.to_owned(),
+            format!("backend `{name}`"),
+        ),
         None => {
             let scheme = match uri.scheme_str() {
                 Some("http") => wasi::Scheme::Http,

@@ -70,7 +70,10 @@ impl<'a> Router<'a> {
         pattern: &str,
         handler: impl Fn(Request, Params) -> Result<Response, Error> + 'a,
     ) -> Self {
-        assert!(pattern.starts_with('/'), "route `{pattern}` must start with `/`");
+        assert!(
+            pattern.starts_with('/'),
+            "route `{pattern}` must start with `/`"
+        );
         let segments: Vec<Segment> = split(pattern)
             .map(|s| {
                 if let Some(name) = s.strip_prefix(':') {
@@ -82,9 +85,7 @@ impl<'a> Router<'a> {
                 }
             })
             .collect();
-        let rest_at = segments
-            .iter()
-            .position(|s| matches!(s, Segment::Rest(_)));
+        let rest_at = segments.iter().position(|s| matches!(s, Segment::Rest(_)));
         assert!(
             rest_at.is_none_or(|i| i == segments.len() - 1),
             "in route `{pattern}`, a `*` segment must come last"
@@ -97,7 +98,11 @@ impl<'a> Router<'a> {
         self.on(Method::GET, p, h)
     }
 
-    pub fn post(self, p: &str, h: impl Fn(Request, Params) -> Result<Response, Error> + 'a) -> Self {
+    pub fn post(
+        self,
+        p: &str,
+        h: impl Fn(Request, Params) -> Result<Response, Error> + 'a,
+    ) -> Self {
         self.on(Method::POST, p, h)
     }
 
@@ -105,11 +110,19 @@ impl<'a> Router<'a> {
         self.on(Method::PUT, p, h)
     }
 
-    pub fn patch(self, p: &str, h: impl Fn(Request, Params) -> Result<Response, Error> + 'a) -> Self {
+    pub fn patch(
+        self,
+        p: &str,
+        h: impl Fn(Request, Params) -> Result<Response, Error> + 'a,
+    ) -> Self {
         self.on(Method::PATCH, p, h)
     }
 
-    pub fn delete(self, p: &str, h: impl Fn(Request, Params) -> Result<Response, Error> + 'a) -> Self {
+    pub fn delete(
+        self,
+        p: &str,
+        h: impl Fn(Request, Params) -> Result<Response, Error> + 'a,
+    ) -> Self {
         self.on(Method::DELETE, p, h)
     }
 
