@@ -10,6 +10,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
 guest-toolchain:
 	bash scripts/install-guest-toolchain.sh
+	bash scripts/install-componentize-py.sh
 
 serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli
