@@ -15,19 +15,11 @@ fn serve_hostile(extra: &[&str]) -> Verge {
     Verge::serve(&args)
 }
 
-async fn get(verge: &Verge, path: &str) -> (u16, String, serde_json::Value) {
-    let resp = client().get(verge.url(path)).send().await.unwrap();
-    let id = request_id(&resp);
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    (status, body, verge.access_line(&id))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_busy_for_40ms_passes_the_50ms_cpu_limit_and_one_busy_for_80ms_does_not() {
     let verge = serve_hostile(&[]);
     for _ in 0..3 {
-        let (status, body, access) = get(&verge, "/busy?ms=40").await;
+        let (status, body, access) = get_logged(&verge, "/busy?ms=40").await;
         assert_eq!(status, 200, "{body}\n{access}");
         let cpu = access["guest_cpu_us"].as_u64().unwrap();
         assert!(
@@ -35,7 +27,7 @@ async fn a_guest_busy_for_40ms_passes_the_50ms_cpu_limit_and_one_busy_for_80ms_d
             "charged {cpu} µs: {access}"
         );
     }
-    let (status, _, access) = get(&verge, "/busy?ms=80").await;
+    let (status, _, access) = get_logged(&verge, "/busy?ms=80").await;
     assert_eq!(status, 503, "{access}");
     assert_eq!(access["outcome"], "limit:cpu");
 }
@@ -63,7 +55,7 @@ async fn a_trap_logs_the_wasm_backtrace_but_no_host_backtrace() {
         &[guest("hostile").to_str().unwrap(), "--no-cache"],
         &[("RUST_BACKTRACE", "1"), ("RUST_LIB_BACKTRACE", "1")],
     );
-    let (status, _, access) = get(&verge, "/panic").await;
+    let (status, _, access) = get_logged(&verge, "/panic").await;
     assert_eq!(status, 500);
     let backtrace = access["backtrace"].as_str().unwrap();
     assert!(backtrace.contains("wasm backtrace"), "{backtrace}");
@@ -89,12 +81,12 @@ async fn a_trap_logs_the_wasm_backtrace_but_no_host_backtrace() {
 async fn a_memory_limit_above_128mib_can_be_used() {
     // Touching 300 MiB takes longer than the default 50 ms of CPU.
     let verge = serve_hostile(&["--memory", "400MiB", "--cpu-time", "5s"]);
-    let (status, body, access) = get(&verge, "/alloc?mb=300").await;
+    let (status, body, access) = get_logged(&verge, "/alloc?mb=300").await;
     assert_eq!(status, 200, "{body}\n{access}");
     assert_eq!(body, (300u64 << 20).to_string());
     assert!(access["peak_memory_bytes"].as_u64().unwrap() > 300 << 20);
     // The limit still holds.
-    let (status, _, access) = get(&verge, "/alloc?mb=450").await;
+    let (status, _, access) = get_logged(&verge, "/alloc?mb=450").await;
     assert_eq!(status, 500);
     assert_eq!(access["outcome"], "limit:memory");
 }
@@ -110,7 +102,7 @@ async fn a_bare_component_takes_its_settings_from_manifest_and_flags() {
     .unwrap();
     let verge = serve_hostile(&["--manifest", manifest.to_str().unwrap()]);
     // The manifest's 10 ms limit stops a 30 ms guest, and names the app.
-    let (status, _, access) = get(&verge, "/busy?ms=30").await;
+    let (status, _, access) = get_logged(&verge, "/busy?ms=30").await;
     assert_eq!(status, 503);
     assert_eq!(access["app"], "probe");
     drop(verge);
@@ -121,7 +113,7 @@ async fn a_bare_component_takes_its_settings_from_manifest_and_flags() {
         "--cpu-time",
         "200ms",
     ]);
-    let (status, _, _) = get(&verge, "/busy?ms=30").await;
+    let (status, _, _) = get_logged(&verge, "/busy?ms=30").await;
     assert_eq!(status, 200);
 }
 
@@ -163,13 +155,13 @@ async fn a_full_instance_pool_answers_503_overloaded() {
     verge.stdout.wait_for(Duration::from_secs(30), |l| {
         l.contains("\"type\":\"guest\"") && l.contains("sleeping")
     });
-    let (status, body, access) = get(&verge, "/echo").await;
+    let (status, body, access) = get_logged(&verge, "/echo").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(access["outcome"], "overloaded");
     assert!(body.contains("try again"), "{body}");
     assert_eq!(slow.await.unwrap(), 200);
     // Once the slot is free, requests run again.
-    let (status, _, _) = get(&verge, "/echo").await;
+    let (status, _, _) = get_logged(&verge, "/echo").await;
     assert_eq!(status, 200);
     assert!(verge.is_running());
 }

@@ -20,14 +20,6 @@ fn backend(name: &str, url: &str, extra: &str) -> String {
     format!("[backends.{name}]\nurl = \"{url}\"\n{extra}\n")
 }
 
-async fn get(verge: &Verge, path: &str) -> (u16, String, serde_json::Value) {
-    let resp = client().get(verge.url(path)).send().await.unwrap();
-    let id = request_id(&resp);
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    (status, body, verge.access_line(&id))
-}
-
 /// The `host` log line of a request about `event`.
 fn host_line(verge: &Verge, request_id: &str, event: &str) -> serde_json::Value {
     let line = verge.stdout.wait_for(Duration::from_secs(30), |l| {
@@ -144,7 +136,8 @@ async fn urls_must_match_the_egress_allow_list() {
     let (verge, _app) = serve(&format!(
         "[egress]\nallow = [\"127.0.0.1:{port}\"]\nallow_private = true\n"
     ));
-    let (status, body, _) = get(&verge, &format!("/fetch/http/127.0.0.1:{port}/hello")).await;
+    let (status, body, _) =
+        get_logged(&verge, &format!("/fetch/http/127.0.0.1:{port}/hello")).await;
     assert_eq!((status, body.as_str()), (200, "hello from origin"));
 
     // Another port, another host, an unknown backend name: refused before connecting.
@@ -257,7 +250,7 @@ async fn waiting_on_a_slow_origin_is_wall_time_not_cpu_time() {
     let origin = Origin::start().await;
     let url = format!("http://127.0.0.1:{}", origin.port());
     let (verge, _app) = serve(&backend("origin", &url, "allow_private = true"));
-    let (status, body, access) = get(&verge, "/fetch/http/origin/slow/2000").await;
+    let (status, body, access) = get_logged(&verge, "/fetch/http/origin/slow/2000").await;
     assert_eq!((status, body.as_str()), (200, "slow"), "{access}");
     assert!(
         access["guest_cpu_us"].as_u64().unwrap() < 50_000,
@@ -342,7 +335,7 @@ async fn a_request_may_send_at_most_32_outbound_requests() {
     let origin = Origin::start().await;
     let url = format!("http://127.0.0.1:{}", origin.port());
     let (verge, _app) = serve(&backend("origin", &url, "allow_private = true"));
-    let (status, body, access) = get(&verge, "/many/40/http/origin/hello").await;
+    let (status, body, access) = get_logged(&verge, "/many/40/http/origin/hello").await;
     assert_eq!((status, body.as_str()), (200, "ok=32 failed=8"));
     assert_eq!(access["subrequests"], 40);
     let id = access["request_id"].as_str().unwrap();
@@ -422,12 +415,12 @@ async fn https_backends_verify_certificates_and_speak_http2() {
         ),
     ));
 
-    let (status, body, _) = get(&verge, "/fetch/http/trusted/headers").await;
+    let (status, body, _) = get_logged(&verge, "/fetch/http/trusted/headers").await;
     assert_eq!(status, 200, "{body}");
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["version"], "HTTP/2.0", "ALPN picks HTTP/2");
 
-    let (status, body, access) = get(&verge, "/fetch/http/untrusted/hello").await;
+    let (status, body, access) = get_logged(&verge, "/fetch/http/untrusted/hello").await;
     assert_eq!((status, body.as_str()), (502, "error: TlsCertificateError"));
     let line = host_line(&verge, access["request_id"].as_str().unwrap(), "origin");
     assert!(
@@ -435,14 +428,14 @@ async fn https_backends_verify_certificates_and_speak_http2() {
         "{line}"
     );
 
-    let (status, body, _) = get(&verge, "/fetch/http/unverified/hello").await;
+    let (status, body, _) = get_logged(&verge, "/fetch/http/unverified/hello").await;
     assert_eq!((status, body.as_str()), (200, "hello from origin"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_name_that_does_not_resolve_is_a_dns_error() {
     let (verge, _app) = serve("[egress]\nallow = [\"*.invalid:*\"]\n");
-    let (status, body, access) = get(&verge, "/fetch/http/no-such-host.invalid/").await;
+    let (status, body, access) = get_logged(&verge, "/fetch/http/no-such-host.invalid/").await;
     assert_eq!(
         (status, body.as_str()),
         (

@@ -258,6 +258,15 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET path`: the status, the body as text, and the request's access line.
+pub async fn get_logged(verge: &Verge, path: &str) -> (u16, String, serde_json::Value) {
+    let resp = client().get(verge.url(path)).send().await.unwrap();
+    let id = request_id(&resp);
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    (status, body, verge.access_line(&id))
+}
+
 pub fn request_id(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("x-request-id")

@@ -116,7 +116,7 @@ pub struct GeoSection {
     /// IP address or CIDR → what `verge:edge/geo` answers for it, over the node's
     /// database: `[geo.overrides."203.0.113.0/24"]`.
     #[serde(default)]
-    pub overrides: BTreeMap<IpNetKey, GeoOverride>,
+    pub overrides: BTreeMap<IpNetKey, GeoRecord>,
 }
 
 /// An IP address (a /32 or /128) or a CIDR network, as a table key.
@@ -141,10 +141,11 @@ impl<'de> Deserialize<'de> for IpNetKey {
     }
 }
 
-/// A geolocation record written by hand; every field is optional.
+/// What is known about where an IP address is; every field is optional. Written by
+/// hand in `[geo.overrides]`, and what the runtime's geolocation answers.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GeoOverride {
+pub struct GeoRecord {
     pub country_code: Option<String>,
     pub country_name: Option<String>,
     pub continent_code: Option<String>,

@@ -160,23 +160,7 @@ impl TryFrom<&Manifest> for AppConfig {
                 .geo
                 .overrides
                 .iter()
-                .map(|(net, o)| {
-                    let record = GeoRecord {
-                        country_code: o.country_code.clone(),
-                        country_name: o.country_name.clone(),
-                        continent_code: o.continent_code.clone(),
-                        region_code: o.region_code.clone(),
-                        region: o.region.clone(),
-                        city: o.city.clone(),
-                        postal_code: o.postal_code.clone(),
-                        latitude: o.latitude,
-                        longitude: o.longitude,
-                        time_zone: o.time_zone.clone(),
-                        asn: o.asn,
-                        as_organization: o.as_organization.clone(),
-                    };
-                    (net.0, record)
-                })
+                .map(|(net, record)| (net.0, record.clone()))
                 .collect(),
             version: None,
         })

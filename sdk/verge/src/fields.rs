@@ -19,6 +19,24 @@ const HOST_OWNED: &[&str] = &[
     "http2-settings",
 ];
 
+/// A header name and value from anything convertible, for the `with_header` and
+/// `set_header` methods of requests and responses.
+///
+/// # Panics
+/// If the name or value is invalid.
+pub(crate) fn header_pair<K, V>(name: K, value: V) -> (HeaderName, HeaderValue)
+where
+    K: TryInto<HeaderName>,
+    K::Error: std::fmt::Debug,
+    V: TryInto<HeaderValue>,
+    V::Error: std::fmt::Debug,
+{
+    (
+        name.try_into().expect("a valid header name"),
+        value.try_into().expect("a valid header value"),
+    )
+}
+
 pub(crate) fn to_fields(headers: &HeaderMap) -> Result<Fields, Error> {
     let entries: Vec<(String, Vec<u8>)> = headers
         .iter()

@@ -133,10 +133,8 @@ impl Request {
         V: TryInto<HeaderValue>,
         V::Error: std::fmt::Debug,
     {
-        self.headers.insert(
-            name.try_into().expect("a valid header name"),
-            value.try_into().expect("a valid header value"),
-        );
+        let (name, value) = crate::fields::header_pair(name, value);
+        self.headers.insert(name, value);
     }
 
     /// Appends a header value.
@@ -150,10 +148,8 @@ impl Request {
         V: TryInto<HeaderValue>,
         V::Error: std::fmt::Debug,
     {
-        self.headers.append(
-            name.try_into().expect("a valid header name"),
-            value.try_into().expect("a valid header value"),
-        );
+        let (name, value) = crate::fields::header_pair(name, value);
+        self.headers.append(name, value);
         self
     }
 

@@ -120,10 +120,8 @@ impl Response {
         V: TryInto<HeaderValue>,
         V::Error: std::fmt::Debug,
     {
-        self.headers.append(
-            name.try_into().expect("a valid header name"),
-            value.try_into().expect("a valid header value"),
-        );
+        let (name, value) = crate::fields::header_pair(name, value);
+        self.headers.append(name, value);
         self
     }
 
@@ -138,10 +136,8 @@ impl Response {
         V: TryInto<HeaderValue>,
         V::Error: std::fmt::Debug,
     {
-        self.headers.insert(
-            name.try_into().expect("a valid header name"),
-            value.try_into().expect("a valid header value"),
-        );
+        let (name, value) = crate::fields::header_pair(name, value);
+        self.headers.insert(name, value);
     }
 
     /// Sets the body: bytes, text, a stream ([`crate::IncomingBody`]), or

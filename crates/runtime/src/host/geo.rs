@@ -16,45 +16,28 @@ use wasmtime::component::{HasData, Linker};
 
 use super::bindings::geo::{self as wit, Host};
 
-/// What is known about an address; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GeoRecord {
-    pub country_code: Option<String>,
-    pub country_name: Option<String>,
-    pub continent_code: Option<String>,
-    pub region_code: Option<String>,
-    pub region: Option<String>,
-    pub city: Option<String>,
-    pub postal_code: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub time_zone: Option<String>,
-    pub asn: Option<u32>,
-    pub as_organization: Option<String>,
-}
+pub use verge_manifest::GeoRecord;
 
-impl GeoRecord {
-    /// This record with the fields `other` has filled in where this one has none.
-    fn or(mut self, other: GeoRecord) -> GeoRecord {
-        macro_rules! fill {
-            ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = other.$field; } )* };
-        }
-        fill!(
-            country_code,
-            country_name,
-            continent_code,
-            region_code,
-            region,
-            city,
-            postal_code,
-            latitude,
-            longitude,
-            time_zone,
-            asn,
-            as_organization
-        );
-        self
+/// `a` with the fields `b` has filled in where `a` has none.
+fn merged(mut a: GeoRecord, b: GeoRecord) -> GeoRecord {
+    macro_rules! fill {
+        ($($field:ident),*) => { $( if a.$field.is_none() { a.$field = b.$field; } )* };
     }
+    fill!(
+        country_code,
+        country_name,
+        continent_code,
+        region_code,
+        region,
+        city,
+        postal_code,
+        latitude,
+        longitude,
+        time_zone,
+        asn,
+        as_organization
+    );
+    a
 }
 
 /// A source of geolocation data for a node. Lookups must be fast and never block.
@@ -117,7 +100,7 @@ impl GeoProvider for MaxmindGeo {
             if let Ok(Some(record)) = reader.lookup::<MmdbRecord>(ip) {
                 let record = record.into_geo();
                 found = Some(match found {
-                    Some(f) => f.or(record),
+                    Some(f) => merged(f, record),
                     None => record,
                 });
             }
