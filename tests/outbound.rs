@@ -235,8 +235,8 @@ async fn a_gibibyte_streams_through_both_ways_within_the_cpu_limit() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
     let id = request_id(&resp);
+    assert_eq!(resp.status(), 200, "{}", verge.access_line(&id));
     assert_eq!(resp.text().await.unwrap(), (1u64 << 30).to_string());
     let access = verge.access_line(&id);
     assert_eq!(access["outcome"], "ok", "{access}");

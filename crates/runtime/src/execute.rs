@@ -16,6 +16,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
+use crate::coalesce::Coalesced;
 use crate::guest_log::GuestLogSink;
 use crate::outcome::{Failure, Report, error_chain};
 use crate::state::RequestState;
@@ -135,10 +136,12 @@ impl App {
         let trace = TraceContext::from_headers(req.headers());
         let mut store = self.new_store(&ctx, trace);
         let body_too_large = Arc::new(AtomicBool::new(false));
-        let req = req.map(|inner| CappedBody {
-            inner,
-            remaining: limits.max_request_body_bytes,
-            exceeded: body_too_large.clone(),
+        let req = req.map(|inner| {
+            Coalesced::new(CappedBody {
+                inner,
+                remaining: limits.max_request_body_bytes,
+                exceeded: body_too_large.clone(),
+            })
         });
         let (response_tx, mut response_rx) = oneshot::channel();
         let scheme = if ctx.scheme == http::uri::Scheme::HTTPS {

@@ -9,6 +9,7 @@
 //! - [`Limits`]: memory, guest CPU time, wall time and request body size per request.
 
 mod app;
+mod coalesce;
 mod compile_cache;
 mod config;
 mod engine;

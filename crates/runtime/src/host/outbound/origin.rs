@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error as Code, WasiBody};
 
 use super::connector::{ConnectError, GuardedConnector};
+use crate::coalesce::Coalesced;
 use crate::config::{OriginTimeouts, TlsConfig};
 use crate::error::LoadError;
 
@@ -109,7 +110,7 @@ impl Origin {
         };
         Ok(response.map(|incoming| {
             OriginBody {
-                incoming,
+                incoming: Coalesced::new(incoming),
                 between_bytes: timeouts.between_bytes,
                 pause: None,
                 _permit: permit,
@@ -205,7 +206,7 @@ impl ServerCertVerifier for NoCertificateCheck {
 /// An origin's response body as the guest reads it: each pause bounded, errors as
 /// `wasi:http` codes, the connection slot held until the body ends.
 struct OriginBody {
-    incoming: Incoming,
+    incoming: Coalesced<Incoming>,
     between_bytes: Duration,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     _permit: OwnedSemaphorePermit,
