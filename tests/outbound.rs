@@ -331,6 +331,89 @@ async fn origin_failures_map_to_wasi_http_error_codes_and_log_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_origin_that_never_accepts_hits_the_connect_timeout() {
+    // A listener that never accepts, with its accept queue filled: further SYNs are
+    // dropped and a connect hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+            fillers.push(stream);
+        }
+    }
+    let (verge, _app) = serve(&backend(
+        "blackhole",
+        &format!("http://{addr}"),
+        "allow_private = true\nconnect_timeout = \"300ms\"",
+    ));
+    let started = std::time::Instant::now();
+    let resp = client()
+        .get(verge.url("/fetch/http/blackhole/"))
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&resp);
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.text().await.unwrap(), "error: ConnectionTimeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let line = host_line(&verge, &id, "origin");
+    assert!(
+        line["message"].as_str().unwrap().contains("timed out"),
+        "{line}"
+    );
+    drop(listener);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_origin_pausing_mid_body_hits_the_between_bytes_timeout() {
+    let raw = RawOrigin::start().await;
+    let (verge, _app) = serve(&backend(
+        "raw",
+        &format!("http://127.0.0.1:{}", raw.addr.port()),
+        "allow_private = true\nbetween_bytes_timeout = \"300ms\"",
+    ));
+    let started = std::time::Instant::now();
+    let result = client()
+        .get(verge.url("/fetch/http/raw/stall"))
+        .send()
+        .await;
+    let id = match result {
+        Ok(resp) => {
+            let id = request_id(&resp);
+            assert!(
+                resp.bytes().await.is_err(),
+                "the stalled body must not end cleanly"
+            );
+            id
+        }
+        Err(e) => {
+            assert!(!e.is_timeout(), "{e}");
+            let line = verge.stdout.wait_for(Duration::from_secs(30), |l| {
+                l.contains("\"type\":\"access\"") && l.contains("/fetch/http/raw/stall")
+            });
+            let access: serde_json::Value = serde_json::from_str(&line).unwrap();
+            access["request_id"].as_str().unwrap().to_owned()
+        }
+    };
+    // The guest saw the body fail with the read-timeout code, well before the
+    // client's own 120 s timeout, and the host logged it once.
+    verge.stdout.wait_for(Duration::from_secs(30), |l| {
+        l.contains(&id) && l.contains("origin body failed: connection read timeout")
+    });
+    let line = host_line(&verge, &id, "origin");
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.contains("after 100 bytes") && message.contains("ConnectionReadTimeout"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_request_may_send_at_most_32_outbound_requests() {
     let origin = Origin::start().await;
     let url = format!("http://127.0.0.1:{}", origin.port());

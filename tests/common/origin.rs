@@ -11,8 +11,8 @@
 //! - `/slow/MS`: waits MS milliseconds, then answers `slow`
 //!
 //! [`RawOrigin`] speaks broken HTTP on purpose: `/garbage` answers with something
-//! that is not HTTP, `/cut` promises 1000 bytes and closes after 100, `/silent`
-//! never answers.
+//! that is not HTTP, `/cut` promises 1000 bytes and closes after 100, `/stall`
+//! sends 100 of 1000 bytes and then nothing, `/silent` never answers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -265,6 +265,14 @@ impl RawOrigin {
                     match path.as_str() {
                         "/garbage" => {
                             let _ = stream.write_all(b"SMTP READY, NOT HTTP\r\n\r\n").await;
+                        }
+                        "/stall" => {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+                                .await;
+                            let _ = stream.write_all(&[b's'; 100]).await;
+                            let _ = stream.flush().await;
+                            tokio::time::sleep(Duration::from_secs(600)).await;
                         }
                         "/cut" => {
                             let _ = stream

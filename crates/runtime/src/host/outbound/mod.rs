@@ -295,7 +295,12 @@ impl WasiHttpHooks for RequestState {
         let log = self.log.clone();
         Box::new(async move {
             let started = Instant::now();
-            let result = origin.send(request, timeouts).await;
+            let body_log = (log.clone(), label.clone());
+            let on_body_error = move |why: String| {
+                let (log, label) = body_log;
+                log.write("origin", &format!("request to {label}: {why}"));
+            };
+            let result = origin.send(request, timeouts, on_body_error).await;
             origin_wait.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match result {
                 Ok(response) => Ok((

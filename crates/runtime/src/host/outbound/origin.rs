@@ -71,10 +71,13 @@ impl Origin {
 
     /// Sends `req` (an absolute URI) and returns the response once its head is in;
     /// the body streams afterwards, each pause bounded by `between_bytes`.
+    ///
+    /// `on_body_error` is told (once) if the body then fails.
     pub(crate) async fn send(
         &self,
         req: http::Request<WasiBody>,
         timeouts: OriginTimeouts,
+        on_body_error: impl FnOnce(String) + Send + 'static,
     ) -> Result<http::Response<WasiBody>, OriginError> {
         let deadline = tokio::time::Instant::now() + timeouts.first_byte;
         let permit = match self.permits.clone().try_acquire_owned() {
@@ -114,6 +117,8 @@ impl Origin {
                 between_bytes: timeouts.between_bytes,
                 pause: None,
                 _permit: permit,
+                received: 0,
+                on_error: Some(Box::new(on_body_error)),
             }
             .boxed_unsync()
         }))
@@ -210,6 +215,21 @@ struct OriginBody {
     between_bytes: Duration,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     _permit: OwnedSemaphorePermit,
+    received: u64,
+    on_error: Option<Box<dyn FnOnce(String) + Send>>,
+}
+
+impl OriginBody {
+    fn failed(&mut self, code: Code) -> Poll<Option<Result<Frame<Bytes>, Code>>> {
+        self.pause = None;
+        if let Some(report) = self.on_error.take() {
+            report(format!(
+                "the response body failed after {} bytes: {code} ({code:?})",
+                self.received
+            ));
+        }
+        Poll::Ready(Some(Err(code)))
+    }
 }
 
 impl Body for OriginBody {
@@ -221,12 +241,12 @@ impl Body for OriginBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Code>>> {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(Some(Err(err))) => {
-                self.pause = None;
-                Poll::Ready(Some(Err(classify(&err))))
-            }
+            Poll::Ready(Some(Err(err))) => self.failed(classify(&err)),
             Poll::Ready(other) => {
                 self.pause = None;
+                if let Some(Ok(frame)) = &other {
+                    self.received += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
                 Poll::Ready(other.map(|frame| frame.map_err(|e| classify(&e))))
             }
             Poll::Pending => {
@@ -235,8 +255,7 @@ impl Body for OriginBody {
                     .pause
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(between)));
                 ready!(pause.as_mut().poll(cx));
-                self.pause = None;
-                Poll::Ready(Some(Err(Code::ConnectionReadTimeout)))
+                self.failed(Code::ConnectionReadTimeout)
             }
         }
     }
