@@ -9,8 +9,13 @@ VENV="$TOOLS/componentize-py"
 if [ -x "$VENV/bin/componentize-py" ] && "$VENV/bin/componentize-py" --version 2>/dev/null | grep -q "$VERSION"; then
     exit 0
 fi
-if ! python3 -m venv --help >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+rm -rf "$VENV"
+if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 needs python3-venv (ensurepip) to make virtualenvs.
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
 fi
-python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q "componentize-py==$VERSION"
