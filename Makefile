@@ -11,6 +11,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 guest-toolchain:
 	bash scripts/install-guest-toolchain.sh
 	bash scripts/install-componentize-py.sh
+	bash scripts/install-componentize-js.sh
 
 serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli

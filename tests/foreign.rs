@@ -1,7 +1,10 @@
-//! Components built by toolchains no one here wrote run unmodified: a Python handler
-//! (`tests/guests/python/fetch.py`, built with componentize-py against the vendored
-//! `wasi:http/proxy@0.2.12` WIT) fetching through a named backend with plain
-//! `wasi:http/outgoing-handler`, and refused where the manifest says so.
+//! Components built by toolchains no one here wrote run unmodified, fetching through
+//! a named backend with the standard `wasi:http/outgoing-handler` and refused where
+//! the manifest says so:
+//! - Python (`tests/guests/python/fetch.py`), built with componentize-py against the
+//!   vendored `wasi:http/proxy@0.2.12` WIT;
+//! - JavaScript (`tests/guests/js/fetch.js`, a StarlingMonkey fetch-event handler using
+//!   `fetch()`), built with componentize-js, whose engine targets `wasi:http@0.2.10`.
 
 mod common;
 
@@ -13,18 +16,21 @@ use common::*;
 
 /// componentize-py, as `scripts/install-componentize-py.sh` installs it.
 fn componentize_py() -> PathBuf {
-    let tools = std::env::var_os("VERGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/verge-tools")
-        });
-    let bin = tools.join("componentize-py/bin/componentize-py");
+    let bin = tools_dir().join("componentize-py/bin/componentize-py");
     assert!(
         bin.exists(),
         "{} is missing: run scripts/install-componentize-py.sh (make test does)",
         bin.display()
     );
     bin
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("VERGE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/verge-tools")
+        })
 }
 
 fn build_python(app: &str, out: &std::path::Path) -> PathBuf {
@@ -100,4 +106,119 @@ async fn a_python_component_fetches_through_a_backend() {
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.unwrap();
     assert!(body.contains("HttpRequestDenied"), "{body}");
+}
+
+/// The vendored WIT as componentize-js 0.23's engine needs it: its build imports and
+/// exports `wasi:*@0.2.10`, so the same interfaces are declared at that version (the
+/// 0.2.10 → 0.2.12 changes are documentation and `@since` gates). Verge links 0.2.12,
+/// which satisfies 0.2.10 imports by semver.
+fn wit_at_0_2_10(out: &std::path::Path) -> PathBuf {
+    let root = out.join("wit");
+    for entry in walk(&repo_root().join("wit/deps")) {
+        let relative = entry.strip_prefix(repo_root().join("wit")).unwrap();
+        let target = root.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let text = std::fs::read_to_string(&entry)
+            .unwrap()
+            .replace("@0.2.12", "@0.2.10")
+            .replace("version = 0.2.12", "version = 0.2.10")
+            .replace("version = 0.2.11", "version = 0.2.10");
+        std::fs::write(target, text).unwrap();
+    }
+    std::fs::write(
+        root.join("world.wit"),
+        "package verge:js-test;\nworld app { include wasi:http/proxy@0.2.10; }\n",
+    )
+    .unwrap();
+    root
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn build_js(app: &str, out: &std::path::Path) -> PathBuf {
+    let modules = tools_dir().join("componentize-js/node_modules");
+    assert!(
+        modules.join("@bytecodealliance/componentize-js").exists(),
+        "componentize-js is missing: run scripts/install-componentize-js.sh (make test does)"
+    );
+    let guests = repo_root().join("tests/guests/js");
+    // Node resolves packages from the script's directory upwards: build from a copy
+    // next to the installed node_modules.
+    let script = modules.parent().unwrap().join("build.mjs");
+    std::fs::copy(guests.join("build.mjs"), &script).unwrap();
+    let wit = wit_at_0_2_10(out);
+    let component = out.join(format!("{app}.wasm"));
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(guests.join(format!("{app}.js")))
+        .arg(&wit)
+        .arg("verge:js-test/app")
+        .arg(&component)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "componentize-js: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    component
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_component_fetches_through_a_backend() {
+    let out = tempfile::tempdir().unwrap();
+    let component = build_js("fetch", out.path());
+    let origin = Origin::start().await;
+    let app = app_dir_for(
+        &component,
+        &format!(
+            "[backends.origin]\nurl = \"http://127.0.0.1:{}\"\nallow_private = true\n",
+            origin.port()
+        ),
+    );
+    let verge = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
+
+    let resp = client()
+        .get(verge.url("/fetch/origin/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = request_id(&resp);
+    assert_eq!(resp.text().await.unwrap(), "js fetched: hello from origin");
+    let access = verge.access_line(&id);
+    assert_eq!(access["subrequests"], 1);
+    assert!(
+        access["guest_cpu_us"].as_u64().unwrap() < 50_000,
+        "{access}"
+    );
+
+    let resp = client()
+        .get(verge.url("/fetch/example.com/"))
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&resp);
+    assert_eq!(resp.status(), 502);
+    assert!(resp.text().await.unwrap().contains("NetworkError"));
+    let line = verge
+        .stdout
+        .wait_for(std::time::Duration::from_secs(30), |l| {
+            l.contains("\"type\":\"host\"") && l.contains(&id)
+        });
+    assert!(
+        line.contains("example.com") && line.contains("refused"),
+        "{line}"
+    );
 }

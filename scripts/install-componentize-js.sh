@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs componentize-js (npm; the StarlingMonkey engine Fastly's JS SDK uses) for
+# the tests that run JavaScript components nobody here wrote. Idempotent. Installs
+# into $VERGE_TOOLS/componentize-js/node_modules.
+set -euo pipefail
+VERSION=0.23.0
+TOOLS="${VERGE_TOOLS:-$HOME/.cache/verge-tools}"
+DIR="$TOOLS/componentize-js"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+if grep -qs "\"version\": \"$VERSION\"" "$DIR/node_modules/@bytecodealliance/componentize-js/package.json"; then
+    exit 0
+fi
+mkdir -p "$DIR"
+cd "$DIR"
+[ -f package.json ] || echo '{"name":"verge-componentize-js","private":true,"type":"module"}' > package.json
+# componentize-js 0.23 needs preview2-shim 0.17.x at build time.
+npm install --silent --no-audit --no-fund \
+    "@bytecodealliance/componentize-js@$VERSION" "@bytecodealliance/preview2-shim@0.17"
