@@ -20,6 +20,29 @@ fn backend(name: &str, url: &str, extra: &str) -> String {
     format!("[backends.{name}]\nurl = \"{url}\"\n{extra}\n")
 }
 
+/// GETs `path`, whose response the guest passes on before the origin's body breaks:
+/// the client must never see a clean end. Its body is cut short, or, when the failure
+/// comes before hyper flushed the head, the connection is reset. Returns the request
+/// id.
+async fn get_cut_response(verge: &Verge, path: &str) -> String {
+    match client().get(verge.url(path)).send().await {
+        Ok(resp) => {
+            assert_eq!(resp.status(), 200);
+            let id = request_id(&resp);
+            assert!(resp.bytes().await.is_err(), "the body must not end cleanly");
+            id
+        }
+        Err(e) => {
+            assert!(!e.is_timeout(), "{e}");
+            let line = verge.stdout.wait_for(Duration::from_secs(30), |l| {
+                l.contains("\"type\":\"access\"") && l.contains(path)
+            });
+            let access: serde_json::Value = serde_json::from_str(&line).unwrap();
+            access["request_id"].as_str().unwrap().to_owned()
+        }
+    }
+}
+
 /// The `host` log line of a request about `event`.
 fn host_line(verge: &Verge, request_id: &str, event: &str) -> serde_json::Value {
     let line = verge.stdout.wait_for(Duration::from_secs(30), |l| {
@@ -303,28 +326,8 @@ async fn origin_failures_map_to_wasi_http_error_codes_and_log_lines() {
         assert!(line["message"].as_str().unwrap().contains(code), "{line}");
     }
 
-    // An origin that closes mid-body after the guest passed its head on: the client
-    // must never see a clean end. Its body is cut short, or, when the failure comes
-    // before hyper flushed the head, the connection is reset.
-    let id = match client().get(verge.url("/fetch/http/raw/cut")).send().await {
-        Ok(resp) => {
-            assert_eq!(resp.status(), 200);
-            let id = request_id(&resp);
-            assert!(
-                resp.bytes().await.is_err(),
-                "the cut body must not end cleanly"
-            );
-            id
-        }
-        Err(e) => {
-            assert!(!e.is_timeout(), "{e}");
-            let line = verge.stdout.wait_for(Duration::from_secs(30), |l| {
-                l.contains("\"type\":\"access\"") && l.contains("/fetch/http/raw/cut")
-            });
-            let access: serde_json::Value = serde_json::from_str(&line).unwrap();
-            access["request_id"].as_str().unwrap().to_owned()
-        }
-    };
+    // An origin that closes mid-body after the guest passed its head on.
+    let id = get_cut_response(&verge, "/fetch/http/raw/cut").await;
     verge.stdout.wait_for(Duration::from_secs(30), |l| {
         l.contains(&id) && l.contains("origin body failed")
     });
@@ -377,28 +380,7 @@ async fn an_origin_pausing_mid_body_hits_the_between_bytes_timeout() {
         "allow_private = true\nbetween_bytes_timeout = \"300ms\"",
     ));
     let started = std::time::Instant::now();
-    let result = client()
-        .get(verge.url("/fetch/http/raw/stall"))
-        .send()
-        .await;
-    let id = match result {
-        Ok(resp) => {
-            let id = request_id(&resp);
-            assert!(
-                resp.bytes().await.is_err(),
-                "the stalled body must not end cleanly"
-            );
-            id
-        }
-        Err(e) => {
-            assert!(!e.is_timeout(), "{e}");
-            let line = verge.stdout.wait_for(Duration::from_secs(30), |l| {
-                l.contains("\"type\":\"access\"") && l.contains("/fetch/http/raw/stall")
-            });
-            let access: serde_json::Value = serde_json::from_str(&line).unwrap();
-            access["request_id"].as_str().unwrap().to_owned()
-        }
-    };
+    let id = get_cut_response(&verge, "/fetch/http/raw/stall").await;
     // The guest saw the body fail with the read-timeout code, well before the
     // client's own 120 s timeout, and the host logged it once.
     verge.stdout.wait_for(Duration::from_secs(30), |l| {
