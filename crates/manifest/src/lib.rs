@@ -79,6 +79,9 @@ pub struct Manifest {
     /// Geolocation settings of the app.
     #[serde(default)]
     pub geo: GeoSection,
+    /// KV stores the app may open: `[kv_stores.links]`.
+    #[serde(default)]
+    pub kv_stores: BTreeMap<StoreName, KvStoreSection>,
     /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -107,6 +110,21 @@ pub struct BackendSection {
     /// Allow loopback, private and link-local addresses. Default false.
     #[serde(default)]
     pub allow_private: bool,
+}
+
+/// One KV store: `[kv_stores.NAME]`. Every setting is optional.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvStoreSection {
+    /// A JSON file, relative to the manifest, that seeds the store for development:
+    /// `verge serve` adds each key it holds that the store lacks.
+    pub file: Option<PathBuf>,
+    /// Longest key. Default 1KiB.
+    pub max_key_size: Option<ByteSize>,
+    /// Largest value. Default 25MiB.
+    pub max_value_size: Option<ByteSize>,
+    /// Largest metadata. Default 2KiB.
+    pub max_metadata_size: Option<ByteSize>,
 }
 
 /// `[geo]`
@@ -312,6 +330,39 @@ impl AppName {
 impl<'de> Deserialize<'de> for AppName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         AppName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name of a store (KV, secrets, log endpoint): 1–63 of `a-z`, `0-9`, `-` and
+/// `_`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoreName(String);
+
+impl StoreName {
+    pub fn new(name: &str) -> Result<StoreName, String> {
+        let valid = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if valid {
+            Ok(StoreName(name.to_owned()))
+        } else {
+            Err(format!(
+                "invalid store name `{name}`: use 1 to 63 lowercase letters, digits, `-` and \
+                 `_`, starting with a letter"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StoreName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use verge_manifest::{BackendUrl, HostPattern, Manifest};
+use verge_store::KvLimits;
 
 use crate::host::geo::GeoRecord;
 use crate::limits::Limits;
@@ -26,6 +27,17 @@ pub struct AppConfig {
     /// The app's version as guests see it; `None` uses the first 12 hex digits of the
     /// component's SHA-256.
     pub version: Option<String>,
+    /// KV stores the app may open.
+    pub kv_stores: Vec<KvStoreConfig>,
+}
+
+/// A KV store an app declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvStoreConfig {
+    pub name: String,
+    pub limits: KvLimits,
+    /// A JSON file that seeds the store in development (see `verge_store::load_seed`).
+    pub seed: Option<PathBuf>,
 }
 
 /// A named origin.
@@ -163,6 +175,26 @@ impl TryFrom<&Manifest> for AppConfig {
                 .map(|(net, record)| (net.0, record.clone()))
                 .collect(),
             version: None,
+            kv_stores: manifest
+                .kv_stores
+                .iter()
+                .map(|(name, s)| {
+                    let d = KvLimits::DEFAULT;
+                    KvStoreConfig {
+                        name: name.as_str().to_owned(),
+                        limits: KvLimits {
+                            max_key_bytes: s.max_key_size.map_or(d.max_key_bytes, |v| v.0 as usize),
+                            max_value_bytes: s
+                                .max_value_size
+                                .map_or(d.max_value_bytes, |v| v.0 as usize),
+                            max_metadata_bytes: s
+                                .max_metadata_size
+                                .map_or(d.max_metadata_bytes, |v| v.0 as usize),
+                        },
+                        seed: s.file.as_ref().map(|f| manifest.dir.join(f)),
+                    }
+                })
+                .collect(),
         })
     }
 }

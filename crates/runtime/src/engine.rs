@@ -8,6 +8,8 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use verge_store::{Kv, MemoryBackend};
+
 use crate::error::LoadError;
 use crate::host::geo::GeoProvider;
 use crate::state::RequestState;
@@ -43,6 +45,8 @@ pub struct NodeServices {
     /// Geolocation for `verge:edge/geo`; `None` answers "no record" for every address
     /// not in an app's overrides.
     pub geo: Option<Arc<dyn GeoProvider>>,
+    /// The KV service every app's stores live in (each app in its own namespace).
+    pub kv: Kv,
 }
 
 impl Default for NodeServices {
@@ -50,6 +54,7 @@ impl Default for NodeServices {
         NodeServices {
             name: "local".into(),
             geo: None,
+            kv: Kv::new(Arc::new(MemoryBackend::new())),
         }
     }
 }

@@ -26,8 +26,8 @@ mod trace;
 pub use app::{App, LoadInfo};
 pub use compile_cache::CacheStatus;
 pub use config::{
-    AppConfig, BackendConfig, ConfigError, DEFAULT_MAX_CONNECTIONS, EgressConfig, OriginTimeouts,
-    TlsConfig,
+    AppConfig, BackendConfig, ConfigError, DEFAULT_MAX_CONNECTIONS, EgressConfig, KvStoreConfig,
+    OriginTimeouts, TlsConfig,
 };
 pub use engine::{NodeServices, Runtime, RuntimeConfig};
 pub use error::LoadError;

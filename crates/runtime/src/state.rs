@@ -112,6 +112,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
     host::downstream::add_to_linker(&mut linker, |s| host::downstream::Downstream {
         client_addr: s.client_addr,
     })?;
+    host::kv::add_to_linker(&mut linker, |s| host::kv::KvView {
+        app: &s.host.kv,
+        table: &mut s.table,
+    })?;
     host::runtime_info::add_to_linker(&mut linker, |s| host::runtime_info::RuntimeInfo {
         app: &s.host,
         request_id: &s.request_id,

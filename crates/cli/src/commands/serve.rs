@@ -11,6 +11,7 @@ use verge_runtime::{
 };
 use verge_server::client_ip::TrustedProxies;
 use verge_server::{LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
+use verge_store::{InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, RedbBackend};
 
 use crate::commands::build::build_app;
 use crate::ui;
@@ -121,7 +122,30 @@ pub struct Args {
     /// Connections from trusted proxies start with a PROXY protocol v2 header.
     #[arg(long, requires = "trusted_proxy")]
     pub proxy_protocol: bool,
+
+    /// Where KV stores keep their data [default: .verge/ in the app directory, or
+    /// beside the component].
+    #[arg(long, value_name = "DIR", env = "VERGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Where KV data lives: `redb` (a file in the data directory, kept across
+    /// restarts) or `memory` (gone when the server stops).
+    #[arg(long, value_enum, default_value_t = KvBackendKind::Redb)]
+    pub kv_backend: KvBackendKind,
 }
+
+/// The KV backends `verge serve` can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KvBackendKind {
+    Redb,
+    Memory,
+}
+
+/// The KV file inside a data directory.
+pub const KV_FILE: &str = "kv.redb";
+
+/// How often expired KV items are purged.
+const KV_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
     verge_manifest::IpNetKey::parse(text).map(|k| k.0)
@@ -203,6 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         node: NodeServices {
             name: args.node_name.clone(),
             geo,
+            kv: open_kv(args.kv_backend, &data_dir(&args, &source))?,
         },
         compile_cache_dir: compile_cache_dir(&args)?,
         max_concurrent_instances: args.max_instances,
@@ -290,6 +315,7 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
 /// Loads a prepared app, printing where its code came from.
 pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::Result<RoutedApp> {
     let Prepared { component, config } = prepared;
+    seed_stores(&runtime.config().node.kv, &config)?;
     let name = config.name.clone();
     let app = App::load_file(runtime, &component, config)
         .with_context(|| format!("loading {}", component.display()))?;
@@ -308,6 +334,78 @@ pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::R
         name: name.into(),
         app,
     })
+}
+
+/// The data directory: `--data-dir`, or `.verge` beside the app.
+pub fn data_dir(args: &Args, source: &Source) -> PathBuf {
+    if let Some(dir) = &args.data_dir {
+        return dir.clone();
+    }
+    let base = match &source.kind {
+        SourceKind::AppDir { dir } => dir.clone(),
+        SourceKind::Component { path, manifest } => manifest
+            .as_deref()
+            .unwrap_or(path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    base.join(".verge")
+}
+
+fn open_kv(kind: KvBackendKind, data_dir: &Path) -> anyhow::Result<Kv> {
+    let backend: Arc<dyn verge_store::Backend> = match kind {
+        KvBackendKind::Memory => Arc::new(MemoryBackend::new()),
+        KvBackendKind::Redb => Arc::new(RedbBackend::open(&data_dir.join(KV_FILE))?),
+    };
+    let kv = Kv::new(backend);
+    kv.spawn_purger(KV_PURGE_EVERY)
+        .context("starting the KV purge thread")?;
+    Ok(kv)
+}
+
+/// Adds the items of each store's seed file that the store lacks, so a restart
+/// keeps what the app wrote.
+fn seed_stores(kv: &Kv, config: &AppConfig) -> anyhow::Result<()> {
+    for store in &config.kv_stores {
+        let Some(file) = &store.seed else { continue };
+        let items = verge_store::load_seed(file)
+            .with_context(|| format!("seeding KV store `{}`", store.name))?;
+        let ns = Namespace::new(&config.name, &store.name, store.limits);
+        let mut added = 0;
+        for item in items {
+            let options = InsertOptions {
+                mode: InsertMode::Add,
+                metadata: item.metadata,
+                ..InsertOptions::default()
+            };
+            match kv.insert(&ns, &item.key, item.value, options) {
+                Ok(_) => added += 1,
+                Err(KvError::Exists) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "seeding KV store `{}` from {}: key `{}`",
+                            store.name,
+                            file.display(),
+                            item.key
+                        )
+                    });
+                }
+            }
+        }
+        if added > 0 {
+            ui::status(
+                "Seeded",
+                format!(
+                    "KV store `{}` with {added} items from {}",
+                    store.name,
+                    file.display()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn component_name(path: &Path) -> String {

@@ -15,6 +15,7 @@
 pub(crate) mod bindings;
 pub(crate) mod downstream;
 pub mod geo;
+pub(crate) mod kv;
 pub(crate) mod outbound;
 pub(crate) mod runtime_info;
 
@@ -28,6 +29,7 @@ use crate::error::LoadError;
 pub(crate) struct AppHost {
     pub(crate) outbound: Arc<outbound::AppState>,
     pub(crate) geo: geo::AppState,
+    pub(crate) kv: kv::AppState,
     pub(crate) node_name: Arc<str>,
     pub(crate) app_name: Arc<str>,
     pub(crate) app_version: Arc<str>,
@@ -42,6 +44,7 @@ impl AppHost {
         Ok(AppHost {
             outbound: outbound::AppState::new(config)?,
             geo: geo::AppState::new(node.geo.clone(), &config.geo_overrides),
+            kv: kv::AppState::new(&node.kv, &config.name, &config.kv_stores),
             node_name: node.name.as_str().into(),
             app_name: config.name.as_str().into(),
             app_version: app_version.into(),

@@ -1,0 +1,454 @@
+//! The KV store: standard `wasi:keyvalue` (0.2.0-draft2: store, atomics, batch) and
+//! `verge:edge/kv` (TTL, metadata, insert modes, compare-and-swap, prefix listing),
+//! both over the node's [`Kv`] service. A guest opens only stores its app declares;
+//! each app's stores are their own namespace.
+//!
+//! Reads run inline (a redb read is a few microseconds); writes wait for durability
+//! on a blocking thread, so a slow disk never stalls other requests.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use verge_store::{InsertMode, InsertOptions, Kv, KvError, Namespace};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use super::bindings::keyvalue as wasi;
+use super::bindings::kv as edge;
+use crate::config::KvStoreConfig;
+
+/// The per-app state: the node's KV service and the stores this app declares.
+pub(crate) struct AppState {
+    kv: Kv,
+    stores: HashMap<String, Namespace>,
+}
+
+impl AppState {
+    pub(crate) fn new(kv: &Kv, app: &str, stores: &[KvStoreConfig]) -> AppState {
+        AppState {
+            kv: kv.clone(),
+            stores: stores
+                .iter()
+                .map(|s| (s.name.clone(), Namespace::new(app, &s.name, s.limits)))
+                .collect(),
+        }
+    }
+
+    fn open(&self, name: &str) -> Option<Namespace> {
+        self.stores.get(name).cloned()
+    }
+
+    fn declared(&self) -> String {
+        let mut names: Vec<_> = self.stores.keys().map(|n| format!("`{n}`")).collect();
+        names.sort();
+        if names.is_empty() {
+            "it declares none ([kv_stores.NAME] in verge.toml)".into()
+        } else {
+            format!("it declares {}", names.join(", "))
+        }
+    }
+}
+
+/// An open `verge:edge/kv` store.
+pub struct KvStore(Namespace);
+/// An open `wasi:keyvalue` bucket.
+pub struct Bucket(Namespace);
+/// A `wasi:keyvalue` compare-and-swap handle: the key's state when it was made.
+pub struct Cas {
+    ns: Namespace,
+    key: String,
+    generation: Option<u64>,
+    current: Option<Bytes>,
+}
+
+/// What a guest call sees.
+pub(crate) struct KvView<'a> {
+    pub(crate) app: &'a AppState,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+impl HasData for KvView<'static> {
+    type Data<'a> = KvView<'a>;
+}
+
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KvView<'_>,
+) -> wasmtime::Result<()> {
+    edge::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    wasi::store::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    wasi::atomics::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    wasi::batch::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    Ok(())
+}
+
+/// Runs a write on a blocking thread: redb commits wait for the disk.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
+) -> Result<R, KvError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(KvError::Storage(verge_store::BackendError(format!(
+            "the write did not finish: {e}"
+        ))))
+    })
+}
+
+fn edge_error(e: KvError) -> edge::Error {
+    match e {
+        KvError::Exists => edge::Error::Exists,
+        KvError::GenerationMismatch { found, .. } => edge::Error::GenerationMismatch(found),
+        KvError::NotANumber | KvError::Overflow => edge::Error::NotANumber(e.to_string()),
+        KvError::Storage(e) => edge::Error::Storage(e.0),
+        other => edge::Error::Invalid(other.to_string()),
+    }
+}
+
+fn wasi_error(e: KvError) -> wasi::store::Error {
+    wasi::store::Error::Other(e.to_string())
+}
+
+type Answer<T, E> = wasmtime::Result<Result<T, E>>;
+
+// ---- verge:edge/kv ----
+
+impl edge::Host for KvView<'_> {}
+
+impl edge::HostStore for KvView<'_> {
+    async fn open(&mut self, name: String) -> Answer<Resource<KvStore>, edge::Error> {
+        match self.app.open(&name) {
+            Some(ns) => Ok(Ok(self.table.push(KvStore(ns))?)),
+            None => Ok(Err(edge::Error::NoSuchStore(format!(
+                "this app has no KV store `{name}`; {}",
+                self.app.declared()
+            )))),
+        }
+    }
+
+    async fn lookup(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> Answer<Option<edge::Entry>, edge::Error> {
+        let ns = &self.table.get(&store)?.0;
+        Ok(self
+            .app
+            .kv
+            .lookup(ns, &key)
+            .map(|found| {
+                found.map(|e| edge::Entry {
+                    value: e.value.into(),
+                    metadata: e.metadata,
+                    generation: e.generation,
+                    expires_at_ms: e.expires_at_ms,
+                })
+            })
+            .map_err(edge_error))
+    }
+
+    async fn insert(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+        options: edge::InsertOptions,
+    ) -> Answer<u64, edge::Error> {
+        let ns = self.table.get(&store)?.0.clone();
+        let kv = self.app.kv.clone();
+        let options = InsertOptions {
+            mode: match options.mode {
+                edge::InsertMode::Overwrite => InsertMode::Overwrite,
+                edge::InsertMode::Add => InsertMode::Add,
+                edge::InsertMode::Append => InsertMode::Append,
+                edge::InsertMode::Prepend => InsertMode::Prepend,
+            },
+            ttl: options.ttl_ms.map(Duration::from_millis),
+            metadata: options.metadata,
+            if_generation: options.if_generation,
+        };
+        let value = Bytes::from(value);
+        Ok(blocking(move || kv.insert(&ns, &key, value, options))
+            .await
+            .map_err(edge_error))
+    }
+
+    async fn delete(&mut self, store: Resource<KvStore>, key: String) -> Answer<bool, edge::Error> {
+        let ns = self.table.get(&store)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || kv.delete(&ns, &key))
+            .await
+            .map_err(edge_error))
+    }
+
+    async fn increment(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+        delta: i64,
+    ) -> Answer<i64, edge::Error> {
+        let ns = self.table.get(&store)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || kv.increment(&ns, &key, delta))
+            .await
+            .map_err(edge_error))
+    }
+
+    async fn list(
+        &mut self,
+        store: Resource<KvStore>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Answer<edge::ListPage, edge::Error> {
+        let ns = &self.table.get(&store)?.0;
+        Ok(self
+            .app
+            .kv
+            .list(ns, &prefix, cursor.as_deref(), limit as usize)
+            .map(|page| edge::ListPage {
+                keys: page.keys,
+                cursor: page.cursor,
+            })
+            .map_err(edge_error))
+    }
+
+    async fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+// ---- wasi:keyvalue/store ----
+
+impl wasi::store::Host for KvView<'_> {
+    async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>, wasi::store::Error> {
+        match self.app.open(&identifier) {
+            Some(ns) => Ok(Ok(self.table.push(Bucket(ns))?)),
+            None => Ok(Err(wasi::store::Error::NoSuchStore)),
+        }
+    }
+}
+
+impl wasi::store::HostBucket for KvView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Answer<Option<Vec<u8>>, wasi::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        Ok(self
+            .app
+            .kv
+            .lookup(ns, &key)
+            .map(|e| e.map(|e| e.value.into()))
+            .map_err(wasi_error))
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Answer<(), wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        let value = Bytes::from(value);
+        Ok(
+            blocking(move || kv.insert(&ns, &key, value, InsertOptions::default()))
+                .await
+                .map(|_| ())
+                .map_err(wasi_error),
+        )
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Answer<(), wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || kv.delete(&ns, &key))
+            .await
+            .map(|_| ())
+            .map_err(wasi_error))
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Answer<bool, wasi::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        Ok(self
+            .app
+            .kv
+            .lookup(ns, &key)
+            .map(|e| e.is_some())
+            .map_err(wasi_error))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> Answer<wasi::store::KeyResponse, wasi::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        Ok(self
+            .app
+            .kv
+            .list(ns, "", cursor.as_deref(), verge_store::MAX_LIST_LIMIT)
+            .map(|page| wasi::store::KeyResponse {
+                keys: page.keys,
+                cursor: page.cursor,
+            })
+            .map_err(wasi_error))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+// ---- wasi:keyvalue/atomics ----
+
+impl KvView<'_> {
+    /// A CAS handle at the key's current state.
+    fn cas_at(&mut self, ns: Namespace, key: String) -> Answer<Resource<Cas>, wasi::store::Error> {
+        let current = match self.app.kv.lookup(&ns, &key) {
+            Ok(current) => current,
+            Err(e) => return Ok(Err(wasi_error(e))),
+        };
+        Ok(Ok(self.table.push(Cas {
+            ns,
+            key,
+            generation: current.as_ref().map(|e| e.generation),
+            current: current.map(|e| e.value),
+        })?))
+    }
+}
+
+impl wasi::atomics::Host for KvView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> Answer<i64, wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || kv.increment(&ns, &key, delta))
+            .await
+            .map_err(wasi_error))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<Cas>,
+        value: Vec<u8>,
+    ) -> Answer<(), wasi::atomics::CasError> {
+        let Cas {
+            ns,
+            key,
+            generation,
+            ..
+        } = self.table.delete(cas)?;
+        let kv = self.app.kv.clone();
+        let options = InsertOptions {
+            // An absent key must still be absent; a present one unchanged.
+            mode: if generation.is_none() {
+                InsertMode::Add
+            } else {
+                InsertMode::Overwrite
+            },
+            if_generation: generation,
+            ..InsertOptions::default()
+        };
+        let (ns2, key2) = (ns.clone(), key.clone());
+        let value = Bytes::from(value);
+        match blocking(move || kv.insert(&ns2, &key2, value, options)).await {
+            Ok(_) => Ok(Ok(())),
+            Err(KvError::GenerationMismatch { .. } | KvError::Exists) => {
+                match self.cas_at(ns, key)? {
+                    Ok(fresh) => Ok(Err(wasi::atomics::CasError::CasFailed(fresh))),
+                    Err(e) => Ok(Err(wasi::atomics::CasError::StoreError(e))),
+                }
+            }
+            Err(e) => Ok(Err(wasi::atomics::CasError::StoreError(wasi_error(e)))),
+        }
+    }
+}
+
+impl wasi::atomics::HostCas for KvView<'_> {
+    async fn new(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Answer<Resource<Cas>, wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        self.cas_at(ns, key)
+    }
+
+    async fn current(&mut self, cas: Resource<Cas>) -> Answer<Option<Vec<u8>>, wasi::store::Error> {
+        Ok(Ok(self.table.get(&cas)?.current.clone().map(Into::into)))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+// ---- wasi:keyvalue/batch ----
+
+impl wasi::batch::Host for KvView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<(String, Option<Vec<u8>>)>, wasi::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.app.kv.lookup(ns, &key) {
+                Ok(found) => out.push((key, found.map(|e| e.value.into()))),
+                Err(e) => return Ok(Err(wasi_error(e))),
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Answer<(), wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || {
+            for (key, value) in key_values {
+                kv.insert(&ns, &key, Bytes::from(value), InsertOptions::default())?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(wasi_error))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<(), wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || {
+            for key in keys {
+                kv.delete(&ns, &key)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(wasi_error))
+    }
+}

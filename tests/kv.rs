@@ -1,0 +1,285 @@
+//! The KV store through real guests and the real server: the standard
+//! `wasi:keyvalue` guest (`test-programs/examples/keyvalue.rs`, bindings generated
+//! from the WIT, no SDK), durability across `kill -9`, isolation between apps,
+//! seeding, limits and a locked store file.
+
+mod common;
+
+use common::*;
+
+const STORES: &str = "[kv_stores.links]\n[kv_stores.counters]\n";
+
+/// `verge serve` of the keyvalue guest with `manifest`, keeping data in `data`.
+fn serve_kv(app: &tempfile::TempDir, data: &std::path::Path) -> Verge {
+    Verge::serve(&[
+        app.path().to_str().unwrap(),
+        "--no-build",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}
+
+fn kv_app(name: &str, manifest: &str) -> tempfile::TempDir {
+    let app = app_dir_for(&guest("keyvalue"), manifest);
+    let path = app.path().join("verge.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("name = \"test-app\"", &format!("name = \"{name}\""));
+    std::fs::write(path, text).unwrap();
+    app
+}
+
+async fn call(verge: &Verge, method: &str, path: &str, body: &str) -> (u16, String) {
+    let resp = client()
+        .request(method.parse().unwrap(), verge.url(path))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standard_wasi_keyvalue_component_runs_unmodified() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let verge = serve_kv(&app, data.path());
+
+    assert_eq!(
+        call(&verge, "GET", "/kv/links/home", "").await,
+        (404, "absent".into())
+    );
+    assert_eq!(
+        call(&verge, "PUT", "/kv/links/home", "https://example.com/")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&verge, "GET", "/kv/links/home", "").await,
+        (200, "https://example.com/".into())
+    );
+    assert_eq!(
+        call(&verge, "GET", "/exists/links/home", "").await.1,
+        "true"
+    );
+    assert_eq!(
+        call(&verge, "GET", "/exists/counters/home", "").await.1,
+        "false",
+        "stores are apart"
+    );
+
+    assert_eq!(
+        call(&verge, "POST", "/incr/counters/hits?5", "").await.1,
+        "5"
+    );
+    assert_eq!(
+        call(&verge, "POST", "/incr/counters/hits?-2", "").await.1,
+        "3"
+    );
+    assert_eq!(call(&verge, "GET", "/kv/counters/hits", "").await.1, "3");
+
+    // Compare-and-swap: a write between reading and swapping fails the swap; the
+    // retry with the fresh handle sees that write.
+    assert_eq!(
+        call(&verge, "POST", "/cas/links/log", "a").await.1,
+        "attempts=1 value=a"
+    );
+    assert_eq!(
+        call(&verge, "POST", "/cas/links/log?race", "b").await.1,
+        "attempts=2 value=raced-b"
+    );
+
+    let (status, body) = call(&verge, "POST", "/batch/links", r#"{"x":"1","y":"2"}"#).await;
+    assert_eq!(status, 200);
+    let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({"x": "1", "y": "2", "missing": null})
+    );
+    assert_eq!(
+        call(&verge, "GET", "/keys/links", "").await.1,
+        "home\nlog\nx\ny"
+    );
+    call(&verge, "DELETE", "/batch/links?x,y,never-there", "").await;
+    call(&verge, "DELETE", "/kv/links/log", "").await;
+    assert_eq!(call(&verge, "GET", "/keys/links", "").await.1, "home");
+
+    // Only declared stores open.
+    assert_eq!(
+        call(&verge, "GET", "/kv/secret-store/k", "").await,
+        (404, "no-such-store".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_keys_list_across_pages() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let verge = serve_kv(&app, data.path());
+    let items: serde_json::Map<String, serde_json::Value> = (0..2500)
+        .map(|i| (format!("k{i:05}"), serde_json::Value::String("v".into())))
+        .collect();
+    let body = serde_json::to_string(&items).unwrap();
+    assert_eq!(call(&verge, "POST", "/batch/links", &body).await.0, 200);
+    let (_, keys) = call(&verge, "GET", "/keys/links", "").await;
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(
+        keys.len(),
+        2500,
+        "three pages of at most 1000, nothing lost"
+    );
+    assert_eq!(keys[0], "k00000");
+    assert_eq!(keys[2499], "k02499");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledged_write_survives_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let verge = serve_kv(&app, data.path());
+    for i in 0..20 {
+        let (status, _) = call(&verge, "PUT", &format!("/kv/links/k{i}"), &format!("v{i}")).await;
+        assert_eq!(status, 200);
+    }
+    // Dropping the server kills it with SIGKILL: no shutdown, no flush.
+    drop(verge);
+    let verge = serve_kv(&app, data.path());
+    for i in 0..20 {
+        assert_eq!(
+            call(&verge, "GET", &format!("/kv/links/k{i}"), "").await,
+            (200, format!("v{i}"))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_apps_that_name_a_store_alike_never_see_each_others_data() {
+    let data = tempfile::tempdir().unwrap();
+    let first = kv_app("first-app", STORES);
+    let second = kv_app("second-app", STORES);
+    {
+        let verge = serve_kv(&first, data.path());
+        call(&verge, "PUT", "/kv/links/shared-name", "first's").await;
+    }
+    {
+        let verge = serve_kv(&second, data.path());
+        assert_eq!(
+            call(&verge, "GET", "/kv/links/shared-name", "").await.0,
+            404
+        );
+        assert_eq!(call(&verge, "GET", "/keys/links", "").await.1, "");
+        call(&verge, "PUT", "/kv/links/shared-name", "second's").await;
+    }
+    let verge = serve_kv(&first, data.path());
+    assert_eq!(
+        call(&verge, "GET", "/kv/links/shared-name", "").await.1,
+        "first's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_file_in_use_is_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let _running = serve_kv(&app, data.path());
+    let out = verge(
+        &[
+            "serve",
+            app.path().to_str().unwrap(),
+            "--no-build",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        app.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kv.redb is in use by another process"),
+        "stderr: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stores_are_seeded_from_json_without_overwriting_later_writes() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", "[kv_stores.links]\nfile = \"links.json\"\n");
+    std::fs::write(
+        app.path().join("links.json"),
+        r#"{"home": "https://example.com/", "docs": {"data": "https://example.com/docs", "metadata": "m"}}"#,
+    )
+    .unwrap();
+    {
+        let verge = serve_kv(&app, data.path());
+        verge
+            .stderr
+            .wait_for(std::time::Duration::from_secs(5), |l| {
+                l.contains("KV store `links` with 2 items")
+            });
+        assert_eq!(
+            call(&verge, "GET", "/kv/links/docs", "").await.1,
+            "https://example.com/docs"
+        );
+        call(&verge, "PUT", "/kv/links/home", "changed").await;
+    }
+    let verge = serve_kv(&app, data.path());
+    assert_eq!(call(&verge, "GET", "/kv/links/home", "").await.1, "changed");
+}
+
+#[test]
+fn a_corrupt_seed_file_stops_start_up_naming_file_and_line() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", "[kv_stores.links]\nfile = \"links.json\"\n");
+    std::fs::write(
+        app.path().join("links.json"),
+        "{\n  \"home\": \"https://example.com/\",\n  \"docs\": oops\n}\n",
+    )
+    .unwrap();
+    let out = verge(
+        &[
+            "serve",
+            app.path().to_str().unwrap(),
+            "--no-build",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        app.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("seeding KV store `links`"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("links.json:3:"), "names the line: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_are_refused_naming_the_limit() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", "[kv_stores.links]\nmax_value_size = \"16B\"\n");
+    let verge = serve_kv(&app, data.path());
+    let long_key = "k".repeat(1025);
+    let (status, body) = call(&verge, "PUT", &format!("/kv/links/{long_key}"), "v").await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        "the key is 1025 bytes; keys are limited to 1024 bytes"
+    );
+    let (status, body) = call(&verge, "PUT", "/kv/links/k", &"x".repeat(17)).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        "the value is 17 bytes; values are limited to 16 bytes"
+    );
+    assert_eq!(
+        call(&verge, "GET", "/kv/links/k", "").await.0,
+        404,
+        "nothing written"
+    );
+}
