@@ -283,3 +283,180 @@ async fn limits_are_refused_naming_the_limit() {
         "nothing written"
     );
 }
+
+/// `verge serve` of the SDK guest for `verge:edge/kv`, store `data` in memory.
+fn serve_edge_kv(manifest: &str) -> (Verge, tempfile::TempDir) {
+    let app = app_dir_for(&guest("kv-edge"), manifest);
+    let verge = Verge::serve(&[
+        app.path().to_str().unwrap(),
+        "--no-build",
+        "--kv-backend",
+        "memory",
+    ]);
+    (verge, app)
+}
+
+async fn json(verge: &Verge, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, text) = call(verge, method, path, body).await;
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
+    (status, value)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sdk_reaches_ttl_metadata_modes_and_compare_and_swap() {
+    let (verge, _app) = serve_edge_kv("[kv_stores.data]\n");
+
+    // Metadata and generations.
+    let (status, put) = json(&verge, "PUT", "/item/user:1?metadata=owner%3Dana", "Ana").await;
+    assert_eq!(status, 200);
+    let g1 = put["generation"].as_u64().unwrap();
+    let (_, got) = json(&verge, "GET", "/item/user:1", "").await;
+    assert_eq!(got["value"], "Ana");
+    assert_eq!(got["metadata"], "owner=ana");
+    assert_eq!(got["generation"].as_u64(), Some(g1));
+    assert_eq!(got["expires_in_ms"], serde_json::Value::Null);
+
+    // Compare-and-swap: the right generation wins once; the stale one is refused
+    // naming the generation it found, and the value is untouched.
+    let (status, put) = json(
+        &verge,
+        "PUT",
+        &format!("/item/user:1?if_generation={g1}"),
+        "Ana B.",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let g2 = put["generation"].as_u64().unwrap();
+    let (status, err) = json(
+        &verge,
+        "PUT",
+        &format!("/item/user:1?if_generation={g1}"),
+        "lost",
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(err["error"], "generation-mismatch");
+    assert_eq!(err["found"].as_u64(), Some(g2));
+    assert_eq!(
+        json(&verge, "GET", "/item/user:1", "").await.1["value"],
+        "Ana B."
+    );
+
+    // Insert modes.
+    let (status, err) = json(&verge, "PUT", "/item/user:1?mode=add", "again").await;
+    assert_eq!((status, err["error"].as_str()), (409, Some("exists")));
+    json(&verge, "PUT", "/item/log?mode=append", "a").await;
+    json(&verge, "PUT", "/item/log?mode=append", "b").await;
+    json(&verge, "PUT", "/item/log?mode=prepend", "0").await;
+    assert_eq!(json(&verge, "GET", "/item/log", "").await.1["value"], "0ab");
+
+    // Counters.
+    assert_eq!(
+        json(&verge, "POST", "/incr/hits?delta=3", "").await.1["value"],
+        3
+    );
+    let (status, err) = json(&verge, "POST", "/incr/log", "").await;
+    assert_eq!((status, err["error"].as_str()), (400, Some("not-a-number")));
+
+    // Delete says whether something was there.
+    assert_eq!(
+        json(&verge, "DELETE", "/item/log", "").await.1["deleted"],
+        true
+    );
+    assert_eq!(
+        json(&verge, "DELETE", "/item/log", "").await.1["deleted"],
+        false
+    );
+
+    // An undeclared store names the declared ones.
+    let (status, err) = json(&verge, "GET", "/item/x?store=other", "").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        err["message"],
+        "this app has no KV store `other`; it declares `data`"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_item_with_a_ttl_expires() {
+    let (verge, _app) = serve_edge_kv("[kv_stores.data]\n");
+    let (_, put) = json(&verge, "PUT", "/item/session?ttl_ms=60000", "s").await;
+    assert!(put["generation"].is_u64());
+    let left = json(&verge, "GET", "/item/session", "").await.1["expires_in_ms"]
+        .as_u64()
+        .unwrap();
+    assert!((50_000..=60_000).contains(&left), "expires in {left} ms");
+
+    json(&verge, "PUT", "/item/short?ttl_ms=300", "s").await;
+    json(&verge, "PUT", "/item/stays", "s").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while json(&verge, "GET", "/item/short", "").await.0 != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the item never expired"
+        );
+    }
+    let (_, listed) = json(&verge, "GET", "/keys", "").await;
+    assert_eq!(listed["keys"], serde_json::json!(["session", "stays"]));
+    // Add succeeds over an expired item.
+    assert_eq!(
+        json(&verge, "PUT", "/item/short?mode=add", "new").await.0,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefix_listing_pages_with_a_cursor() {
+    let (verge, _app) = serve_edge_kv("[kv_stores.data]\n");
+    for i in 0..7 {
+        json(&verge, "PUT", &format!("/item/user:{i}"), "v").await;
+    }
+    json(&verge, "PUT", "/item/other", "v").await;
+    let (_, page) = json(&verge, "GET", "/list?prefix=user:&limit=3", "").await;
+    assert_eq!(
+        page["keys"],
+        serde_json::json!(["user:0", "user:1", "user:2"])
+    );
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    let (_, page) = json(
+        &verge,
+        "GET",
+        &format!("/list?prefix=user:&limit=3&cursor={cursor}"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        page["keys"],
+        serde_json::json!(["user:3", "user:4", "user:5"])
+    );
+    let (_, all) = json(&verge, "GET", "/keys?prefix=user:", "").await;
+    assert_eq!(all["keys"].as_array().unwrap().len(), 7);
+    let (status, err) = json(&verge, "GET", "/list?limit=0", "").await;
+    assert_eq!(
+        (status, err["message"].as_str()),
+        (400, Some("list limit must be between 1 and 1000"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_and_values_over_the_limit_are_refused() {
+    let (verge, _app) = serve_edge_kv("[kv_stores.data]\nmax_value_size = \"1KiB\"\n");
+    let long = "m".repeat(2049);
+    let (status, err) = json(&verge, "PUT", &format!("/item/k?metadata={long}"), "v").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["message"],
+        "the metadata is 2049 bytes; metadata is limited to 2048 bytes"
+    );
+    json(&verge, "PUT", "/item/k", &"x".repeat(1000)).await;
+    let (status, err) = json(&verge, "PUT", "/item/k?mode=append", &"x".repeat(25)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        err["message"],
+        "the value is 1025 bytes; values are limited to 1024 bytes"
+    );
+}

@@ -19,10 +19,20 @@
 //!
 //! [env]
 //! GREETING = "hello"
+//!
+//! [kv_stores.links]
+//! file = "links.json"
+//!
+//! [config]
+//! split = 50
+//!
+//! [secret_stores.keys]
+//! env = { hmac = "JWT_HMAC_KEY" }
 //! ```
 
 mod net;
 mod units;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +41,7 @@ use serde::Deserialize;
 
 pub use net::{BackendName, BackendUrl, Host, HostPattern, UrlScheme};
 pub use units::{ByteSize, DurationValue};
+pub use values::{ConfigKey, ConfigValue, SecretStoreSection, ValuesError};
 
 /// The manifest file name.
 pub const MANIFEST_FILE: &str = "verge.toml";
@@ -82,6 +93,15 @@ pub struct Manifest {
     /// KV stores the app may open: `[kv_stores.links]`.
     #[serde(default)]
     pub kv_stores: BTreeMap<StoreName, KvStoreSection>,
+    /// Values the guest reads through `wasi:config` (over `config_file`'s).
+    #[serde(default)]
+    pub config: BTreeMap<ConfigKey, ConfigValue>,
+    /// A JSON object of config values, relative to the manifest.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+    /// Secret stores the app may open: `[secret_stores.keys]`.
+    #[serde(default)]
+    pub secret_stores: BTreeMap<StoreName, SecretStoreSection>,
     /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
     #[serde(skip)]
     pub dir: PathBuf,

@@ -1,7 +1,9 @@
 //! An app's configuration as the runtime uses it: validated, normalised, defaults
 //! applied. Built from a `verge.toml` manifest with `TryFrom`, or by hand.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use verge_manifest::{BackendUrl, HostPattern, Manifest};
@@ -29,6 +31,33 @@ pub struct AppConfig {
     pub version: Option<String>,
     /// KV stores the app may open.
     pub kv_stores: Vec<KvStoreConfig>,
+    /// What `wasi:config` answers. Filled from [`Manifest::config_values`] by whoever
+    /// loads the app (reading files is not the runtime's business).
+    pub config: BTreeMap<String, String>,
+    /// Secret store → secret name → value, for `verge:edge/secrets`. Filled from
+    /// [`Manifest::secret_values`].
+    pub secret_stores: BTreeMap<String, BTreeMap<String, SecretValue>>,
+}
+
+/// A secret's value. Its `Debug` never shows it, so it cannot leak through a
+/// debug-printed configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Arc<[u8]>);
+
+impl SecretValue {
+    pub fn new(value: impl Into<Vec<u8>>) -> SecretValue {
+        SecretValue(value.into().into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// A KV store an app declares.
@@ -195,6 +224,8 @@ impl TryFrom<&Manifest> for AppConfig {
                     }
                 })
                 .collect(),
+            config: BTreeMap::new(),
+            secret_stores: BTreeMap::new(),
         })
     }
 }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::host::secrets::Redactor;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
@@ -43,6 +45,8 @@ pub(crate) struct GuestOutput {
     pub(crate) request_id: Arc<str>,
     pub(crate) stream: GuestStream,
     pub(crate) sink: Arc<dyn GuestLogSink>,
+    /// Takes the app's secret values out of each line.
+    pub(crate) redactor: Option<Arc<Redactor>>,
 }
 
 impl IsTerminal for GuestOutput {
@@ -74,9 +78,13 @@ impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.strip_suffix('\r').unwrap_or(&line);
+        let line = match &self.out.redactor {
+            Some(r) => r.redact(line),
+            None => std::borrow::Cow::Borrowed(line),
+        };
         self.out
             .sink
-            .guest_line(&self.out.request_id, self.out.stream, line);
+            .guest_line(&self.out.request_id, self.out.stream, &line);
     }
 }
 
@@ -147,6 +155,7 @@ mod tests {
                 request_id: "req-1".into(),
                 stream: GuestStream::Stderr,
                 sink: sink.clone(),
+                redactor: None,
             },
             pending: Vec::new(),
         }

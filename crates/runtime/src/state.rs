@@ -39,6 +39,7 @@ impl RequestState {
             request_id: ctx.request_id.clone(),
             stream,
             sink: ctx.log.clone(),
+            redactor: app.host.secrets.redactor.clone(),
         };
         let wasi = WasiCtx::builder()
             .stdout(output(GuestStream::Stdout))
@@ -114,6 +115,11 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
     })?;
     host::kv::add_to_linker(&mut linker, |s| host::kv::KvView {
         app: &s.host.kv,
+        table: &mut s.table,
+    })?;
+    host::config::add_to_linker(&mut linker, |s| host::config::ConfigView(&s.host.config))?;
+    host::secrets::add_to_linker(&mut linker, |s| host::secrets::SecretsView {
+        app: &s.host.secrets,
         table: &mut s.table,
     })?;
     host::runtime_info::add_to_linker(&mut linker, |s| host::runtime_info::RuntimeInfo {

@@ -36,22 +36,29 @@
 //! - [`Router`]: method + path routing with `:param` segments.
 //! - [`geo::lookup`]: where an IP address is. [`runtime`]: request id, trace id,
 //!   node, app, CPU used.
+//! - [`kv::Store`]: the app's KV stores (TTL, metadata, insert modes,
+//!   compare-and-swap, prefix listing).
+//! - [`config::get`]: the app's configuration (`[config]`, through `wasi:config`).
+//! - [`secrets::get`]: secrets from the app's secret stores.
 //! - [`env::var`]: the environment variables declared in the manifest's `[env]`.
 //! - [`Error`]: any error; a handler returning `Err` answers `500` and logs the error
 //!   (with its causes) to stderr, which Verge tags with the request id.
 //! - Printing to stdout or stderr writes log lines tagged with the request id.
 
 mod body;
+pub mod config;
 mod edge;
 pub mod env;
 mod fields;
 pub mod geo;
 pub mod http;
+pub mod kv;
 mod request;
 mod response;
 mod router;
 mod run;
 pub mod runtime;
+pub mod secrets;
 
 pub use ::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 pub use body::{Body, IncomingBody, RequestBody};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use verge_manifest::{ByteSize, DurationValue, LimitsSection, Manifest};
 use verge_runtime::{
-    App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig,
+    App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig, SecretValue,
 };
 use verge_server::client_ip::TrustedProxies;
 use verge_server::{LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
@@ -301,8 +301,24 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
         }
     };
     let mut config = match &manifest {
-        Some(manifest) => AppConfig::try_from(manifest)
-            .with_context(|| format!("the settings of app `{}`", manifest.name.as_str()))?,
+        Some(manifest) => {
+            let context = || format!("the settings of app `{}`", manifest.name.as_str());
+            let mut config = AppConfig::try_from(manifest).with_context(context)?;
+            config.config = manifest.config_values().with_context(context)?;
+            config.secret_stores = manifest
+                .secret_values(|var| std::env::var(var).ok())
+                .with_context(context)?
+                .into_iter()
+                .map(|(store, secrets)| {
+                    let secrets = secrets
+                        .into_iter()
+                        .map(|(name, value)| (name, SecretValue::new(value)))
+                        .collect();
+                    (store.as_str().to_owned(), secrets)
+                })
+                .collect();
+            config
+        }
         None => AppConfig {
             name: component_name(&component),
             ..AppConfig::default()

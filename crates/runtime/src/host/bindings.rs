@@ -9,13 +9,19 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/store": async | trappable,
         "wasi:keyvalue/atomics": async | trappable,
         "wasi:keyvalue/batch": async | trappable,
+        "verge:edge/secrets": trappable,
     },
     with: {
         "verge:edge/kv.store": super::kv::KvStore,
         "wasi:keyvalue/store.bucket": super::kv::Bucket,
         "wasi:keyvalue/atomics.cas": super::kv::Cas,
+        "verge:edge/secrets.store": super::secrets::SecretStore,
+        "verge:edge/secrets.secret": super::secrets::Secret,
     },
 });
 
-pub(crate) use verge::edge::{downstream, geo, kv, runtime};
+pub(crate) use verge::edge::{downstream, geo, kv, runtime, secrets};
+pub(crate) use wasi::config0_2_0_draft::store as config_draft;
+pub(crate) use wasi::config0_2_0_draft_2024_09_27::store as config_draft_2024;
+pub(crate) use wasi::config0_2_0_rc_1::store as config_rc1;
 pub(crate) use wasi::keyvalue;

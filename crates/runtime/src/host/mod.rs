@@ -13,11 +13,13 @@
 //! package in `wit/edge.wit` ([`bindings`]).
 
 pub(crate) mod bindings;
+pub(crate) mod config;
 pub(crate) mod downstream;
 pub mod geo;
 pub(crate) mod kv;
 pub(crate) mod outbound;
 pub(crate) mod runtime_info;
+pub(crate) mod secrets;
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ pub(crate) struct AppHost {
     pub(crate) outbound: Arc<outbound::AppState>,
     pub(crate) geo: geo::AppState,
     pub(crate) kv: kv::AppState,
+    pub(crate) config: std::collections::BTreeMap<String, String>,
+    pub(crate) secrets: secrets::AppState,
     pub(crate) node_name: Arc<str>,
     pub(crate) app_name: Arc<str>,
     pub(crate) app_version: Arc<str>,
@@ -45,6 +49,8 @@ impl AppHost {
             outbound: outbound::AppState::new(config)?,
             geo: geo::AppState::new(node.geo.clone(), &config.geo_overrides),
             kv: kv::AppState::new(&node.kv, &config.name, &config.kv_stores),
+            config: config.config.clone(),
+            secrets: secrets::AppState::new(&config.secret_stores),
             node_name: node.name.as_str().into(),
             app_name: config.name.as_str().into(),
             app_version: app_version.into(),
