@@ -12,6 +12,7 @@ use verge_store::{Kv, MemoryBackend};
 
 use crate::error::LoadError;
 use crate::host::geo::GeoProvider;
+use crate::host::ratelimit::RateLimiter;
 use crate::state::RequestState;
 
 /// Engine-wide settings, fixed for the life of a [`Runtime`].
@@ -47,6 +48,8 @@ pub struct NodeServices {
     pub geo: Option<Arc<dyn GeoProvider>>,
     /// The KV service every app's stores live in (each app in its own namespace).
     pub kv: Kv,
+    /// Rate counters and penalty boxes of every app (each in its own namespace).
+    pub ratelimit: Arc<RateLimiter>,
 }
 
 impl Default for NodeServices {
@@ -55,6 +58,7 @@ impl Default for NodeServices {
             name: "local".into(),
             geo: None,
             kv: Kv::new(Arc::new(MemoryBackend::new())),
+            ratelimit: Arc::new(RateLimiter::default()),
         }
     }
 }

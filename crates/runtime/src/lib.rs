@@ -34,6 +34,7 @@ pub use error::LoadError;
 pub use execute::{Execution, PendingReport, RequestContext, ResponseBody};
 pub use guest_log::{GuestLogSink, GuestStream};
 pub use host::geo::{GeoDbError, GeoProvider, GeoRecord, MaxmindGeo};
+pub use host::ratelimit::{RateLimitError, RateLimiter};
 pub use limits::Limits;
 pub use meter::LimitExceeded;
 pub use outcome::{Failure, Report};

@@ -122,6 +122,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
         app: &s.host.secrets,
         table: &mut s.table,
     })?;
+    host::ratelimit::add_to_linker(&mut linker, |s| host::ratelimit::RateLimitView {
+        limiter: &s.host.ratelimit,
+        app: &s.host.app_name,
+    })?;
     host::runtime_info::add_to_linker(&mut linker, |s| host::runtime_info::RuntimeInfo {
         app: &s.host,
         request_id: &s.request_id,

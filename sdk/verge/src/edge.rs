@@ -7,5 +7,5 @@ wit_bindgen::generate!({
     with: { "wasi:config/store@0.2.0-rc.1": generate },
 });
 
-pub(crate) use self::verge::edge::{downstream, geo, kv, runtime, secrets};
+pub(crate) use self::verge::edge::{downstream, geo, kv, ratelimit, runtime, secrets};
 pub(crate) use self::wasi::config0_2_0_rc_1::store as config;

@@ -40,6 +40,7 @@
 //!   compare-and-swap, prefix listing).
 //! - [`config::get`]: the app's configuration (`[config]`, through `wasi:config`).
 //! - [`secrets::get`]: secrets from the app's secret stores.
+//! - [`ratelimit::Erl`]: edge rate limiting with counters and penalty boxes.
 //! - [`env::var`]: the environment variables declared in the manifest's `[env]`.
 //! - [`Error`]: any error; a handler returning `Err` answers `500` and logs the error
 //!   (with its causes) to stderr, which Verge tags with the request id.
@@ -53,6 +54,7 @@ mod fields;
 pub mod geo;
 pub mod http;
 pub mod kv;
+pub mod ratelimit;
 mod request;
 mod response;
 mod router;

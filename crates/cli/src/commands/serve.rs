@@ -228,6 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             name: args.node_name.clone(),
             geo,
             kv: open_kv(args.kv_backend, &data_dir(&args, &source))?,
+            ..NodeServices::default()
         },
         compile_cache_dir: compile_cache_dir(&args)?,
         max_concurrent_instances: args.max_instances,

@@ -20,7 +20,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub(crate) use verge::edge::{downstream, geo, kv, runtime, secrets};
+pub(crate) use verge::edge::{downstream, geo, kv, ratelimit, runtime, secrets};
 pub(crate) use wasi::config0_2_0_draft::store as config_draft;
 pub(crate) use wasi::config0_2_0_draft_2024_09_27::store as config_draft_2024;
 pub(crate) use wasi::config0_2_0_rc_1::store as config_rc1;

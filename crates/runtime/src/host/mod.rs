@@ -18,6 +18,7 @@ pub(crate) mod downstream;
 pub mod geo;
 pub(crate) mod kv;
 pub(crate) mod outbound;
+pub mod ratelimit;
 pub(crate) mod runtime_info;
 pub(crate) mod secrets;
 
@@ -34,6 +35,7 @@ pub(crate) struct AppHost {
     pub(crate) kv: kv::AppState,
     pub(crate) config: std::collections::BTreeMap<String, String>,
     pub(crate) secrets: secrets::AppState,
+    pub(crate) ratelimit: Arc<ratelimit::RateLimiter>,
     pub(crate) node_name: Arc<str>,
     pub(crate) app_name: Arc<str>,
     pub(crate) app_version: Arc<str>,
@@ -51,6 +53,7 @@ impl AppHost {
             kv: kv::AppState::new(&node.kv, &config.name, &config.kv_stores),
             config: config.config.clone(),
             secrets: secrets::AppState::new(&config.secret_stores),
+            ratelimit: node.ratelimit.clone(),
             node_name: node.name.as_str().into(),
             app_name: config.name.as_str().into(),
             app_version: app_version.into(),
