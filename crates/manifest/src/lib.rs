@@ -102,6 +102,12 @@ pub struct Manifest {
     /// Secret stores the app may open: `[secret_stores.keys]`.
     #[serde(default)]
     pub secret_stores: BTreeMap<StoreName, SecretStoreSection>,
+    /// `wasi:logging` settings.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// Named log endpoints: `[log_endpoints.audit]`.
+    #[serde(default)]
+    pub log_endpoints: BTreeMap<StoreName, LogEndpointSection>,
     /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -145,6 +151,42 @@ pub struct KvStoreSection {
     pub max_value_size: Option<ByteSize>,
     /// Largest metadata. Default 2KiB.
     pub max_metadata_size: Option<ByteSize>,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    /// The lowest `wasi:logging` level kept: trace, debug, info (default), warn,
+    /// error or critical.
+    #[serde(default, deserialize_with = "log_level")]
+    pub level: Option<String>,
+}
+
+fn log_level<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "critical"];
+    let level = String::deserialize(d)?;
+    if LEVELS.contains(&level.as_str()) {
+        Ok(Some(level))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "unknown log level `{level}`; use one of {}",
+            LEVELS.join(", ")
+        )))
+    }
+}
+
+/// One log endpoint: `[log_endpoints.NAME]`. Without `file`, its lines go to
+/// Verge's own log stream.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogEndpointSection {
+    /// A JSON-lines file, relative to the manifest.
+    pub file: Option<PathBuf>,
+    /// Rotate when the file would grow past this. Default 10MiB.
+    pub max_size: Option<ByteSize>,
+    /// Rotated files kept (`F.1` newest). Default 5.
+    pub keep: Option<u32>,
 }
 
 /// `[geo]`

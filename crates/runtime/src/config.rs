@@ -9,6 +9,7 @@ use std::time::Duration;
 use verge_manifest::{BackendUrl, HostPattern, Manifest};
 use verge_store::KvLimits;
 
+use crate::guest_log::LogLevel;
 use crate::host::geo::GeoRecord;
 use crate::limits::Limits;
 
@@ -37,6 +38,31 @@ pub struct AppConfig {
     /// Secret store → secret name → value, for `verge:edge/secrets`. Filled from
     /// [`Manifest::secret_values`].
     pub secret_stores: BTreeMap<String, BTreeMap<String, SecretValue>>,
+    /// The lowest `wasi:logging` level kept.
+    pub log_level: LogLevel,
+    /// Named log endpoints for `verge:edge/logs`.
+    pub log_endpoints: Vec<LogEndpointConfig>,
+}
+
+/// A named log endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEndpointConfig {
+    pub name: String,
+    pub target: LogTarget,
+}
+
+/// Where an endpoint's lines go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogTarget {
+    /// Verge's own log stream, as `type: "endpoint"` lines.
+    Stream,
+    /// A JSON-lines file, rotated when it would pass `max_bytes`, keeping `keep` old
+    /// files.
+    File {
+        path: PathBuf,
+        max_bytes: u64,
+        keep: u32,
+    },
 }
 
 /// A secret's value. Its `Debug` never shows it, so it cannot leak through a
@@ -226,6 +252,28 @@ impl TryFrom<&Manifest> for AppConfig {
                 .collect(),
             config: BTreeMap::new(),
             secret_stores: BTreeMap::new(),
+            log_level: manifest
+                .logging
+                .level
+                .as_deref()
+                .map_or(LogLevel::Info, |l| {
+                    LogLevel::parse(l).expect("validated by the manifest")
+                }),
+            log_endpoints: manifest
+                .log_endpoints
+                .iter()
+                .map(|(name, e)| LogEndpointConfig {
+                    name: name.as_str().to_owned(),
+                    target: match &e.file {
+                        None => LogTarget::Stream,
+                        Some(file) => LogTarget::File {
+                            path: manifest.dir.join(file),
+                            max_bytes: e.max_size.map_or(10 << 20, |s| s.0),
+                            keep: e.keep.unwrap_or(5),
+                        },
+                    },
+                })
+                .collect(),
         })
     }
 }

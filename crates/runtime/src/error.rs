@@ -5,6 +5,13 @@ use std::path::PathBuf;
 /// Why a component could not be turned into a runnable app.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("log endpoint `{endpoint}`: could not open {path}")]
+    LogFile {
+        endpoint: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("could not read {path}")]
     Read {
         path: PathBuf,

@@ -34,6 +34,54 @@ pub trait GuestLogSink: Send + Sync + 'static {
     fn host_line(&self, request_id: &str, kind: &str, line: &str) {
         let _ = (request_id, kind, line);
     }
+
+    /// A `wasi:logging` line (already filtered by the app's level and redacted).
+    fn log_line(&self, request_id: &str, level: LogLevel, context: &str, message: &str) {
+        let _ = (request_id, level, context, message);
+    }
+
+    /// A line for a log endpoint that writes to Verge's own stream.
+    fn endpoint_line(&self, request_id: &str, endpoint: &str, line: &str) {
+        let _ = (request_id, endpoint, line);
+    }
+}
+
+/// `wasi:logging` levels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        [
+            LogLevel::Trace,
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+            LogLevel::Critical,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == text)
+    }
 }
 
 /// A line longer than this is cut into pieces, so a guest cannot make the host buffer

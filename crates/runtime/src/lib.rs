@@ -27,12 +27,12 @@ pub use app::{App, LoadInfo};
 pub use compile_cache::CacheStatus;
 pub use config::{
     AppConfig, BackendConfig, ConfigError, DEFAULT_MAX_CONNECTIONS, EgressConfig, KvStoreConfig,
-    OriginTimeouts, SecretValue, TlsConfig,
+    LogEndpointConfig, LogTarget, OriginTimeouts, SecretValue, TlsConfig,
 };
 pub use engine::{NodeServices, Runtime, RuntimeConfig};
 pub use error::LoadError;
 pub use execute::{Execution, PendingReport, RequestContext, ResponseBody};
-pub use guest_log::{GuestLogSink, GuestStream};
+pub use guest_log::{GuestLogSink, GuestStream, LogLevel};
 pub use host::geo::{GeoDbError, GeoProvider, GeoRecord, MaxmindGeo};
 pub use host::ratelimit::{RateLimitError, RateLimiter};
 pub use limits::Limits;

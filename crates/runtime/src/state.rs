@@ -11,7 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::app::AppInner;
 use crate::execute::RequestContext;
-use crate::guest_log::{GuestOutput, GuestStream};
+use crate::guest_log::{GuestLogSink, GuestOutput, GuestStream};
 use crate::host::{self, AppHost};
 use crate::meter::{CpuMeter, MemoryMeter};
 use crate::trace::TraceContext;
@@ -25,6 +25,8 @@ pub(crate) struct RequestState {
     /// Every host API's per-app state.
     pub(crate) host: Arc<AppHost>,
     pub(crate) request_id: Arc<str>,
+    /// Where the request's log lines go.
+    pub(crate) log: Arc<dyn GuestLogSink>,
     pub(crate) client_addr: Option<SocketAddr>,
     pub(crate) memory: MemoryMeter,
     pub(crate) cpu: CpuMeter,
@@ -63,6 +65,7 @@ impl RequestState {
             ),
             host: app.host.clone(),
             request_id: ctx.request_id.clone(),
+            log: ctx.log.clone(),
             client_addr: ctx.client_addr,
             memory: MemoryMeter::new(limits.memory_bytes),
             cpu: CpuMeter::new(limits.cpu_time),
@@ -125,6 +128,13 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
     host::ratelimit::add_to_linker(&mut linker, |s| host::ratelimit::RateLimitView {
         limiter: &s.host.ratelimit,
         app: &s.host.app_name,
+    })?;
+    host::logging::add_to_linker(&mut linker, |s| host::logging::LoggingView {
+        app: &s.host.logging,
+        request_id: &s.request_id,
+        sink: &s.log,
+        redactor: s.host.secrets.redactor.as_deref(),
+        table: &mut s.table,
     })?;
     host::runtime_info::add_to_linker(&mut linker, |s| host::runtime_info::RuntimeInfo {
         app: &s.host,

@@ -14,6 +14,6 @@ mod request_id;
 mod serve;
 
 pub use config::ServerConfig;
-pub use log::{AccessRecord, LogWriter};
+pub use log::{AccessRecord, Console, LogWriter};
 pub use registry::{AppRegistry, RoutedApp, SingleApp};
 pub use serve::{Server, ServerError};

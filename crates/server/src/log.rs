@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use verge_runtime::{GuestLogSink, GuestStream, Report};
+use verge_runtime::{GuestLogSink, GuestStream, LogLevel, Report};
 
 /// How long the writer waits after a batch; bounds how late a line can appear.
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
@@ -19,39 +19,108 @@ const BATCH_PAUSE: Duration = Duration::from_millis(2);
 /// Sends log lines to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<(Output, Vec<u8>)>,
+    console: Option<Console>,
+}
+
+/// Which stream a line goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The JSON log stream.
+    Json,
+    /// The human-readable console (stderr).
+    Console,
+}
+
+/// Shows guest log lines live on stderr for a person watching `verge serve`:
+/// `12:04:05.123  WARN checkout: card declined  [19b3482d000000000007]`, with the
+/// level coloured unless `colour` is off.
+#[derive(Debug, Clone, Copy)]
+pub struct Console {
+    pub colour: bool,
+}
+
+impl Console {
+    /// One console line (with its newline).
+    pub fn format(
+        &self,
+        level: LogLevel,
+        context: &str,
+        message: &str,
+        request_id: &str,
+    ) -> String {
+        let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let time = now.get(11..23).unwrap_or(&now);
+        let name = level.as_str().to_uppercase();
+        let level_text = if self.colour {
+            let code = match level {
+                LogLevel::Trace => "2",
+                LogLevel::Debug => "34",
+                LogLevel::Info => "32",
+                LogLevel::Warn => "33",
+                LogLevel::Error => "31",
+                LogLevel::Critical => "1;31",
+            };
+            format!("\x1b[{code}m{name:>8}\x1b[0m")
+        } else {
+            format!("{name:>8}")
+        };
+        let context = if context.is_empty() {
+            String::new()
+        } else {
+            format!("{context}: ")
+        };
+        let id = if self.colour {
+            format!("\x1b[2m[{request_id}]\x1b[0m")
+        } else {
+            format!("[{request_id}]")
+        };
+        format!("{time} {level_text} {context}{message}  {id}\n")
+    }
 }
 
 impl LogWriter {
-    /// Starts a writer thread writing to `out` (stdout in the CLI).
+    /// Starts a writer thread writing JSON lines to `out` (stdout in the CLI).
     pub fn spawn(out: impl Write + Send + 'static) -> LogWriter {
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
-        let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+        let (tx, rx) = mpsc::channel::<(Output, Vec<u8>)>();
+        let mut json = std::io::BufWriter::with_capacity(64 << 10, out);
         std::thread::Builder::new()
             .name("verge-log".into())
             .spawn(move || {
-                while let Ok(line) = rx.recv() {
-                    let _ = out.write_all(&line);
-                    while let Ok(line) = rx.try_recv() {
-                        let _ = out.write_all(&line);
+                let write = |json: &mut std::io::BufWriter<_>,
+                             (target, line): (Output, Vec<u8>)| {
+                    let _ = match target {
+                        Output::Json => json.write_all(&line),
+                        Output::Console => std::io::stderr().write_all(&line),
+                    };
+                };
+                while let Ok(item) = rx.recv() {
+                    write(&mut json, item);
+                    while let Ok(item) = rx.try_recv() {
+                        write(&mut json, item);
                     }
-                    let _ = out.flush();
+                    let _ = json.flush();
                     std::thread::sleep(BATCH_PAUSE);
                 }
             })
             .expect("spawning the log writer thread");
-        LogWriter { tx }
+        LogWriter { tx, console: None }
+    }
+
+    /// Also shows guest log lines on stderr as they come (for a terminal).
+    pub fn with_console(mut self, console: Console) -> LogWriter {
+        self.console = Some(console);
+        self
     }
 
     fn write<T: Serialize>(&self, record: &T) {
         let mut line = Vec::with_capacity(256);
         if serde_json::to_writer(&mut line, record).is_ok() {
             line.push(b'\n');
-            let _ = self.tx.send(line);
+            let _ = self.tx.send((Output::Json, line));
         }
     }
 
-    /// Writes the access line of a finished request.
     pub fn access(&self, record: &AccessRecord<'_>) {
         self.write(record);
     }
@@ -179,8 +248,84 @@ impl GuestLogSink for GuestLines {
             message: line,
         });
     }
+
+    fn log_line(&self, request_id: &str, level: LogLevel, context: &str, message: &str) {
+        self.writer.write(&LogRecord {
+            ts: timestamp(),
+            kind: "log",
+            request_id,
+            app: &self.app,
+            level: level.as_str(),
+            context,
+            message,
+        });
+        if let Some(console) = &self.writer.console {
+            let line = console.format(level, context, message, request_id);
+            let _ = self.writer.tx.send((Output::Console, line.into_bytes()));
+        }
+    }
+
+    fn endpoint_line(&self, request_id: &str, endpoint: &str, line: &str) {
+        self.writer.write(&EndpointRecord {
+            ts: timestamp(),
+            kind: "endpoint",
+            request_id,
+            app: &self.app,
+            endpoint,
+            message: line,
+        });
+        if let Some(console) = &self.writer.console {
+            let line = console.format(LogLevel::Info, endpoint, line, request_id);
+            let _ = self.writer.tx.send((Output::Console, line.into_bytes()));
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LogRecord<'a> {
+    ts: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: &'a str,
+    app: &'a str,
+    level: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    context: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct EndpointRecord<'a> {
+    ts: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: &'a str,
+    app: &'a str,
+    endpoint: &'a str,
+    message: &'a str,
 }
 
 fn timestamp() -> String {
     humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_are_coloured_by_level_only_when_asked() {
+        let plain =
+            Console { colour: false }.format(LogLevel::Warn, "checkout", "card declined", "req-7");
+        assert!(
+            plain.ends_with("    WARN checkout: card declined  [req-7]\n"),
+            "{plain:?}"
+        );
+        assert!(!plain.contains('\x1b'));
+        let coloured = Console { colour: true }.format(LogLevel::Error, "", "boom", "req-8");
+        assert!(
+            coloured.contains("\x1b[31m   ERROR\x1b[0m boom"),
+            "{coloured:?}"
+        );
+    }
 }

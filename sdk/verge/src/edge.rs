@@ -4,8 +4,12 @@
 wit_bindgen::generate!({
     path: "wit",
     world: "verge:edge/sdk",
-    with: { "wasi:config/store@0.2.0-rc.1": generate },
+    with: {
+        "wasi:config/store@0.2.0-rc.1": generate,
+        "wasi:logging/logging@0.1.0-draft": generate,
+    },
 });
 
-pub(crate) use self::verge::edge::{downstream, geo, kv, ratelimit, runtime, secrets};
+pub(crate) use self::verge::edge::{downstream, geo, kv, logs, ratelimit, runtime, secrets};
 pub(crate) use self::wasi::config0_2_0_rc_1::store as config;
+pub(crate) use self::wasi::logging::logging;

@@ -44,6 +44,8 @@
 //! - [`env::var`]: the environment variables declared in the manifest's `[env]`.
 //! - [`Error`]: any error; a handler returning `Err` answers `500` and logs the error
 //!   (with its causes) to stderr, which Verge tags with the request id.
+//! - [`log`]: the `log` crate's macros go to `wasi:logging`; [`log::Endpoint`]
+//!   writes to named log endpoints.
 //! - Printing to stdout or stderr writes log lines tagged with the request id.
 
 mod body;
@@ -54,6 +56,7 @@ mod fields;
 pub mod geo;
 pub mod http;
 pub mod kv;
+pub mod log;
 pub mod ratelimit;
 mod request;
 mod response;

@@ -12,6 +12,7 @@ pub fn run(
     response_out: ResponseOutparam,
     handler: fn(Request) -> Result<Response, Error>,
 ) {
+    crate::log::init();
     let response = Request::from_wasi(request).and_then(handler);
     let response = response.unwrap_or_else(|err| {
         eprintln!("handler failed: {err:?}");

@@ -10,7 +10,7 @@ use verge_runtime::{
     App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig, SecretValue,
 };
 use verge_server::client_ip::TrustedProxies;
-use verge_server::{LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
+use verge_server::{Console, LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
 use verge_store::{InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, RedbBackend};
 
 use crate::commands::build::build_app;
@@ -212,7 +212,13 @@ impl Source {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = Source::from_args(&args)?;
-    let log = LogWriter::spawn(std::io::stdout());
+    let mut log = LogWriter::spawn(std::io::stdout());
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // A person is watching: show the app's log lines as they come.
+        log = log.with_console(Console {
+            colour: std::env::var_os("NO_COLOR").is_none(),
+        });
+    }
     // The app's configuration decides the engine's memory slot size, so it is read
     // (and the app built) before the engine exists.
     let first = prepare(&source, !args.no_build)?;

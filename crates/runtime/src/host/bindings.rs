@@ -17,11 +17,13 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/atomics.cas": super::kv::Cas,
         "verge:edge/secrets.store": super::secrets::SecretStore,
         "verge:edge/secrets.secret": super::secrets::Secret,
+        "verge:edge/logs.endpoint": super::logging::LogEndpoint,
     },
 });
 
-pub(crate) use verge::edge::{downstream, geo, kv, ratelimit, runtime, secrets};
+pub(crate) use verge::edge::{downstream, geo, kv, logs, ratelimit, runtime, secrets};
 pub(crate) use wasi::config0_2_0_draft::store as config_draft;
 pub(crate) use wasi::config0_2_0_draft_2024_09_27::store as config_draft_2024;
 pub(crate) use wasi::config0_2_0_rc_1::store as config_rc1;
 pub(crate) use wasi::keyvalue;
+pub(crate) use wasi::logging::logging;

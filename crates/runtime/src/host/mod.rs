@@ -17,6 +17,7 @@ pub(crate) mod config;
 pub(crate) mod downstream;
 pub mod geo;
 pub(crate) mod kv;
+pub(crate) mod logging;
 pub(crate) mod outbound;
 pub mod ratelimit;
 pub(crate) mod runtime_info;
@@ -36,6 +37,7 @@ pub(crate) struct AppHost {
     pub(crate) config: std::collections::BTreeMap<String, String>,
     pub(crate) secrets: secrets::AppState,
     pub(crate) ratelimit: Arc<ratelimit::RateLimiter>,
+    pub(crate) logging: logging::AppState,
     pub(crate) node_name: Arc<str>,
     pub(crate) app_name: Arc<str>,
     pub(crate) app_version: Arc<str>,
@@ -54,6 +56,7 @@ impl AppHost {
             config: config.config.clone(),
             secrets: secrets::AppState::new(&config.secret_stores),
             ratelimit: node.ratelimit.clone(),
+            logging: logging::AppState::new(&config.name, config.log_level, &config.log_endpoints)?,
             node_name: node.name.as_str().into(),
             app_name: config.name.as_str().into(),
             app_version: app_version.into(),
