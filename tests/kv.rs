@@ -460,3 +460,16 @@ async fn metadata_and_values_over_the_limit_are_refused() {
         "the value is 1025 bytes; values are limited to 1024 bytes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_without_stores_neither_creates_nor_locks_a_store_file() {
+    let app = app_dir_for(&guest("hello"), "");
+    let first = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
+    // A second server of the same app directory starts: nothing is locked.
+    let second = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
+    for verge in [&first, &second] {
+        let resp = client().get(verge.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert!(!app.path().join(".verge").exists());
+}

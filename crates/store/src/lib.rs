@@ -24,7 +24,7 @@ pub use kv::{
     check_key,
 };
 pub use memory::MemoryBackend;
-pub use redb_backend::{OpenError, RedbBackend};
+pub use redb_backend::{OpenError, RedbBackend, RedbOnFirstUse};
 pub use seed::{SeedEntry, SeedError, load_seed, parse_seed};
 
 /// Milliseconds since the Unix epoch: how expiry times are stored.

@@ -241,3 +241,60 @@ impl Backend for RedbBackend {
         Ok(due.len())
     }
 }
+
+/// A redb backend that opens its file on first use: for a server whose app declares
+/// no stores yet (it may after a reload), so it neither creates nor locks a file it
+/// does not need. An open failure is a storage error for the call that needed it.
+pub struct RedbOnFirstUse {
+    path: PathBuf,
+    backend: std::sync::OnceLock<Result<RedbBackend, String>>,
+}
+
+impl RedbOnFirstUse {
+    pub fn new(path: &Path) -> RedbOnFirstUse {
+        RedbOnFirstUse {
+            path: path.to_owned(),
+            backend: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<&RedbBackend, BackendError> {
+        self.backend
+            .get_or_init(|| RedbBackend::open(&self.path).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| BackendError(e.clone()))
+    }
+}
+
+impl Backend for RedbOnFirstUse {
+    fn get(&self, ns: &str, key: &str) -> Result<Option<Record>, BackendError> {
+        self.get()?.get(ns, key)
+    }
+
+    fn update(
+        &self,
+        ns: &str,
+        key: &str,
+        decide: &mut dyn FnMut(Option<&Record>) -> Result<Change, KvError>,
+    ) -> Result<Option<Record>, KvError> {
+        self.get()?.update(ns, key, decide)
+    }
+
+    fn scan(
+        &self,
+        ns: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>, BackendError> {
+        self.get()?.scan(ns, prefix, after, limit)
+    }
+
+    fn purge_expired(&self, now_ms: u64, max: usize) -> Result<usize, BackendError> {
+        match self.backend.get() {
+            // Never opened: nothing to purge, and no reason to open it.
+            None => Ok(0),
+            Some(_) => self.get()?.purge_expired(now_ms, max),
+        }
+    }
+}

@@ -11,7 +11,9 @@ use verge_runtime::{
 };
 use verge_server::client_ip::TrustedProxies;
 use verge_server::{Console, LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
-use verge_store::{InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, RedbBackend};
+use verge_store::{
+    InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, RedbBackend, RedbOnFirstUse,
+};
 
 use crate::commands::build::build_app;
 use crate::ui;
@@ -233,7 +235,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         node: NodeServices {
             name: args.node_name.clone(),
             geo,
-            kv: open_kv(args.kv_backend, &data_dir(&args, &source))?,
+            kv: open_kv(
+                args.kv_backend,
+                &data_dir(&args, &source),
+                !first.config.kv_stores.is_empty(),
+            )?,
             ..NodeServices::default()
         },
         compile_cache_dir: compile_cache_dir(&args)?,
@@ -376,10 +382,15 @@ pub fn data_dir(args: &Args, source: &Source) -> PathBuf {
     base.join(".verge")
 }
 
-fn open_kv(kind: KvBackendKind, data_dir: &Path) -> anyhow::Result<Kv> {
+/// The KV service. The store file is opened (and locked) at start only when the app
+/// declares stores; otherwise only if a reload adds some, so serving a component
+/// without stores never touches (or contends for) the data directory.
+fn open_kv(kind: KvBackendKind, data_dir: &Path, has_stores: bool) -> anyhow::Result<Kv> {
+    let file = data_dir.join(KV_FILE);
     let backend: Arc<dyn verge_store::Backend> = match kind {
         KvBackendKind::Memory => Arc::new(MemoryBackend::new()),
-        KvBackendKind::Redb => Arc::new(RedbBackend::open(&data_dir.join(KV_FILE))?),
+        KvBackendKind::Redb if has_stores => Arc::new(RedbBackend::open(&file)?),
+        KvBackendKind::Redb => Arc::new(RedbOnFirstUse::new(&file)),
     };
     let kv = Kv::new(backend);
     kv.spawn_purger(KV_PURGE_EVERY)
