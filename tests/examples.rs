@@ -269,3 +269,106 @@ async fn api_filter_answers_404_and_405_elsewhere() {
     assert_eq!(resp.headers()["allow"], "GET");
     assert_eq!(origin.connections(), 0, "nothing reached the origin");
 }
+
+/// `verge serve examples/url-shortener`, its data in `data`.
+fn url_shortener(data: &Path) -> Verge {
+    built("url-shortener");
+    let dir = repo_root().join("examples/url-shortener");
+    Verge::serve(&[
+        dir.to_str().unwrap(),
+        "--no-build",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}
+
+async fn post_json(verge: &Verge, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let resp = client()
+        .post(verge.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn url_shortener_shortens_redirects_and_keeps_links_across_restarts() {
+    let data = tempfile::tempdir().unwrap();
+    let verge = url_shortener(data.path());
+    let health = client().get(verge.url("/health")).send().await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    // Seeded from links.json.
+    let resp = no_redirects().get(verge.url("/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "https://docs.example.com/");
+
+    let (status, made) = post_json(
+        &verge,
+        "/shorten",
+        r#"{"url": "https://example.com/a?b=c"}"#,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let slug = made["slug"].as_str().unwrap().to_owned();
+    assert_eq!(slug.len(), 7);
+    assert_eq!(made["short_url"], format!("http://{}/{slug}", verge.addr));
+    let (_, other) = post_json(&verge, "/shorten", r#"{"url": "http://example.org/"}"#).await;
+    assert_ne!(other["slug"], made["slug"], "every link gets its own slug");
+
+    let resp = no_redirects()
+        .get(verge.url(&format!("/{slug}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "https://example.com/a?b=c");
+
+    // A restart (after kill -9) keeps the link.
+    drop(verge);
+    let verge = url_shortener(data.path());
+    let resp = no_redirects()
+        .get(verge.url(&format!("/{slug}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "https://example.com/a?b=c");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn url_shortener_refuses_what_is_not_an_http_url() {
+    let data = tempfile::tempdir().unwrap();
+    let verge = url_shortener(data.path());
+    for body in [
+        r#"{"url": "ftp://example.com/file"}"#,
+        r#"{"url": "javascript:alert(1)"}"#,
+        r#"{"url": "https://"}"#,
+    ] {
+        let (status, answer) = post_json(&verge, "/shorten", body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(answer["error"], "url must be http(s)");
+    }
+    let (status, answer) = post_json(&verge, "/shorten", "not json").await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body must be JSON")
+    );
+    let resp = client().get(verge.url("/nope123")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client().delete(verge.url("/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+}
