@@ -473,3 +473,212 @@ async fn an_app_without_stores_neither_creates_nor_locks_a_store_file() {
     }
     assert!(!app.path().join(".verge").exists());
 }
+
+/// `verge kv ARGS --app APP --data-dir DATA`.
+fn kv_cli(app: &tempfile::TempDir, data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["kv"];
+    all.extend_from_slice(args);
+    all.extend([
+        "--app",
+        app.path().to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    verge(&all, app.path())
+}
+
+fn ok_stdout(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "verge kv failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn verge_kv_works_on_the_store_file_when_no_server_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    ok_stdout(kv_cli(
+        &app,
+        data.path(),
+        &["put", "--store", "links", "home", "https://example.com/"],
+    ));
+    ok_stdout(kv_cli(
+        &app,
+        data.path(),
+        &[
+            "put",
+            "-s",
+            "links",
+            "docs",
+            "https://docs.example.com/",
+            "--metadata",
+            "m1",
+            "--ttl",
+            "1h",
+        ],
+    ));
+    assert_eq!(
+        ok_stdout(kv_cli(
+            &app,
+            data.path(),
+            &["get", "--store", "links", "home"]
+        )),
+        "https://example.com/"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok_stdout(kv_cli(
+        &app,
+        data.path(),
+        &["get", "--store", "links", "docs", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(json["value"], "https://docs.example.com/");
+    assert_eq!(json["metadata"], "m1");
+    assert!(json["expires_at"].as_str().unwrap().ends_with('Z'));
+    let generation = json["generation"].as_u64().unwrap();
+
+    // Compare-and-swap from the command line.
+    let stale = kv_cli(
+        &app,
+        data.path(),
+        &[
+            "put",
+            "-s",
+            "links",
+            "docs",
+            "x",
+            "--if-generation",
+            &(generation + 100).to_string(),
+        ],
+    );
+    assert!(!stale.status.success());
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("compare-and-swap failed"));
+
+    assert_eq!(
+        ok_stdout(kv_cli(&app, data.path(), &["list", "--store", "links"])),
+        "docs\nhome\n"
+    );
+    let page: serde_json::Value = serde_json::from_str(&ok_stdout(kv_cli(
+        &app,
+        data.path(),
+        &["list", "--store", "links", "--limit", "1", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(
+        page,
+        serde_json::json!({"keys": ["docs"], "cursor": "docs"})
+    );
+    ok_stdout(kv_cli(
+        &app,
+        data.path(),
+        &["delete", "--store", "links", "home"],
+    ));
+    let missing = kv_cli(&app, data.path(), &["get", "--store", "links", "home"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no key `home` in store `links`"));
+
+    // What the CLI wrote, the app reads.
+    let verge = serve_kv(&app, data.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime
+            .block_on(call(&verge, "GET", "/kv/links/docs", ""))
+            .1,
+        "https://docs.example.com/"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verge_kv_goes_through_the_running_server() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let server = serve_kv(&app, data.path());
+    let (app_path, data_path) = (app.path().to_owned(), data.path().to_owned());
+    let cli = move |args: &[&str]| {
+        let mut all = vec!["kv"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--app",
+            app_path.to_str().unwrap(),
+            "--data-dir",
+            data_path.to_str().unwrap(),
+        ]);
+        verge(&all, &app_path)
+    };
+    ok_stdout(cli(&["put", "--store", "links", "from-cli", "hello"]));
+    assert_eq!(
+        call(&server, "GET", "/kv/links/from-cli", "").await.1,
+        "hello"
+    );
+    call(&server, "PUT", "/kv/links/from-app", "world").await;
+    assert_eq!(
+        ok_stdout(cli(&["get", "--store", "links", "from-app"])),
+        "world"
+    );
+    assert_eq!(
+        ok_stdout(cli(&["list", "--store", "links", "--all"])),
+        "from-app\nfrom-cli\n"
+    );
+    let refused = cli(&["put", "--store", "links", &"k".repeat(1025), "v"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("keys are limited to 1024 bytes"));
+}
+
+#[test]
+fn verge_kv_names_the_stores_and_refuses_bad_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let out = kv_cli(&app, data.path(), &["get", "--store", "nope", "k"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("app `kv-app` has no KV store `nope`; it declares `counters`, `links`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kv_cli(&app, data.path(), &["get", "k"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --store NAME"));
+
+    // A key that is not UTF-8 never reaches the store.
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new(verge_bin())
+        .args(["kv", "put", "--store", "links"])
+        .arg(std::ffi::OsStr::from_bytes(b"bad\xffkey"))
+        .arg("v")
+        .args([
+            "--app",
+            app.path().to_str().unwrap(),
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid UTF-8"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kv_cli(
+        &app,
+        data.path(),
+        &["put", "--store", "links", "tab\there", "v"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("control character"));
+}
+
+#[test]
+fn verge_kv_explains_a_store_file_held_by_another_process() {
+    let data = tempfile::tempdir().unwrap();
+    let app = kv_app("kv-app", STORES);
+    let _held = verge_store::RedbBackend::open(&data.path().join("kv.redb")).unwrap();
+    let out = kv_cli(&app, data.path(), &["list", "--store", "links"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no running `verge serve` for this app was found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,6 +4,8 @@
 //! errors printed with their whole chain of causes.
 
 mod commands;
+mod dev_control;
+mod kv_ops;
 mod ui;
 
 use std::process::ExitCode;
@@ -36,6 +38,7 @@ enum Command {
     Init(commands::init::Args),
     Build(commands::build::Args),
     Serve(Box<commands::serve::Args>),
+    Kv(commands::kv::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::init::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Serve(args) => commands::serve::run(*args),
+        Command::Kv(args) => commands::kv::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

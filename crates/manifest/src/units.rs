@@ -74,10 +74,12 @@ impl DurationValue {
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
             "m" => Duration::from_secs(number.saturating_mul(60)),
-            "" => return Err(format!("duration `{text}` needs a unit: us, ms, s or m")),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
+            "" => return Err(format!("duration `{text}` needs a unit: us, ms, s, m, h or d")),
             other => {
                 return Err(format!(
-                    "invalid duration unit `{other}` in `{text}`: use us, ms, s or m"
+                    "invalid duration unit `{other}` in `{text}`: use us, ms, s, m, h or d"
                 ));
             }
         };

@@ -2,5 +2,6 @@
 
 pub mod build;
 pub mod init;
+pub mod kv;
 pub mod serve;
 pub mod watch;

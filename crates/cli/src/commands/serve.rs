@@ -16,6 +16,7 @@ use verge_store::{
 };
 
 use crate::commands::build::build_app;
+use crate::dev_control;
 use crate::ui;
 
 /// Serve an app on 127.0.0.1 for development.
@@ -231,13 +232,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(Arc::new(db) as Arc<dyn GeoProvider>)
     };
     let defaults = RuntimeConfig::default();
+    let data_dir = data_dir(&args, &source);
     let runtime = Runtime::new(RuntimeConfig {
         node: NodeServices {
             name: args.node_name.clone(),
             geo,
             kv: open_kv(
                 args.kv_backend,
-                &data_dir(&args, &source),
+                &data_dir,
                 !first.config.kv_stores.is_empty(),
             )?,
             ..NodeServices::default()
@@ -269,6 +271,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     tokio.block_on(async {
         let server = Server::bind(server_config, registry.clone(), log.clone()).await?;
+        // `verge kv` reaches the stores through this while the file is locked.
+        let _control = match args.kv_backend {
+            KvBackendKind::Redb => Some(
+                dev_control::start(
+                    runtime.config().node.kv.clone(),
+                    registry.clone(),
+                    &data_dir,
+                )
+                .await?,
+            ),
+            KvBackendKind::Memory => None,
+        };
         if let SourceKind::AppDir { dir } = &source.kind
             && args.watch
         {
