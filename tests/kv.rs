@@ -682,3 +682,76 @@ fn verge_kv_explains_a_store_file_held_by_another_process() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop. `None` when
+/// this process may not mount (not root).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_fails_the_write_and_keeps_earlier_data() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        // CI runs as root; a developer's unprivileged run cannot mount a small disk.
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let app = kv_app("kv-app", STORES);
+    let verge = serve_kv(&app, disk.0.path());
+    for i in 0..10 {
+        call(
+            &verge,
+            "PUT",
+            &format!("/kv/links/early{i}"),
+            &format!("v{i}"),
+        )
+        .await;
+    }
+    let big = "x".repeat(1 << 20);
+    let mut failure = None;
+    for i in 0..40 {
+        let (status, body) = call(&verge, "PUT", &format!("/kv/links/big{i}"), &big).await;
+        if status != 200 {
+            failure = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = failure.expect("an 8 MiB disk fills up");
+    assert_eq!(status, 500);
+    assert!(body.contains("storage failed"), "{body}");
+    assert!(body.contains("No space left on device"), "{body}");
+    for i in 0..10 {
+        assert_eq!(
+            call(&verge, "GET", &format!("/kv/links/early{i}"), "").await,
+            (200, format!("v{i}")),
+            "earlier data is readable after the failed write"
+        );
+    }
+    drop(verge);
+    let verge = serve_kv(&app, disk.0.path());
+    for i in 0..10 {
+        assert_eq!(
+            call(&verge, "GET", &format!("/kv/links/early{i}"), "").await,
+            (200, format!("v{i}")),
+            "and intact after a restart"
+        );
+    }
+}

@@ -76,7 +76,11 @@ impl DurationValue {
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
             "d" => Duration::from_secs(number.saturating_mul(86_400)),
-            "" => return Err(format!("duration `{text}` needs a unit: us, ms, s, m, h or d")),
+            "" => {
+                return Err(format!(
+                    "duration `{text}` needs a unit: us, ms, s, m, h or d"
+                ));
+            }
             other => {
                 return Err(format!(
                     "invalid duration unit `{other}` in `{text}`: use us, ms, s, m, h or d"
