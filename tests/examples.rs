@@ -372,3 +372,226 @@ async fn url_shortener_refuses_what_is_not_an_http_url() {
     let resp = client().delete(verge.url("/docs")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
 }
+
+mod jwt {
+    //! Signs test tokens: HS256 with a shared key, RS256 with a fresh RSA key.
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::Mac;
+    use rsa::pkcs8::EncodePublicKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+
+    pub const HS_KEY: &str = "a-test-hmac-key-of-reasonable-length";
+
+    pub struct RsaKeys {
+        pub private: rsa::RsaPrivateKey,
+        pub public_pem: String,
+    }
+
+    pub fn rsa_keys() -> RsaKeys {
+        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let public_pem = private
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        RsaKeys {
+            private,
+            public_pem,
+        }
+    }
+
+    fn signed_part(alg: &str, claims: &serde_json::Value) -> String {
+        let header = serde_json::json!({ "alg": alg, "typ": "JWT" });
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        )
+    }
+
+    pub fn hs256(key: &str, claims: &serde_json::Value) -> String {
+        let signed = signed_part("HS256", claims);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(signed.as_bytes());
+        let sig = mac.finalize().into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    pub fn rs256(key: &rsa::RsaPrivateKey, claims: &serde_json::Value) -> String {
+        let signed = signed_part("RS256", claims);
+        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+        let sig = signer.sign(signed.as_bytes()).to_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    pub fn unsigned(claims: &serde_json::Value) -> String {
+        format!("{}.", signed_part("none", claims))
+    }
+
+    pub fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+}
+
+struct JwtAuth {
+    verge: Verge,
+    rsa: jwt::RsaKeys,
+    _origin: Origin,
+    _dir: tempfile::TempDir,
+}
+
+async fn jwt_auth() -> JwtAuth {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_for("jwt-auth", &[("origin", &origin)], dir.path());
+    let rsa = jwt::rsa_keys();
+    std::fs::write(
+        dir.path().join("jwt-keys.json"),
+        serde_json::json!({ "hs256": jwt::HS_KEY, "rs256": rsa.public_pem }).to_string(),
+    )
+    .unwrap();
+    let component = built("jwt-auth");
+    let verge = Verge::serve(&[
+        component.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    JwtAuth {
+        verge,
+        rsa,
+        _origin: origin,
+        _dir: dir,
+    }
+}
+
+fn good_claims() -> serde_json::Value {
+    serde_json::json!({
+        "sub": "user-7", "role": "admin", "iss": "https://auth.example.com/", "aud": "api",
+        "exp": jwt::now() + 600, "nbf": jwt::now() - 10,
+    })
+}
+
+/// `GET /headers` with `token`: the status, `WWW-Authenticate`, and the body.
+async fn with_token(app: &JwtAuth, token: Option<&str>) -> (u16, String, String) {
+    let mut req = client()
+        .get(app.verge.url("/headers"))
+        .header("x-user-role", "forged");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, challenge, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_auth_forwards_valid_hs256_and_rs256_tokens_with_claims_as_headers() {
+    let app = jwt_auth().await;
+    for token in [
+        jwt::hs256(jwt::HS_KEY, &good_claims()),
+        jwt::rs256(&app.rsa.private, &good_claims()),
+    ] {
+        let (status, _, body) = with_token(&app, Some(&token)).await;
+        assert_eq!(status, 200, "{body}");
+        let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let headers = &seen["headers"];
+        assert_eq!(headers["x-user-id"], "user-7");
+        assert_eq!(
+            headers["x-user-role"], "admin",
+            "the client's own header is replaced"
+        );
+        assert!(
+            headers.get("x-user-email").is_none(),
+            "absent claims add nothing"
+        );
+        assert!(
+            headers.get("authorization").is_none(),
+            "the token stays at the edge"
+        );
+    }
+    // An audience list that contains ours.
+    let mut claims = good_claims();
+    claims["aud"] = serde_json::json!(["other", "api"]);
+    let (status, _, _) = with_token(&app, Some(&jwt::hs256(jwt::HS_KEY, &claims))).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_auth_refuses_bad_tokens_saying_why() {
+    let app = jwt_auth().await;
+    let (status, challenge, _) = with_token(&app, None).await;
+    assert_eq!((status, challenge.as_str()), (401, "Bearer realm=\"api\""));
+
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut claims = good_claims();
+        change(&mut claims);
+        claims
+    };
+    let other_rsa = jwt::rsa_keys();
+    let cases = [
+        (
+            jwt::hs256(
+                jwt::HS_KEY,
+                &with(&|c| c["exp"] = (jwt::now() - 120).into()),
+            ),
+            "the token has expired",
+        ),
+        (
+            jwt::hs256(
+                jwt::HS_KEY,
+                &with(&|c| c["nbf"] = (jwt::now() + 600).into()),
+            ),
+            "the token is not valid yet",
+        ),
+        (
+            jwt::hs256(
+                jwt::HS_KEY,
+                &with(&|c| c["iss"] = "https://evil.example/".into()),
+            ),
+            "the token has the wrong issuer",
+        ),
+        (
+            jwt::hs256(jwt::HS_KEY, &with(&|c| c["aud"] = "other".into())),
+            "the token is not for this audience",
+        ),
+        (
+            jwt::hs256("the-wrong-key", &good_claims()),
+            "the signature does not verify",
+        ),
+        (
+            jwt::rs256(&other_rsa.private, &good_claims()),
+            "the signature does not verify",
+        ),
+        (
+            jwt::unsigned(&good_claims()),
+            "algorithm none is not accepted",
+        ),
+        ("not.a.jwt".to_owned(), "the token is not a well-formed JWT"),
+    ];
+    for (token, reason) in cases {
+        let (status, challenge, _) = with_token(&app, Some(&token)).await;
+        assert_eq!(status, 401, "{reason}");
+        assert_eq!(
+            challenge,
+            format!(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{reason}\""
+            )
+        );
+    }
+    // Within the leeway, a just-expired token still passes.
+    let claims = with(&|c| c["exp"] = (jwt::now() - 5).into());
+    assert_eq!(
+        with_token(&app, Some(&jwt::hs256(jwt::HS_KEY, &claims)))
+            .await
+            .0,
+        200
+    );
+}
