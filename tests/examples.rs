@@ -595,3 +595,119 @@ async fn jwt_auth_refuses_bad_tokens_saying_why() {
         200
     );
 }
+
+struct AbTest {
+    verge: Verge,
+    control: Origin,
+    experiment: Origin,
+    _dir: tempfile::TempDir,
+}
+
+async fn ab_test() -> AbTest {
+    let control = Origin::start().await;
+    let experiment = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_for(
+        "ab-test",
+        &[("control", &control), ("experiment", &experiment)],
+        dir.path(),
+    );
+    let component = built("ab-test");
+    let verge = Verge::serve(&[
+        component.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    AbTest {
+        verge,
+        control,
+        experiment,
+        _dir: dir,
+    }
+}
+
+/// `GET /headers` with `cookie`: the variant header, the Set-Cookie, and the port of
+/// the origin that answered (from the Host it saw).
+async fn visit(
+    app: &AbTest,
+    client: &reqwest::Client,
+    cookie: Option<&str>,
+) -> (String, Option<String>, u16) {
+    let mut req = client.get(app.verge.url("/headers"));
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let variant = resp.headers()["x-ab-variant"].to_str().unwrap().to_owned();
+    assert_eq!(resp.headers()["vary"], "Cookie");
+    let set_cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let seen: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-ab-variant"], variant.as_str());
+    let host = seen["headers"]["host"].as_str().unwrap();
+    let port = host.rsplit(':').next().unwrap().parse().unwrap();
+    (variant, set_cookie, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ab_test_splits_new_visitors_as_configured_and_keeps_them_on_their_variant() {
+    let app = ab_test().await;
+    let client = client();
+    // 10,000 new visitors from 16 clients at once: 30 % should land in `b`.
+    let visitors = 10_000;
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (app, client) = (app.clone(), client.clone());
+            tokio::spawn(async move {
+                let mut b = 0;
+                for _ in 0..visitors / 16 {
+                    let (variant, set_cookie, port) = visit(&app, &client, None).await;
+                    let cookie = set_cookie.expect("a new visitor gets a cookie");
+                    assert!(
+                        cookie.starts_with(&format!("ab_variant={variant}; ")),
+                        "{cookie}"
+                    );
+                    let expected = if variant == "b" {
+                        app.experiment.port()
+                    } else {
+                        app.control.port()
+                    };
+                    assert_eq!(port, expected, "variant {variant} goes to its own backend");
+                    b += usize::from(variant == "b");
+                }
+                b
+            })
+        })
+        .collect();
+    let mut in_b = 0;
+    for task in tasks {
+        in_b += task.await.unwrap();
+    }
+    let share = in_b as f64 / (visitors / 16 * 16) as f64;
+    assert!(
+        (share - 0.30).abs() <= 0.02,
+        "{:.1} % of new visitors in b",
+        share * 100.0
+    );
+
+    // A returning visitor keeps their variant and gets no new cookie.
+    for variant in ["a", "b"] {
+        for _ in 0..20 {
+            let (seen, set_cookie, _) = visit(
+                &app,
+                &client,
+                Some(&format!("other=1; ab_variant={variant}")),
+            )
+            .await;
+            assert_eq!(seen, variant);
+            assert_eq!(set_cookie, None);
+        }
+    }
+    // A cookie with a value that is no variant is replaced.
+    let (_, set_cookie, _) = visit(&app, &client, Some("ab_variant=zzz")).await;
+    assert!(set_cookie.is_some());
+}
