@@ -17,7 +17,7 @@ serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli
 	$(CARGO_TARGET_DIR)/release/verge serve examples/hello
 
-GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter examples/url-shortener examples/jwt-auth examples/ab-test
+GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter examples/url-shortener examples/jwt-auth examples/ab-test examples/image-resize
 
 test: guest-toolchain
 	$(CARGO) test --workspace --all-targets

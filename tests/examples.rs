@@ -711,3 +711,221 @@ async fn ab_test_splits_new_visitors_as_configured_and_keeps_them_on_their_varia
     let (_, set_cookie, _) = visit(&app, &client, Some("ab_variant=zzz")).await;
     assert!(set_cookie.is_some());
 }
+
+mod images {
+    //! Test images, made here.
+    use std::io::Cursor;
+
+    /// A `w`×`h` gradient, as JPEG or PNG.
+    pub fn gradient(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    /// A PNG whose header claims `w`×`h` pixels but holds none: what a decompression
+    /// bomb looks like to a decoder that trusts it.
+    pub fn claimed_png(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.finalize().to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+        chunk(b"IHDR", &ihdr);
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> image::DynamicImage {
+        image::load_from_memory(bytes).unwrap()
+    }
+}
+
+struct ImageResize {
+    verge: Verge,
+    origin: Origin,
+    _dir: tempfile::TempDir,
+}
+
+/// The example's manifest with `requests_per_second` changed.
+async fn image_resize(requests_per_second: u32) -> ImageResize {
+    image_resize_with(requests_per_second, "256MiB").await
+}
+
+/// ... and the memory limit too.
+async fn image_resize_with(requests_per_second: u32, memory: &str) -> ImageResize {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_for("image-resize", &[("origin", &origin)], dir.path());
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(
+            "requests_per_second = 20",
+            &format!("requests_per_second = {requests_per_second}"),
+        )
+        .replace("memory = \"256MiB\"", &format!("memory = \"{memory}\""));
+    std::fs::write(&manifest, text).unwrap();
+    origin.set_file(
+        "/files/photo.jpg",
+        "image/jpeg",
+        images::gradient(1000, 1000, image::ImageFormat::Jpeg),
+    );
+    origin.set_file(
+        "/files/wide.png",
+        "image/png",
+        images::gradient(400, 200, image::ImageFormat::Png),
+    );
+    let component = built("image-resize");
+    let verge = Verge::serve(&[
+        component.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--trusted-proxy",
+        "127.0.0.1",
+    ]);
+    ImageResize {
+        verge,
+        origin,
+        _dir: dir,
+    }
+}
+
+async fn fetch(app: &ImageResize, path: &str, client_ip: &str) -> (u16, String, Vec<u8>) {
+    let resp = client()
+        .get(app.verge.url(path))
+        .header("x-forwarded-for", client_ip)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_resize_resizes_a_1_megapixel_jpeg_and_converts_formats() {
+    let app = image_resize(1000).await;
+    let (status, content_type, body) = fetch(&app, "/files/photo.jpg?w=300", "192.0.2.1").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(content_type, "image/jpeg");
+    let out = images::decode(&body);
+    assert_eq!((out.width(), out.height()), (300, 300));
+
+    // Into a 100x100 box the 2:1 image becomes 100x50, as PNG → JPEG.
+    let (status, content_type, body) =
+        fetch(&app, "/files/wide.png?w=100&h=100&format=jpeg", "192.0.2.1").await;
+    assert_eq!((status, content_type.as_str()), (200, "image/jpeg"));
+    let out = images::decode(&body);
+    assert_eq!((out.width(), out.height()), (100, 50));
+
+    let (status, content_type, body) =
+        fetch(&app, "/files/photo.jpg?h=64&format=png", "192.0.2.1").await;
+    assert_eq!((status, content_type.as_str()), (200, "image/png"));
+    assert_eq!(images::decode(&body).height(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_resize_refuses_bad_input_clearly_and_keeps_serving() {
+    let app = image_resize(1000).await;
+    app.origin
+        .set_file("/files/notes.txt", "text/plain", b"just text".to_vec());
+    app.origin.set_file(
+        "/files/bomb.png",
+        "image/png",
+        images::claimed_png(30_000, 30_000),
+    );
+    let cases = [
+        (
+            "/files/photo.jpg?w=0",
+            400,
+            "w must be a whole number from 1 to 4096, not \"0\"",
+        ),
+        (
+            "/files/photo.jpg?w=99999",
+            400,
+            "w must be a whole number from 1 to 4096",
+        ),
+        (
+            "/files/photo.jpg?format=gif",
+            400,
+            "format must be png or jpeg, not \"gif\"",
+        ),
+        (
+            "/files/notes.txt?w=10",
+            415,
+            "the origin's response is not a PNG or JPEG image",
+        ),
+        (
+            "/files/bomb.png?w=10",
+            413,
+            "the source image is 30000x30000; at most 40000000 pixels",
+        ),
+        ("/files/missing.jpg?w=10", 502, "the origin answered 404"),
+    ];
+    for (path, status, message) in cases {
+        let (got, _, body) = fetch(&app, path, "192.0.2.2").await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.starts_with(message), "{path}: {body}");
+    }
+    // The server is still there, and still resizing.
+    let (status, _, _) = fetch(&app, "/files/photo.jpg?w=10", "192.0.2.2").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_resize_rate_limits_each_client_ip() {
+    // 2 per second over 10 s: the 21st request of one client is refused.
+    let app = image_resize(2).await;
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(fetch(&app, "/files/wide.png?w=8", "198.51.100.7").await.0);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert!(statuses[20..].iter().all(|&s| s == 429), "{statuses:?}");
+    assert_eq!(
+        fetch(&app, "/files/wide.png?w=8", "198.51.100.8").await.0,
+        200,
+        "another client is not limited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_too_big_for_the_memory_limit_fails_only_its_own_request() {
+    let app = image_resize_with(1000, "32MiB").await;
+    app.origin.set_file(
+        "/files/big.jpg",
+        "image/jpeg",
+        images::gradient(3000, 3000, image::ImageFormat::Jpeg),
+    );
+    let resp = client()
+        .get(app.verge.url("/files/big.jpg?w=100"))
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&resp);
+    assert_eq!(resp.status(), 500);
+    assert_eq!(app.verge.access_line(&id)["outcome"], "limit:memory");
+    let (status, _, _) = fetch(&app, "/files/photo.jpg?w=50", "192.0.2.3").await;
+    assert_eq!(status, 200, "the next request is served");
+}

@@ -41,6 +41,8 @@ fn full(data: impl Into<Bytes>) -> Body {
 struct Shared {
     connections: AtomicUsize,
     json: Mutex<String>,
+    /// Path → content type and bytes, served by `GET /files/…`.
+    files: Mutex<BTreeMap<String, (&'static str, Bytes)>>,
 }
 
 /// A real HTTP origin.
@@ -155,6 +157,15 @@ impl Origin {
         *self.shared.json.lock().unwrap() = json.to_owned();
     }
 
+    /// Serves `bytes` at `path` (which starts with `/files/`).
+    pub fn set_file(&self, path: &str, content_type: &'static str, bytes: Vec<u8>) {
+        self.shared
+            .files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), (content_type, Bytes::from(bytes)));
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -189,6 +200,19 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
             .header("content-length", total)
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .unwrap();
+    }
+    if path.starts_with("/files/") {
+        let file = shared.files.lock().unwrap().get(&path).cloned();
+        return match file {
+            Some((content_type, bytes)) => Response::builder()
+                .header("content-type", content_type)
+                .body(full(bytes))
+                .unwrap(),
+            None => Response::builder()
+                .status(404)
+                .body(full("no such file"))
+                .unwrap(),
+        };
     }
     if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
