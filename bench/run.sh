@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The HTTP benchmark: `verge serve`, a native hyper server and `wasmtime serve`, all
 # answering "hello" (5 bytes) on loopback, measured alternately with wrk in one run.
-# Also: process start to first response, and the in-process criterion benchmark.
+# Also: process start to first response, the in-process criterion benchmark, and
+# (unless SKIP_PROXY=1 / SKIP_STATE=1) bench/proxy.sh and bench/state.sh.
 #
 #   bash bench/run.sh                 # 3 rounds of 10 s per server and connection count
 #   ROUNDS=1 DURATION=3 bash bench/run.sh
@@ -38,4 +39,8 @@ fi
 
 if [ "${SKIP_PROXY:-0}" != 1 ]; then
     bash bench/proxy.sh
+fi
+
+if [ "${SKIP_STATE:-0}" != 1 ]; then
+    bash bench/state.sh
 fi

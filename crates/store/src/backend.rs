@@ -82,21 +82,35 @@ pub(crate) mod codec {
     const VERSION: u8 = 1;
     const HEADER: usize = 1 + 8 + 8 + 4;
 
-    pub(crate) fn encode(record: &Record) -> Vec<u8> {
-        let metadata = record.metadata.as_deref().map(str::as_bytes);
-        let mut out =
-            Vec::with_capacity(HEADER + metadata.map_or(0, <[u8]>::len) + record.value.len());
-        out.push(VERSION);
-        out.extend_from_slice(&record.generation.to_le_bytes());
-        out.extend_from_slice(&record.expires_at_ms.unwrap_or(0).to_le_bytes());
-        match metadata {
+    /// The length of `record` encoded.
+    pub(crate) fn encoded_len(record: &Record) -> usize {
+        HEADER + record.metadata.as_ref().map_or(0, String::len) + record.value.len()
+    }
+
+    /// Encodes `record` into `out`, which is exactly [`encoded_len`] long: storage
+    /// reserves the space and the value is copied once, straight into it.
+    pub(crate) fn encode_into(record: &Record, out: &mut [u8]) {
+        out[0] = VERSION;
+        out[1..9].copy_from_slice(&record.generation.to_le_bytes());
+        out[9..17].copy_from_slice(&record.expires_at_ms.unwrap_or(0).to_le_bytes());
+        let value_at = match &record.metadata {
             Some(m) => {
-                out.extend_from_slice(&(m.len() as u32).to_le_bytes());
-                out.extend_from_slice(m);
+                out[17..21].copy_from_slice(&(m.len() as u32).to_le_bytes());
+                out[HEADER..HEADER + m.len()].copy_from_slice(m.as_bytes());
+                HEADER + m.len()
             }
-            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-        }
-        out.extend_from_slice(&record.value);
+            None => {
+                out[17..21].copy_from_slice(&u32::MAX.to_le_bytes());
+                HEADER
+            }
+        };
+        out[value_at..].copy_from_slice(&record.value);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn encode(record: &Record) -> Vec<u8> {
+        let mut out = vec![0; encoded_len(record)];
+        encode_into(record, &mut out);
         out
     }
 

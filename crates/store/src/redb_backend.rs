@@ -152,9 +152,12 @@ impl Backend for RedbBackend {
                         generation,
                         expires_at_ms,
                     };
-                    table
-                        .insert(key, codec::encode(&record).as_slice())
+                    // Reserved in the page and written once: no second copy of the value.
+                    let mut slot = table
+                        .insert_reserve(key, codec::encoded_len(&record))
                         .map_err(|e| self.error(e))?;
+                    codec::encode_into(&record, slot.as_mut());
+                    drop(slot);
                     if let Some(at) = expires_at_ms {
                         expiry
                             .insert((at, ns, key), ())
