@@ -225,6 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The app's configuration decides the engine's memory slot size, so it is read
     // (and the app built) before the engine exists.
     let first = prepare(&source, !args.no_build)?;
+    let has_stores = !first.config.kv_stores.is_empty();
     let geo = if args.geoip_db.is_empty() {
         None
     } else {
@@ -240,7 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             kv: open_kv(
                 args.kv_backend,
                 &data_dir,
-                !first.config.kv_stores.is_empty(),
+                has_stores,
             )?,
             ..NodeServices::default()
         },
@@ -271,9 +272,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     tokio.block_on(async {
         let server = Server::bind(server_config, registry.clone(), log.clone()).await?;
-        // `verge kv` reaches the stores through this while the file is locked.
+        // `verge kv` reaches the stores through this while the file is locked (an app
+        // without stores at start has neither file nor listener).
         let _control = match args.kv_backend {
-            KvBackendKind::Redb => Some(
+            KvBackendKind::Redb if has_stores => Some(
                 dev_control::start(
                     runtime.config().node.kv.clone(),
                     registry.clone(),
@@ -281,7 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 )
                 .await?,
             ),
-            KvBackendKind::Memory => None,
+            KvBackendKind::Redb | KvBackendKind::Memory => None,
         };
         if let SourceKind::AppDir { dir } = &source.kind
             && args.watch
