@@ -755,3 +755,55 @@ async fn a_full_disk_fails_the_write_and_keeps_earlier_data() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_keyvalue_draft_component_shares_the_same_stores() {
+    let data = tempfile::tempdir().unwrap();
+    let draft = app_dir_for(&guest("keyvalue-draft"), STORES);
+    let name = draft.path().join("verge.toml");
+    let text = std::fs::read_to_string(&name)
+        .unwrap()
+        .replace("test-app", "kv-app");
+    std::fs::write(&name, text).unwrap();
+    {
+        let verge = serve_kv(&draft, data.path());
+        call(&verge, "PUT", "/kv/links/home", "https://example.com/").await;
+        assert_eq!(
+            call(&verge, "POST", "/incr/counters/hits?7", "").await.1,
+            "7"
+        );
+        assert_eq!(
+            call(&verge, "GET", "/many/links?home,nope", "").await.1,
+            "home=https://example.com/\n-"
+        );
+        assert_eq!(
+            call(&verge, "GET", "/kv/nope/k", "").await,
+            (404, "no-such-store".into())
+        );
+    }
+    // The draft2 guest of the same app sees what the draft guest wrote.
+    let draft2 = kv_app("kv-app", STORES);
+    let verge = serve_kv(&draft2, data.path());
+    assert_eq!(
+        call(&verge, "GET", "/kv/links/home", "").await.1,
+        "https://example.com/"
+    );
+    assert_eq!(call(&verge, "GET", "/kv/counters/hits", "").await.1, "7");
+    // Many keys, listed by the draft's numeric cursor across pages.
+    let items: serde_json::Map<String, serde_json::Value> = (0..2100)
+        .map(|i| (format!("k{i:05}"), serde_json::Value::String("v".into())))
+        .collect();
+    call(
+        &verge,
+        "POST",
+        "/batch/links",
+        &serde_json::to_string(&items).unwrap(),
+    )
+    .await;
+    drop(verge);
+    let verge = serve_kv(&draft, data.path());
+    let keys = call(&verge, "GET", "/keys/links", "").await.1;
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 2101, "three pages, nothing lost or repeated");
+    assert_eq!((keys[0], keys[1], keys[2100]), ("home", "k00000", "k02099"));
+}

@@ -27,7 +27,7 @@ wit_bindgen::generate!({
     world: "wasi:keyvalue/imports@0.2.0-draft2",
 });
 
-use wasi::keyvalue::{atomics, batch, store};
+use wasi::keyvalue0_2_0_draft2::{atomics, batch, store};
 
 struct Handler;
 

@@ -238,11 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         node: NodeServices {
             name: args.node_name.clone(),
             geo,
-            kv: open_kv(
-                args.kv_backend,
-                &data_dir,
-                has_stores,
-            )?,
+            kv: open_kv(args.kv_backend, &data_dir, has_stores)?,
             ..NodeServices::default()
         },
         compile_cache_dir: compile_cache_dir(&args)?,

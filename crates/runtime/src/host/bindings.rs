@@ -13,8 +13,9 @@ wasmtime::component::bindgen!({
     },
     with: {
         "verge:edge/kv.store": super::kv::KvStore,
-        "wasi:keyvalue/store.bucket": super::kv::Bucket,
-        "wasi:keyvalue/atomics.cas": super::kv::Cas,
+        "wasi:keyvalue/store@0.2.0-draft2.bucket": super::kv::Bucket,
+        "wasi:keyvalue/atomics@0.2.0-draft2.cas": super::kv::Cas,
+        "wasi:keyvalue/store@0.2.0-draft.bucket": super::kv::DraftBucket,
         "verge:edge/secrets.store": super::secrets::SecretStore,
         "verge:edge/secrets.secret": super::secrets::Secret,
         "verge:edge/logs.endpoint": super::logging::LogEndpoint,
@@ -25,5 +26,6 @@ pub(crate) use verge::edge::{downstream, geo, kv, logs, ratelimit, runtime, secr
 pub(crate) use wasi::config0_2_0_draft::store as config_draft;
 pub(crate) use wasi::config0_2_0_draft_2024_09_27::store as config_draft_2024;
 pub(crate) use wasi::config0_2_0_rc_1::store as config_rc1;
-pub(crate) use wasi::keyvalue;
+pub(crate) use wasi::keyvalue0_2_0_draft as keyvalue_draft;
+pub(crate) use wasi::keyvalue0_2_0_draft2 as keyvalue;
 pub(crate) use wasi::logging::logging;

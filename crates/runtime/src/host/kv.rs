@@ -1,4 +1,5 @@
-//! The KV store: standard `wasi:keyvalue` (0.2.0-draft2: store, atomics, batch) and
+//! The KV store: standard `wasi:keyvalue` (0.2.0-draft2 as Spin has it, and
+//! 0.2.0-draft as wasmCloud and Wasmtime's crate have it: store, atomics, batch) and
 //! `verge:edge/kv` (TTL, metadata, insert modes, compare-and-swap, prefix listing),
 //! both over the node's [`Kv`] service. A guest opens only stores its app declares;
 //! each app's stores are their own namespace.
@@ -14,6 +15,7 @@ use verge_store::{InsertMode, InsertOptions, Kv, KvError, Namespace};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use super::bindings::keyvalue as wasi;
+use super::bindings::keyvalue_draft as draft;
 use super::bindings::kv as edge;
 use crate::config::KvStoreConfig;
 
@@ -51,8 +53,10 @@ impl AppState {
 
 /// An open `verge:edge/kv` store.
 pub struct KvStore(Namespace);
-/// An open `wasi:keyvalue` bucket.
+/// An open `wasi:keyvalue` 0.2.0-draft2 bucket.
 pub struct Bucket(Namespace);
+/// An open `wasi:keyvalue` 0.2.0-draft bucket.
+pub struct DraftBucket(Namespace);
 /// A `wasi:keyvalue` compare-and-swap handle: the key's state when it was made.
 pub struct Cas {
     ns: Namespace,
@@ -79,6 +83,9 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     wasi::store::add_to_linker::<T, KvView<'static>>(linker, view)?;
     wasi::atomics::add_to_linker::<T, KvView<'static>>(linker, view)?;
     wasi::batch::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    draft::store::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    draft::atomics::add_to_linker::<T, KvView<'static>>(linker, view)?;
+    draft::batch::add_to_linker::<T, KvView<'static>>(linker, view)?;
     Ok(())
 }
 
@@ -450,5 +457,203 @@ impl wasi::batch::Host for KvView<'_> {
         })
         .await
         .map_err(wasi_error))
+    }
+}
+
+// ---- wasi:keyvalue 0.2.0-draft ----
+//
+// The same stores through the earlier draft's types: an unsigned counter, a numeric
+// list cursor (the number of keys already listed), `get-many` without the key on a
+// miss, no compare-and-swap.
+
+fn draft_error(e: KvError) -> draft::store::Error {
+    draft::store::Error::Other(e.to_string())
+}
+
+impl draft::store::Host for KvView<'_> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> Answer<Resource<DraftBucket>, draft::store::Error> {
+        match self.app.open(&identifier) {
+            Some(ns) => Ok(Ok(self.table.push(DraftBucket(ns))?)),
+            None => Ok(Err(draft::store::Error::NoSuchStore)),
+        }
+    }
+}
+
+impl draft::store::HostBucket for KvView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        key: String,
+    ) -> Answer<Option<Vec<u8>>, draft::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        Ok(self
+            .app
+            .kv
+            .lookup(ns, &key)
+            .map(|e| e.map(|e| e.value.into()))
+            .map_err(draft_error))
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Answer<(), draft::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        let value = Bytes::from(value);
+        Ok(
+            blocking(move || kv.insert(&ns, &key, value, InsertOptions::default()))
+                .await
+                .map(|_| ())
+                .map_err(draft_error),
+        )
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        key: String,
+    ) -> Answer<(), draft::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || kv.delete(&ns, &key))
+            .await
+            .map(|_| ())
+            .map_err(draft_error))
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        key: String,
+    ) -> Answer<bool, draft::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        Ok(self
+            .app
+            .kv
+            .lookup(ns, &key)
+            .map(|e| e.is_some())
+            .map_err(draft_error))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        cursor: Option<u64>,
+    ) -> Answer<draft::store::KeyResponse, draft::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        let page_size = verge_store::MAX_LIST_LIMIT;
+        let mut skip = cursor.unwrap_or(0);
+        let mut after: Option<String> = None;
+        // Walk to the offset a page at a time, then take one page.
+        loop {
+            let want = if skip > 0 {
+                (skip as usize).min(page_size)
+            } else {
+                page_size
+            };
+            let page = match self.app.kv.list(ns, "", after.as_deref(), want) {
+                Ok(page) => page,
+                Err(e) => return Ok(Err(draft_error(e))),
+            };
+            if skip == 0 || page.cursor.is_none() {
+                let listed = cursor.unwrap_or(0) + page.keys.len() as u64;
+                let more = page.cursor.is_some() && skip == 0;
+                let keys = if skip == 0 { page.keys } else { Vec::new() };
+                return Ok(Ok(draft::store::KeyResponse {
+                    keys,
+                    cursor: more.then_some(listed),
+                }));
+            }
+            skip -= page.keys.len() as u64;
+            after = page.cursor;
+        }
+    }
+
+    async fn drop(&mut self, bucket: Resource<DraftBucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl draft::atomics::Host for KvView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        key: String,
+        delta: u64,
+    ) -> Answer<u64, draft::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        let Ok(delta) = i64::try_from(delta) else {
+            return Ok(Err(draft::store::Error::Other(format!(
+                "delta {delta} is over the counter's range"
+            ))));
+        };
+        Ok(
+            match blocking(move || kv.increment(&ns, &key, delta)).await {
+                Ok(sum) => u64::try_from(sum).map_err(|_| {
+                    draft::store::Error::Other(format!("the counter is negative ({sum})"))
+                }),
+                Err(e) => Err(draft_error(e)),
+            },
+        )
+    }
+}
+
+impl draft::batch::Host for KvView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<(String, Vec<u8>)>>, draft::store::Error> {
+        let ns = &self.table.get(&bucket)?.0;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.app.kv.lookup(ns, &key) {
+                Ok(found) => out.push(found.map(|e| (key, e.value.into()))),
+                Err(e) => return Ok(Err(draft_error(e))),
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Answer<(), draft::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || {
+            for (key, value) in key_values {
+                kv.insert(&ns, &key, Bytes::from(value), InsertOptions::default())?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(draft_error))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<DraftBucket>,
+        keys: Vec<String>,
+    ) -> Answer<(), draft::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        let kv = self.app.kv.clone();
+        Ok(blocking(move || {
+            for key in keys {
+                kv.delete(&ns, &key)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(draft_error))
     }
 }
