@@ -71,6 +71,28 @@ def run_wrk(port, conns, duration, path="/"):
     return rps, total, parse_latency(out, 50), parse_latency(out, 99)
 
 
+def start(cmd, port):
+    """Starts a server quietly and waits until it listens on `port`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def warm_wrk(port, conns, duration, path="/"):
+    """A 1 s warm-up at -c4, then the measurement."""
+    subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}{path}"],
+                   capture_output=True, check=True)
+    return run_wrk(port, conns, duration, path)
+
+
 def servers(args, cache_dir):
     comp = args.component
     return {

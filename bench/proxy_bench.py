@@ -14,21 +14,7 @@ import subprocess
 import tempfile
 import urllib.request
 
-from http_bench import free_port, wait_port, run_wrk
-
-
-def start(cmd, port):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    return proc
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+from http_bench import free_port, run_wrk, start, stop, warm_wrk as wrk
 
 
 def origin_connections(port):
@@ -43,13 +29,6 @@ def write_manifest(path, origin_port, backends):
             f.write(f'[backends.{name}]\nurl = "http://127.0.0.1:{origin_port}"\n'
                     "allow_private = true\n")
         f.write('[geo.overrides."127.0.0.1"]\ncountry_code = "JP"\n')
-
-
-def wrk(port, conns, duration, path="/"):
-    # Warm-up, then the measurement.
-    subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}{path}"],
-                   capture_output=True, check=True)
-    return run_wrk(port, conns, duration, path)
 
 
 def measure(args, tmp, conns, proxied):

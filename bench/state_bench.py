@@ -16,27 +16,7 @@ import subprocess
 import tempfile
 import threading
 
-from http_bench import free_port, wait_port, run_wrk
-
-
-def start(cmd, port):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    return proc
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def wrk(port, conns, duration, path):
-    subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}{path}"],
-                   capture_output=True, check=True)
-    return run_wrk(port, conns, duration, path)
+from http_bench import free_port, run_wrk, start, stop, warm_wrk as wrk
 
 
 def measure_app(args, tmp, name, conns):

@@ -29,6 +29,24 @@ fn kv_app(name: &str, manifest: &str) -> tempfile::TempDir {
     app
 }
 
+/// `verge serve` of `app` that must fail to start; its stderr.
+fn serve_fails(app: &tempfile::TempDir, data: &std::path::Path) -> String {
+    let out = verge(
+        &[
+            "serve",
+            app.path().to_str().unwrap(),
+            "--no-build",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        app.path(),
+    );
+    assert!(!out.status.success(), "verge serve started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 async fn call(verge: &Verge, method: &str, path: &str, body: &str) -> (u16, String) {
     let resp = client()
         .request(method.parse().unwrap(), verge.url(path))
@@ -183,20 +201,7 @@ async fn a_store_file_in_use_is_a_clear_error() {
     let data = tempfile::tempdir().unwrap();
     let app = kv_app("kv-app", STORES);
     let _running = serve_kv(&app, data.path());
-    let out = verge(
-        &[
-            "serve",
-            app.path().to_str().unwrap(),
-            "--no-build",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        app.path(),
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_fails(&app, data.path());
     assert!(
         stderr.contains("kv.redb is in use by another process"),
         "stderr: {stderr}"
@@ -238,20 +243,7 @@ fn a_corrupt_seed_file_stops_start_up_naming_file_and_line() {
         "{\n  \"home\": \"https://example.com/\",\n  \"docs\": oops\n}\n",
     )
     .unwrap();
-    let out = verge(
-        &[
-            "serve",
-            app.path().to_str().unwrap(),
-            "--no-build",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        app.path(),
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_fails(&app, data.path());
     assert!(
         stderr.contains("seeding KV store `links`"),
         "stderr: {stderr}"

@@ -402,12 +402,7 @@ pub struct StoreName(String);
 
 impl StoreName {
     pub fn new(name: &str) -> Result<StoreName, String> {
-        let valid = (1..=63).contains(&name.len())
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if valid {
+        if net::is_identifier(name) {
             Ok(StoreName(name.to_owned()))
         } else {
             Err(format!(

@@ -172,6 +172,16 @@ impl<'de> Deserialize<'de> for BackendUrl {
     }
 }
 
+/// 1–63 of `a-z`, `0-9`, `-` and `_`, starting with a letter: backend and store
+/// names.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 /// A backend's name: 1–63 of `a-z`, `0-9`, `-` and `_`, starting with a letter. No
 /// dots, so it never collides with a host name: a guest request to `http://NAME/`
 /// goes to the backend.
@@ -180,12 +190,7 @@ pub struct BackendName(String);
 
 impl BackendName {
     pub fn new(name: &str) -> Result<BackendName, String> {
-        let valid = (1..=63).contains(&name.len())
-            && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if valid {
+        if is_identifier(name) {
             Ok(BackendName(name.to_owned()))
         } else {
             Err(format!(

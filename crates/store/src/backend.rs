@@ -72,6 +72,14 @@ pub trait Backend: Send + Sync + 'static {
     fn purge_expired(&self, now_ms: u64, max: usize) -> Result<usize, BackendError>;
 }
 
+/// Where a scan for keys starting with `prefix` after `after` begins.
+pub(crate) fn scan_start<'a>(prefix: &'a str, after: Option<&'a str>) -> std::ops::Bound<&'a str> {
+    match after {
+        Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+        _ => std::ops::Bound::Included(prefix),
+    }
+}
+
 /// The stored form of a record: a version byte, the generation, the expiry (0 for
 /// none), the metadata's length (`u32::MAX` for none) and bytes, then the value.
 pub(crate) mod codec {

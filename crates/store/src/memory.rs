@@ -70,10 +70,7 @@ impl Backend for MemoryBackend {
         let Some(items) = namespaces.get(ns) else {
             return Ok(Vec::new());
         };
-        let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
+        let start = crate::backend::scan_start(prefix, after);
         Ok(items
             .range::<str, _>((start, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))

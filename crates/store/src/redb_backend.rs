@@ -185,10 +185,7 @@ impl Backend for RedbBackend {
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(self.error(e)),
         };
-        let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
+        let start = crate::backend::scan_start(prefix, after);
         let mut out = Vec::new();
         for item in table
             .range::<&str>((start, Bound::Unbounded))

@@ -116,6 +116,9 @@ fn wasi_error(e: KvError) -> wasi::store::Error {
 
 type Answer<T, E> = wasmtime::Result<Result<T, E>>;
 
+/// Keys with their values, or `None` for absent ones.
+type Found = Vec<(String, Option<Vec<u8>>)>;
+
 // ---- verge:edge/kv ----
 
 impl edge::Host for KvView<'_> {}
@@ -224,7 +227,66 @@ impl edge::HostStore for KvView<'_> {
     }
 }
 
-// ---- wasi:keyvalue/store ----
+// ---- what the wasi:keyvalue versions share ----
+
+/// The operations both `wasi:keyvalue` versions offer, with the store's own errors;
+/// each version's impl only converts types.
+impl KvView<'_> {
+    fn read(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.app.kv.lookup(ns, key)?.map(|e| e.value.into()))
+    }
+
+    fn contains(&self, ns: &Namespace, key: &str) -> Result<bool, KvError> {
+        Ok(self.app.kv.lookup(ns, key)?.is_some())
+    }
+
+    async fn write(kv: Kv, ns: Namespace, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        let value = Bytes::from(value);
+        blocking(move || kv.insert(&ns, &key, value, InsertOptions::default()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn remove(kv: Kv, ns: Namespace, key: String) -> Result<(), KvError> {
+        blocking(move || kv.delete(&ns, &key)).await.map(|_| ())
+    }
+
+    async fn add(kv: Kv, ns: Namespace, key: String, delta: i64) -> Result<i64, KvError> {
+        blocking(move || kv.increment(&ns, &key, delta)).await
+    }
+
+    fn read_many(&self, ns: &Namespace, keys: Vec<String>) -> Result<Found, KvError> {
+        keys.into_iter()
+            .map(|key| Ok((key.clone(), self.read(ns, &key)?)))
+            .collect()
+    }
+
+    async fn write_many(
+        kv: Kv,
+        ns: Namespace,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), KvError> {
+        blocking(move || {
+            for (key, value) in key_values {
+                kv.insert(&ns, &key, Bytes::from(value), InsertOptions::default())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_many(kv: Kv, ns: Namespace, keys: Vec<String>) -> Result<(), KvError> {
+        blocking(move || {
+            for key in keys {
+                kv.delete(&ns, &key)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+// ---- wasi:keyvalue 0.2.0-draft2 ----
 
 impl wasi::store::Host for KvView<'_> {
     async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>, wasi::store::Error> {
@@ -241,13 +303,8 @@ impl wasi::store::HostBucket for KvView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Answer<Option<Vec<u8>>, wasi::store::Error> {
-        let ns = &self.table.get(&bucket)?.0;
-        Ok(self
-            .app
-            .kv
-            .lookup(ns, &key)
-            .map(|e| e.map(|e| e.value.into()))
-            .map_err(wasi_error))
+        let ns = self.table.get(&bucket)?.0.clone();
+        Ok(self.read(&ns, &key).map_err(wasi_error))
     }
 
     async fn set(
@@ -257,14 +314,9 @@ impl wasi::store::HostBucket for KvView<'_> {
         value: Vec<u8>,
     ) -> Answer<(), wasi::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        let value = Bytes::from(value);
-        Ok(
-            blocking(move || kv.insert(&ns, &key, value, InsertOptions::default()))
-                .await
-                .map(|_| ())
-                .map_err(wasi_error),
-        )
+        Ok(Self::write(self.app.kv.clone(), ns, key, value)
+            .await
+            .map_err(wasi_error))
     }
 
     async fn delete(
@@ -273,10 +325,8 @@ impl wasi::store::HostBucket for KvView<'_> {
         key: String,
     ) -> Answer<(), wasi::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || kv.delete(&ns, &key))
+        Ok(Self::remove(self.app.kv.clone(), ns, key)
             .await
-            .map(|_| ())
             .map_err(wasi_error))
     }
 
@@ -285,13 +335,8 @@ impl wasi::store::HostBucket for KvView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Answer<bool, wasi::store::Error> {
-        let ns = &self.table.get(&bucket)?.0;
-        Ok(self
-            .app
-            .kv
-            .lookup(ns, &key)
-            .map(|e| e.is_some())
-            .map_err(wasi_error))
+        let ns = self.table.get(&bucket)?.0.clone();
+        Ok(self.contains(&ns, &key).map_err(wasi_error))
     }
 
     async fn list_keys(
@@ -343,8 +388,7 @@ impl wasi::atomics::Host for KvView<'_> {
         delta: i64,
     ) -> Answer<i64, wasi::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || kv.increment(&ns, &key, delta))
+        Ok(Self::add(self.app.kv.clone(), ns, key, delta)
             .await
             .map_err(wasi_error))
     }
@@ -406,23 +450,14 @@ impl wasi::atomics::HostCas for KvView<'_> {
     }
 }
 
-// ---- wasi:keyvalue/batch ----
-
 impl wasi::batch::Host for KvView<'_> {
     async fn get_many(
         &mut self,
         bucket: Resource<Bucket>,
         keys: Vec<String>,
-    ) -> Answer<Vec<(String, Option<Vec<u8>>)>, wasi::store::Error> {
-        let ns = &self.table.get(&bucket)?.0;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.app.kv.lookup(ns, &key) {
-                Ok(found) => out.push((key, found.map(|e| e.value.into()))),
-                Err(e) => return Ok(Err(wasi_error(e))),
-            }
-        }
-        Ok(Ok(out))
+    ) -> Answer<Found, wasi::store::Error> {
+        let ns = self.table.get(&bucket)?.0.clone();
+        Ok(self.read_many(&ns, keys).map_err(wasi_error))
     }
 
     async fn set_many(
@@ -431,15 +466,9 @@ impl wasi::batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Answer<(), wasi::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || {
-            for (key, value) in key_values {
-                kv.insert(&ns, &key, Bytes::from(value), InsertOptions::default())?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(wasi_error))
+        Ok(Self::write_many(self.app.kv.clone(), ns, key_values)
+            .await
+            .map_err(wasi_error))
     }
 
     async fn delete_many(
@@ -448,15 +477,9 @@ impl wasi::batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Answer<(), wasi::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || {
-            for key in keys {
-                kv.delete(&ns, &key)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(wasi_error))
+        Ok(Self::remove_many(self.app.kv.clone(), ns, keys)
+            .await
+            .map_err(wasi_error))
     }
 }
 
@@ -488,13 +511,8 @@ impl draft::store::HostBucket for KvView<'_> {
         bucket: Resource<DraftBucket>,
         key: String,
     ) -> Answer<Option<Vec<u8>>, draft::store::Error> {
-        let ns = &self.table.get(&bucket)?.0;
-        Ok(self
-            .app
-            .kv
-            .lookup(ns, &key)
-            .map(|e| e.map(|e| e.value.into()))
-            .map_err(draft_error))
+        let ns = self.table.get(&bucket)?.0.clone();
+        Ok(self.read(&ns, &key).map_err(draft_error))
     }
 
     async fn set(
@@ -504,14 +522,9 @@ impl draft::store::HostBucket for KvView<'_> {
         value: Vec<u8>,
     ) -> Answer<(), draft::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        let value = Bytes::from(value);
-        Ok(
-            blocking(move || kv.insert(&ns, &key, value, InsertOptions::default()))
-                .await
-                .map(|_| ())
-                .map_err(draft_error),
-        )
+        Ok(Self::write(self.app.kv.clone(), ns, key, value)
+            .await
+            .map_err(draft_error))
     }
 
     async fn delete(
@@ -520,10 +533,8 @@ impl draft::store::HostBucket for KvView<'_> {
         key: String,
     ) -> Answer<(), draft::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || kv.delete(&ns, &key))
+        Ok(Self::remove(self.app.kv.clone(), ns, key)
             .await
-            .map(|_| ())
             .map_err(draft_error))
     }
 
@@ -532,13 +543,8 @@ impl draft::store::HostBucket for KvView<'_> {
         bucket: Resource<DraftBucket>,
         key: String,
     ) -> Answer<bool, draft::store::Error> {
-        let ns = &self.table.get(&bucket)?.0;
-        Ok(self
-            .app
-            .kv
-            .lookup(ns, &key)
-            .map(|e| e.is_some())
-            .map_err(draft_error))
+        let ns = self.table.get(&bucket)?.0.clone();
+        Ok(self.contains(&ns, &key).map_err(draft_error))
     }
 
     async fn list_keys(
@@ -589,20 +595,17 @@ impl draft::atomics::Host for KvView<'_> {
         delta: u64,
     ) -> Answer<u64, draft::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
         let Ok(delta) = i64::try_from(delta) else {
             return Ok(Err(draft::store::Error::Other(format!(
                 "delta {delta} is over the counter's range"
             ))));
         };
-        Ok(
-            match blocking(move || kv.increment(&ns, &key, delta)).await {
-                Ok(sum) => u64::try_from(sum).map_err(|_| {
-                    draft::store::Error::Other(format!("the counter is negative ({sum})"))
-                }),
-                Err(e) => Err(draft_error(e)),
-            },
-        )
+        Ok(match Self::add(self.app.kv.clone(), ns, key, delta).await {
+            Ok(sum) => u64::try_from(sum).map_err(|_| {
+                draft::store::Error::Other(format!("the counter is negative ({sum})"))
+            }),
+            Err(e) => Err(draft_error(e)),
+        })
     }
 }
 
@@ -612,15 +615,16 @@ impl draft::batch::Host for KvView<'_> {
         bucket: Resource<DraftBucket>,
         keys: Vec<String>,
     ) -> Answer<Vec<Option<(String, Vec<u8>)>>, draft::store::Error> {
-        let ns = &self.table.get(&bucket)?.0;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.app.kv.lookup(ns, &key) {
-                Ok(found) => out.push(found.map(|e| (key, e.value.into()))),
-                Err(e) => return Ok(Err(draft_error(e))),
-            }
-        }
-        Ok(Ok(out))
+        let ns = self.table.get(&bucket)?.0.clone();
+        Ok(self
+            .read_many(&ns, keys)
+            .map(|found| {
+                found
+                    .into_iter()
+                    .map(|(key, value)| value.map(|v| (key, v)))
+                    .collect()
+            })
+            .map_err(draft_error))
     }
 
     async fn set_many(
@@ -629,15 +633,9 @@ impl draft::batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Answer<(), draft::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || {
-            for (key, value) in key_values {
-                kv.insert(&ns, &key, Bytes::from(value), InsertOptions::default())?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(draft_error))
+        Ok(Self::write_many(self.app.kv.clone(), ns, key_values)
+            .await
+            .map_err(draft_error))
     }
 
     async fn delete_many(
@@ -646,14 +644,8 @@ impl draft::batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Answer<(), draft::store::Error> {
         let ns = self.table.get(&bucket)?.0.clone();
-        let kv = self.app.kv.clone();
-        Ok(blocking(move || {
-            for key in keys {
-                kv.delete(&ns, &key)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(draft_error))
+        Ok(Self::remove_many(self.app.kv.clone(), ns, keys)
+            .await
+            .map_err(draft_error))
     }
 }
