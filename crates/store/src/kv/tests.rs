@@ -302,3 +302,31 @@ fn listing_pages_by_prefix_and_stays_stable_while_keys_change() {
         assert!(kv.list(&s, "", None, 0).is_err());
     });
 }
+
+#[test]
+fn the_background_purger_reclaims_expired_items() {
+    let backend = Arc::new(MemoryBackend::new());
+    let kv = Kv::new(backend.clone());
+    let s = ns("s");
+    for i in 0..50 {
+        kv.insert(
+            &s,
+            &format!("short{i}"),
+            Bytes::from_static(b"v"),
+            InsertOptions {
+                ttl: Some(Duration::from_millis(1)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    put(&kv, &s, "kept", "v");
+    kv.spawn_purger(Duration::from_millis(10)).unwrap();
+    // The backend itself (not the Kv, which hides expired items) loses them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (0..50).any(|i| backend.get(s.id(), &format!("short{i}")).unwrap().is_some()) {
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(backend.get(s.id(), "kept").unwrap().is_some());
+}
