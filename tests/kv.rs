@@ -799,3 +799,42 @@ async fn a_wasi_keyvalue_draft_component_shares_the_same_stores() {
     assert_eq!(keys.len(), 2101, "three pages, nothing lost or repeated");
     assert_eq!((keys[0], keys[1], keys[2100]), ("home", "k00000", "k02099"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_value_streams_out_without_sitting_in_guest_memory() {
+    // Writing 20 MiB through the guest takes more than the default 50 ms of CPU.
+    let (verge, _app) = serve_edge_kv("[kv_stores.data]\n[limits]\ncpu_time = \"2s\"\n");
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let resp = client()
+        .put(verge.url("/item/big"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let mut peak = std::collections::BTreeMap::new();
+    for route in ["stream", "raw"] {
+        let resp = client()
+            .get(verge.url(&format!("/{route}/big")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let id = request_id(&resp);
+        let body = resp.bytes().await.unwrap();
+        assert!(body[..] == big[..], "{route}: the value comes back whole");
+        let access = verge.access_line(&id);
+        peak.insert(route, access["peak_memory_bytes"].as_u64().unwrap());
+    }
+    assert!(
+        peak["stream"] < 8 << 20,
+        "streamed, the guest never holds the 20 MiB: peak {} bytes",
+        peak["stream"]
+    );
+    assert!(
+        peak["raw"] > 20 << 20,
+        "read whole, it does: {}",
+        peak["raw"]
+    );
+}

@@ -4,6 +4,8 @@
 //! - `PUT /item/KEY?mode=add|append|prepend&ttl_ms=N&metadata=TEXT&if_generation=G`:
 //!   the body is the value; answers `{"generation": G}`
 //! - `GET /item/KEY`: `{"value", "metadata", "generation", "expires_in_ms"}` or 404
+//! - `GET /stream/KEY`: the value as the body, streamed (`Store::lookup_stream`)
+//! - `GET /raw/KEY`: the value as the body, read whole (`Store::lookup`)
 //! - `DELETE /item/KEY`: `{"deleted": bool}`
 //! - `POST /incr/KEY?delta=N`: `{"value": N}`
 //! - `GET /list?prefix=P&cursor=C&limit=N`: `{"keys", "cursor"}`
@@ -85,6 +87,22 @@ fn handle(req: Request) -> Result<Result<Response, KvError>, Error> {
             Ok(None) => return Ok(Ok(Response::from_status(404))),
             Err(e) => Err(e),
         },
+        ("GET", "stream") => {
+            return Ok(match store.lookup_stream(&key) {
+                Ok(Some(entry)) => Ok(Response::from_body(entry.body)
+                    .with_header("content-length", entry.len.to_string())
+                    .with_header("x-generation", entry.generation.to_string())),
+                Ok(None) => Ok(Response::from_status(404)),
+                Err(e) => Err(e),
+            });
+        }
+        ("GET", "raw") => {
+            return Ok(match store.lookup(&key) {
+                Ok(Some(entry)) => Ok(Response::from_body(entry.value)),
+                Ok(None) => Ok(Response::from_status(404)),
+                Err(e) => Err(e),
+            });
+        }
         ("DELETE", "item") => store
             .delete(&key)
             .map(|deleted| serde_json::json!({ "deleted": deleted })),

@@ -175,6 +175,14 @@ impl IncomingBody {
         }
     }
 
+    /// A body over a host stream that belongs to no HTTP message (a KV value).
+    pub(crate) fn from_stream(stream: InputStream) -> Self {
+        IncomingBody {
+            stream: Some(stream),
+            _body: None,
+        }
+    }
+
     /// Reads the whole body into memory.
     pub fn into_bytes(mut self) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();

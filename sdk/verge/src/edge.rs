@@ -5,6 +5,11 @@ wit_bindgen::generate!({
     path: "wit",
     world: "verge:edge/sdk",
     with: {
+        // The same wasi:io types as the wasip2 crate's, so a KV value stream is a
+        // `wasip2` input stream the SDK can splice into a body.
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
         "wasi:config/store@0.2.0-rc.1": generate,
         "wasi:logging/logging@0.1.0-draft": generate,
     },

@@ -124,6 +124,18 @@ impl Entry {
     }
 }
 
+/// An item read with [`Store::lookup_stream`]: its details, and its value as a body
+/// that is passed on inside the host (or read in pieces) rather than held whole.
+#[derive(Debug)]
+pub struct StreamedEntry {
+    pub metadata: Option<String>,
+    pub generation: u64,
+    pub expires_at: Option<SystemTime>,
+    /// The value's length in bytes.
+    pub len: u64,
+    pub body: crate::IncomingBody,
+}
+
 /// One page of [`Store::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -156,6 +168,35 @@ impl Store {
                 .expires_at_ms
                 .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
         }))
+    }
+
+    /// The item under `key` with its value as a stream: pass `body` to a response
+    /// and a value of any size goes out without sitting in guest memory.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<verge::Response, verge::Error> {
+    /// let assets = verge::kv::Store::open("assets")?;
+    /// Ok(match assets.lookup_stream("logo.png")? {
+    ///     Some(entry) => verge::Response::from_body(entry.body)
+    ///         .with_header("content-length", entry.len.to_string())
+    ///         .with_header("content-type", "image/png"),
+    ///     None => verge::Response::from_status(404),
+    /// })
+    /// # }
+    /// ```
+    pub fn lookup_stream(&self, key: &str) -> Result<Option<StreamedEntry>, KvError> {
+        Ok(self
+            .inner
+            .lookup_stream(key)?
+            .map(|(info, stream)| StreamedEntry {
+                metadata: info.metadata,
+                generation: info.generation,
+                expires_at: info
+                    .expires_at_ms
+                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                len: info.length,
+                body: crate::IncomingBody::from_stream(stream),
+            }))
     }
 
     /// Writes `value` under `key`, replacing any item; returns its generation.

@@ -12,6 +12,7 @@ wasmtime::component::bindgen!({
         "verge:edge/secrets": trappable,
     },
     with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
         "verge:edge/kv.store": super::kv::KvStore,
         "wasi:keyvalue/store@0.2.0-draft2.bucket": super::kv::Bucket,
         "wasi:keyvalue/atomics@0.2.0-draft2.cas": super::kv::Cas,

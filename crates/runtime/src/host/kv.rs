@@ -13,6 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use verge_store::{InsertMode, InsertOptions, Kv, KvError, Namespace};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi_io::streams::DynInputStream;
 
 use super::bindings::keyvalue as wasi;
 use super::bindings::keyvalue_draft as draft;
@@ -153,6 +155,28 @@ impl edge::HostStore for KvView<'_> {
                 })
             })
             .map_err(edge_error))
+    }
+
+    async fn lookup_stream(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> Answer<Option<(edge::EntryInfo, Resource<DynInputStream>)>, edge::Error> {
+        let ns = &self.table.get(&store)?.0;
+        let entry = match self.app.kv.lookup(ns, &key) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(edge_error(e))),
+        };
+        let info = edge::EntryInfo {
+            metadata: entry.metadata,
+            generation: entry.generation,
+            expires_at_ms: entry.expires_at_ms,
+            length: entry.value.len() as u64,
+        };
+        // The host's one copy of the value, handed out in pieces as the guest reads.
+        let stream: DynInputStream = Box::new(MemoryInputPipe::new(entry.value));
+        Ok(Ok(Some((info, self.table.push(stream)?))))
     }
 
     async fn insert(
