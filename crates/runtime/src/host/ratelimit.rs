@@ -93,16 +93,25 @@ impl moka::Expiry<String, Duration> for PenaltyExpiry {
 
 /// The node's rate counters and penalty boxes.
 pub struct RateLimiter {
+    max_entries: u64,
+    /// Made on first use: a node whose apps never rate-limit never allocates them.
+    caches: std::sync::OnceLock<Caches>,
+    started: Instant,
+}
+
+struct Caches {
     counters: moka::sync::Cache<String, Arc<Mutex<Window>>>,
     penalties: moka::sync::Cache<String, Duration>,
-    started: Instant,
 }
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (counters, penalties) = self.caches.get().map_or((0, 0), |c| {
+            (c.counters.entry_count(), c.penalties.entry_count())
+        });
         f.debug_struct("RateLimiter")
-            .field("counters", &self.counters.entry_count())
-            .field("penalties", &self.penalties.entry_count())
+            .field("counters", &counters)
+            .field("penalties", &penalties)
             .finish()
     }
 }
@@ -136,16 +145,23 @@ impl RateLimiter {
     /// penalty-box entries).
     pub fn new(max_entries: u64) -> RateLimiter {
         RateLimiter {
+            max_entries,
+            caches: std::sync::OnceLock::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn caches(&self) -> &Caches {
+        self.caches.get_or_init(|| Caches {
             counters: moka::sync::Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(self.max_entries)
                 .time_to_idle(Duration::from_secs(HISTORY + 1))
                 .build(),
             penalties: moka::sync::Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(self.max_entries)
                 .expire_after(PenaltyExpiry)
                 .build(),
-            started: Instant::now(),
-        }
+        })
     }
 
     fn now(&self) -> u64 {
@@ -157,7 +173,7 @@ impl RateLimiter {
     }
 
     fn window(&self, key: String) -> Arc<Mutex<Window>> {
-        self.counters.get_with(key, Default::default)
+        self.caches().counters.get_with(key, Default::default)
     }
 
     /// Adds `delta` to `entry` in counter `counter` of `app`.
@@ -191,13 +207,15 @@ impl RateLimiter {
         if !(1..=60).contains(&seconds) {
             return Err(RateLimitError::BadDuration(seconds));
         }
-        Ok(match self.counters.get(&Self::key(app, counter, entry)) {
-            Some(w) => w
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .count(self.now(), u64::from(seconds)),
-            None => 0,
-        })
+        Ok(
+            match self.caches().counters.get(&Self::key(app, counter, entry)) {
+                Some(w) => w
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .count(self.now(), u64::from(seconds)),
+                None => 0,
+            },
+        )
     }
 
     /// `entry`'s average per-second rate over the last `seconds`.
@@ -224,7 +242,8 @@ impl RateLimiter {
         if ttl.is_zero() || ttl > MAX_TTL {
             return Err(RateLimitError::BadTtl(ttl_seconds));
         }
-        self.penalties
+        self.caches()
+            .penalties
             .insert(Self::key(app, penalty_box, entry), ttl);
         Ok(())
     }
@@ -238,6 +257,7 @@ impl RateLimiter {
         check_name("the penalty box name", penalty_box)?;
         check_name("the entry", entry)?;
         Ok(self
+            .caches()
             .penalties
             .contains_key(&Self::key(app, penalty_box, entry)))
     }
@@ -437,11 +457,11 @@ mod tests {
         for i in 0..20_000 {
             rl.increment("a", "c", &i.to_string(), 1).unwrap();
         }
-        rl.counters.run_pending_tasks();
+        rl.caches().counters.run_pending_tasks();
         assert!(
-            rl.counters.entry_count() <= 1000,
+            rl.caches().counters.entry_count() <= 1000,
             "{}",
-            rl.counters.entry_count()
+            rl.caches().counters.entry_count()
         );
     }
 }
