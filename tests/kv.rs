@@ -451,6 +451,17 @@ async fn metadata_and_values_over_the_limit_are_refused() {
         err["message"],
         "the value is 1025 bytes; values are limited to 1024 bytes"
     );
+    // A streamed value is refused as it passes the limit, and nothing is written.
+    let (status, err) = json(&verge, "PUT", "/item/s?streamed", &"x".repeat(5000)).await;
+    assert_eq!(status, 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("values are limited to 1024 bytes"),
+        "{err}"
+    );
+    assert_eq!(json(&verge, "GET", "/item/s", "").await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -801,19 +812,34 @@ async fn a_wasi_keyvalue_draft_component_shares_the_same_stores() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_large_value_streams_out_without_sitting_in_guest_memory() {
+async fn a_large_value_streams_in_and_out_without_sitting_in_guest_memory() {
     // Writing 20 MiB through the guest takes more than the default 50 ms of CPU.
     let (verge, _app) = serve_edge_kv("[kv_stores.data]\n[limits]\ncpu_time = \"2s\"\n");
     let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
-    let resp = client()
-        .put(verge.url("/item/big"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-
     let mut peak = std::collections::BTreeMap::new();
+    // In: spliced from the request into the store (`execute_body`), or read whole.
+    for (key, query) in [("big", "?streamed"), ("big-whole", "")] {
+        let resp = client()
+            .put(verge.url(&format!("/item/{key}{query}")))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let id = request_id(&resp);
+        let access = verge.access_line(&id);
+        peak.insert(
+            if query.is_empty() {
+                "put whole"
+            } else {
+                "put streamed"
+            },
+            access["peak_memory_bytes"].as_u64().unwrap(),
+        );
+    }
+    assert!(peak["put streamed"] < 8 << 20, "{peak:?}");
+    assert!(peak["put whole"] > 20 << 20, "{peak:?}");
+    // Out: streamed, or read whole.
     for route in ["stream", "raw"] {
         let resp = client()
             .get(verge.url(&format!("/{route}/big")))
@@ -837,4 +863,10 @@ async fn a_large_value_streams_out_without_sitting_in_guest_memory() {
         "read whole, it does: {}",
         peak["raw"]
     );
+    let whole = client()
+        .get(verge.url("/raw/big-whole"))
+        .send()
+        .await
+        .unwrap();
+    assert!(whole.bytes().await.unwrap()[..] == big[..]);
 }

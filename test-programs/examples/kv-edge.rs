@@ -2,7 +2,8 @@
 //! answers. Every route takes `?store=NAME` (default `data`).
 //!
 //! - `PUT /item/KEY?mode=add|append|prepend&ttl_ms=N&metadata=TEXT&if_generation=G`:
-//!   the body is the value; answers `{"generation": G}`
+//!   the body is the value (read whole, or with `&streamed` spliced into the store
+//!   by `Insert::execute_body`); answers `{"generation": G}`
 //! - `GET /item/KEY`: `{"value", "metadata", "generation", "expires_in_ms"}` or 404
 //! - `GET /stream/KEY`: the value as the body, streamed (`Store::lookup_stream`)
 //! - `GET /raw/KEY`: the value as the body, read whole (`Store::lookup`)
@@ -69,10 +70,12 @@ fn handle(req: Request) -> Result<Result<Response, KvError>, Error> {
             if let Some(g) = q("if_generation") {
                 insert = insert.if_generation(g.parse()?);
             }
-            let value = req.into_bytes()?;
-            insert
-                .execute(value)
-                .map(|g| serde_json::json!({ "generation": g }))
+            if q("streamed").is_some() {
+                insert.execute_body(req.into_body())
+            } else {
+                insert.execute(req.into_bytes()?)
+            }
+            .map(|g| serde_json::json!({ "generation": g }))
         }
         ("GET", "item") => match store.lookup(&key) {
             Ok(Some(e)) => Ok(serde_json::json!({

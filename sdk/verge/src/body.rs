@@ -80,17 +80,23 @@ impl Body {
             let mut stream = outgoing
                 .write()
                 .map_err(|()| anyhow::anyhow!("the body stream was already taken"))?;
-            match self.0 {
-                BodyInner::Bytes(bytes) => stream.write_all(&bytes)?,
-                BodyInner::Reader(mut reader) => {
-                    io::copy(&mut reader, &mut stream)?;
-                }
-                BodyInner::Incoming(incoming) => incoming.splice_into(&stream)?,
-            }
-            stream.flush()?;
+            self.write_into(&mut stream)?;
         }
         OutgoingBody::finish(outgoing, None)?;
         Ok(())
+    }
+
+    /// Writes the body into a host stream: an incoming stream is spliced inside the
+    /// host.
+    pub(crate) fn write_into(self, stream: &mut OutputStream) -> io::Result<()> {
+        match self.0 {
+            BodyInner::Bytes(bytes) => stream.write_all(&bytes)?,
+            BodyInner::Reader(mut reader) => {
+                io::copy(&mut reader, stream)?;
+            }
+            BodyInner::Incoming(incoming) => incoming.splice_into(stream)?,
+        }
+        stream.flush()
     }
 }
 

@@ -307,6 +307,28 @@ impl Insert<'_> {
         self
     }
 
+    /// Writes a body as the value (a request body, an origin's response, a reader):
+    /// an incoming body is moved into the store inside the host, so a large upload
+    /// never sits in guest memory. Returns the item's new generation.
+    ///
+    /// ```no_run
+    /// # fn handler(req: verge::Request) -> Result<verge::Response, verge::Error> {
+    /// let uploads = verge::kv::Store::open("uploads")?;
+    /// let generation = uploads.build_insert("report.pdf").execute_body(req.into_body())?;
+    /// # let _ = generation;
+    /// # Ok(verge::Response::new()) }
+    /// ```
+    pub fn execute_body(self, body: impl Into<crate::Body>) -> Result<u64, KvError> {
+        let writer = self.store.inner.insert_stream(self.key, &self.options)?;
+        let mut stream = writer.body()?;
+        let written = body.into().write_into(&mut stream);
+        drop(stream);
+        if let Err(e) = written {
+            return Err(KvError::Invalid(e.to_string()));
+        }
+        Ok(wit::Writer::finish(writer)?)
+    }
+
     /// Writes; returns the item's new generation.
     pub fn execute(self, value: impl AsRef<[u8]>) -> Result<u64, KvError> {
         Ok(self

@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "verge:edge/kv.store": super::kv::KvStore,
+        "verge:edge/kv.writer": super::kv::KvWriter,
         "wasi:keyvalue/store@0.2.0-draft2.bucket": super::kv::Bucket,
         "wasi:keyvalue/atomics@0.2.0-draft2.cas": super::kv::Cas,
         "wasi:keyvalue/store@0.2.0-draft.bucket": super::kv::DraftBucket,

@@ -8,6 +8,7 @@
 //! on a blocking thread, so a slow disk never stalls other requests.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,6 +68,51 @@ pub struct Cas {
     current: Option<Bytes>,
 }
 
+/// A value being written as a stream: the insert's target, and the bytes so far.
+pub struct KvWriter {
+    ns: Namespace,
+    key: String,
+    options: InsertOptions,
+    buffer: Arc<Mutex<Vec<u8>>>,
+    body_taken: bool,
+}
+
+/// The output stream of a [`KvWriter`]: collects the value, refusing to grow past
+/// the store's value limit.
+struct ValueSink {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    limit: usize,
+}
+
+impl wasmtime_wasi_io::streams::OutputStream for ValueSink {
+    fn write(&mut self, bytes: Bytes) -> wasmtime_wasi_io::streams::StreamResult<()> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.len() + bytes.len() > self.limit {
+            return Err(wasmtime_wasi_io::streams::StreamError::LastOperationFailed(
+                wasmtime::format_err!(
+                    "the value grew past the limit: values are limited to {} bytes",
+                    self.limit
+                ),
+            ));
+        }
+        buffer.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> wasmtime_wasi_io::streams::StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> wasmtime_wasi_io::streams::StreamResult<usize> {
+        Ok(1 << 20)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi_io::poll::Pollable for ValueSink {
+    async fn ready(&mut self) {}
+}
+
 /// What a guest call sees.
 pub(crate) struct KvView<'a> {
     pub(crate) app: &'a AppState,
@@ -102,6 +148,20 @@ async fn blocking<R: Send + 'static>(
     })
 }
 
+fn insert_options(options: edge::InsertOptions) -> InsertOptions {
+    InsertOptions {
+        mode: match options.mode {
+            edge::InsertMode::Overwrite => InsertMode::Overwrite,
+            edge::InsertMode::Add => InsertMode::Add,
+            edge::InsertMode::Append => InsertMode::Append,
+            edge::InsertMode::Prepend => InsertMode::Prepend,
+        },
+        ttl: options.ttl_ms.map(Duration::from_millis),
+        metadata: options.metadata,
+        if_generation: options.if_generation,
+    }
+}
+
 fn edge_error(e: KvError) -> edge::Error {
     match e {
         KvError::Exists => edge::Error::Exists,
@@ -124,6 +184,48 @@ type Found = Vec<(String, Option<Vec<u8>>)>;
 // ---- verge:edge/kv ----
 
 impl edge::Host for KvView<'_> {}
+
+impl edge::HostWriter for KvView<'_> {
+    async fn body(
+        &mut self,
+        writer: Resource<KvWriter>,
+    ) -> Answer<Resource<wasmtime_wasi_io::streams::DynOutputStream>, edge::Error> {
+        let writer = self.table.get_mut(&writer)?;
+        if writer.body_taken {
+            return Ok(Err(edge::Error::Invalid(
+                "the writer's body was already taken".into(),
+            )));
+        }
+        writer.body_taken = true;
+        let sink: wasmtime_wasi_io::streams::DynOutputStream = Box::new(ValueSink {
+            buffer: writer.buffer.clone(),
+            limit: writer.ns.limits.max_value_bytes,
+        });
+        Ok(Ok(self.table.push(sink)?))
+    }
+
+    async fn finish(&mut self, writer: Resource<KvWriter>) -> Answer<u64, edge::Error> {
+        let KvWriter {
+            ns,
+            key,
+            options,
+            buffer,
+            ..
+        } = self.table.delete(writer)?;
+        let value = std::mem::take(&mut *buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        let kv = self.app.kv.clone();
+        Ok(
+            blocking(move || kv.insert(&ns, &key, Bytes::from(value), options))
+                .await
+                .map_err(edge_error),
+        )
+    }
+
+    async fn drop(&mut self, writer: Resource<KvWriter>) -> wasmtime::Result<()> {
+        self.table.delete(writer)?;
+        Ok(())
+    }
+}
 
 impl edge::HostStore for KvView<'_> {
     async fn open(&mut self, name: String) -> Answer<Resource<KvStore>, edge::Error> {
@@ -179,6 +281,26 @@ impl edge::HostStore for KvView<'_> {
         Ok(Ok(Some((info, self.table.push(stream)?))))
     }
 
+    async fn insert_stream(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+        options: edge::InsertOptions,
+    ) -> Answer<Resource<KvWriter>, edge::Error> {
+        let ns = self.table.get(&store)?.0.clone();
+        // A bad key fails now, not after the whole value was sent.
+        if let Err(e) = verge_store::check_key(&key, ns.limits.max_key_bytes) {
+            return Ok(Err(edge_error(e)));
+        }
+        Ok(Ok(self.table.push(KvWriter {
+            ns,
+            key,
+            options: insert_options(options),
+            buffer: Arc::default(),
+            body_taken: false,
+        })?))
+    }
+
     async fn insert(
         &mut self,
         store: Resource<KvStore>,
@@ -188,17 +310,7 @@ impl edge::HostStore for KvView<'_> {
     ) -> Answer<u64, edge::Error> {
         let ns = self.table.get(&store)?.0.clone();
         let kv = self.app.kv.clone();
-        let options = InsertOptions {
-            mode: match options.mode {
-                edge::InsertMode::Overwrite => InsertMode::Overwrite,
-                edge::InsertMode::Add => InsertMode::Add,
-                edge::InsertMode::Append => InsertMode::Append,
-                edge::InsertMode::Prepend => InsertMode::Prepend,
-            },
-            ttl: options.ttl_ms.map(Duration::from_millis),
-            metadata: options.metadata,
-            if_generation: options.if_generation,
-        };
+        let options = insert_options(options);
         let value = Bytes::from(value);
         Ok(blocking(move || kv.insert(&ns, &key, value, options))
             .await
