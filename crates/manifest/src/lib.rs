@@ -157,22 +157,34 @@ pub struct KvStoreSection {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingSection {
-    /// The lowest `wasi:logging` level kept: trace, debug, info (default), warn,
-    /// error or critical.
-    #[serde(default, deserialize_with = "log_level")]
-    pub level: Option<String>,
+    /// The lowest `wasi:logging` level kept. Default `info`.
+    #[serde(default)]
+    pub level: Option<LogLevel>,
 }
 
-fn log_level<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "critical"];
-    let level = String::deserialize(d)?;
-    if LEVELS.contains(&level.as_str()) {
-        Ok(Some(level))
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "unknown log level `{level}`; use one of {}",
-            LEVELS.join(", ")
-        )))
+/// `wasi:logging` levels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
     }
 }
 

@@ -111,3 +111,12 @@ fn sizes_parse() {
     assert!(ByteSize::parse("MiB").is_err());
     assert!(ByteSize::parse("99999999999999999999GiB").is_err());
 }
+
+#[test]
+fn log_levels_parse_and_an_unknown_one_is_named() {
+    let m = parse("manifest_version = 1\nname = \"a\"\n[logging]\nlevel = \"warn\"\n").unwrap();
+    assert_eq!(m.logging.level, Some(LogLevel::Warn));
+    let err =
+        parse("manifest_version = 1\nname = \"a\"\n[logging]\nlevel = \"loud\"\n").unwrap_err();
+    assert!(err.contains("loud") && err.contains("critical"), "{err}");
+}

@@ -252,13 +252,7 @@ impl TryFrom<&Manifest> for AppConfig {
                 .collect(),
             config: BTreeMap::new(),
             secret_stores: BTreeMap::new(),
-            log_level: manifest
-                .logging
-                .level
-                .as_deref()
-                .map_or(LogLevel::Info, |l| {
-                    LogLevel::parse(l).expect("validated by the manifest")
-                }),
+            log_level: manifest.logging.level.unwrap_or_default(),
             log_endpoints: manifest
                 .log_endpoints
                 .iter()

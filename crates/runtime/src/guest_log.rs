@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::host::secrets::Redactor;
+pub use verge_manifest::LogLevel;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
@@ -43,44 +44,6 @@ pub trait GuestLogSink: Send + Sync + 'static {
     /// A line for a log endpoint that writes to Verge's own stream.
     fn endpoint_line(&self, request_id: &str, endpoint: &str, line: &str) {
         let _ = (request_id, endpoint, line);
-    }
-}
-
-/// `wasi:logging` levels, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    #[default]
-    Info,
-    Warn,
-    Error,
-    Critical,
-}
-
-impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Trace => "trace",
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-            LogLevel::Critical => "critical",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<LogLevel> {
-        [
-            LogLevel::Trace,
-            LogLevel::Debug,
-            LogLevel::Info,
-            LogLevel::Warn,
-            LogLevel::Error,
-            LogLevel::Critical,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == text)
     }
 }
 
