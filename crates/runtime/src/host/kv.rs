@@ -42,16 +42,6 @@ impl AppState {
     fn open(&self, name: &str) -> Option<Namespace> {
         self.stores.get(name).cloned()
     }
-
-    fn declared(&self) -> String {
-        let mut names: Vec<_> = self.stores.keys().map(|n| format!("`{n}`")).collect();
-        names.sort();
-        if names.is_empty() {
-            "it declares none ([kv_stores.NAME] in verge.toml)".into()
-        } else {
-            format!("it declares {}", names.join(", "))
-        }
-    }
 }
 
 /// An open `verge:edge/kv` store.
@@ -231,9 +221,11 @@ impl edge::HostStore for KvView<'_> {
     async fn open(&mut self, name: String) -> Answer<Resource<KvStore>, edge::Error> {
         match self.app.open(&name) {
             Some(ns) => Ok(Ok(self.table.push(KvStore(ns))?)),
-            None => Ok(Err(edge::Error::NoSuchStore(format!(
-                "this app has no KV store `{name}`; {}",
-                self.app.declared()
+            None => Ok(Err(edge::Error::NoSuchStore(super::not_declared(
+                "KV store",
+                &name,
+                "kv_stores",
+                self.app.stores.keys(),
             )))),
         }
     }

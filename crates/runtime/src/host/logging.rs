@@ -146,25 +146,12 @@ impl wit::HostEndpoint for LoggingView<'_> {
                     endpoint: endpoint.clone(),
                 })
                 .map_err(|e| e.to_string()),
-            None => {
-                let names: Vec<_> = self
-                    .app
-                    .endpoints
-                    .keys()
-                    .map(|n| format!("`{n}`"))
-                    .collect();
-                Err(if names.is_empty() {
-                    format!(
-                        "this app has no log endpoint `{name}`; it declares none \
-                         ([log_endpoints.NAME] in verge.toml)"
-                    )
-                } else {
-                    format!(
-                        "this app has no log endpoint `{name}`; it declares {}",
-                        names.join(", ")
-                    )
-                })
-            }
+            None => Err(super::not_declared(
+                "log endpoint",
+                &name,
+                "log_endpoints",
+                self.app.endpoints.keys(),
+            )),
         }
     }
 

@@ -29,6 +29,25 @@ use crate::config::AppConfig;
 use crate::engine::NodeServices;
 use crate::error::LoadError;
 
+/// The error for a guest opening a store (KV, secrets, log endpoint) its app does not
+/// declare: `this app has no KV store `x`; it declares `a`, `b``. `section` is the
+/// manifest table, e.g. `kv_stores`.
+pub(crate) fn not_declared<'a>(
+    what: &str,
+    name: &str,
+    section: &str,
+    declared: impl Iterator<Item = &'a String>,
+) -> String {
+    let mut names: Vec<String> = declared.map(|n| format!("`{n}`")).collect();
+    names.sort();
+    let declared = if names.is_empty() {
+        format!("none ([{section}.NAME] in verge.toml)")
+    } else {
+        names.join(", ")
+    };
+    format!("this app has no {what} `{name}`; it declares {declared}")
+}
+
 /// The per-app state of every host API.
 pub(crate) struct AppHost {
     pub(crate) outbound: Arc<outbound::AppState>,

@@ -62,19 +62,12 @@ impl wit::HostStore for SecretsView<'_> {
     ) -> wasmtime::Result<Result<Resource<SecretStore>, wit::Error>> {
         match self.app.stores.get(&name) {
             Some(secrets) => Ok(Ok(self.table.push(SecretStore(secrets.clone()))?)),
-            None => {
-                let mut declared: Vec<_> =
-                    self.app.stores.keys().map(|n| format!("`{n}`")).collect();
-                declared.sort();
-                let declared = if declared.is_empty() {
-                    "it declares none ([secret_stores.NAME] in verge.toml)".to_owned()
-                } else {
-                    format!("it declares {}", declared.join(", "))
-                };
-                Ok(Err(wit::Error::NoSuchStore(format!(
-                    "this app has no secret store `{name}`; {declared}"
-                ))))
-            }
+            None => Ok(Err(wit::Error::NoSuchStore(super::not_declared(
+                "secret store",
+                &name,
+                "secret_stores",
+                self.app.stores.keys(),
+            )))),
         }
     }
 
