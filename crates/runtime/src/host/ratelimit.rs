@@ -277,17 +277,31 @@ impl RateLimiter {
         penalty_box: &str,
         ttl_seconds: u32,
     ) -> Result<bool, RateLimitError> {
+        check_name("the counter name", counter)?;
         check_name("the penalty box name", penalty_box)?;
-        if ttl_seconds == 0 || u64::from(ttl_seconds) > MAX_TTL.as_secs() {
+        check_name("the entry", entry)?;
+        if !(1..=60).contains(&window) {
+            return Err(RateLimitError::BadDuration(window));
+        }
+        let ttl = Duration::from_secs(u64::from(ttl_seconds));
+        if ttl.is_zero() || ttl > MAX_TTL {
             return Err(RateLimitError::BadTtl(ttl_seconds));
         }
-        self.increment(app, counter, entry, delta)?;
-        if self.is_penalized(app, penalty_box, entry)? {
+        // One lookup of the entry's window: count the request and read the sum.
+        let count = {
+            let window_lock = self.window(Self::key(app, counter, entry));
+            let mut w = window_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let now = self.now();
+            w.add(now, delta);
+            w.count(now, u64::from(window))
+        };
+        let penalty_key = Self::key(app, penalty_box, entry);
+        let penalties = &self.caches().penalties;
+        if penalties.contains_key(&penalty_key) {
             return Ok(true);
         }
-        let count = self.count(app, counter, entry, window)?;
         if count > u64::from(limit) * u64::from(window) {
-            self.penalize(app, penalty_box, entry, ttl_seconds)?;
+            penalties.insert(penalty_key, ttl);
             return Ok(true);
         }
         Ok(false)
