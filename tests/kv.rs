@@ -19,8 +19,14 @@ fn serve_kv(app: &tempfile::TempDir, data: &std::path::Path) -> Verge {
     ])
 }
 
+/// An app directory for the `wasi:keyvalue` draft2 guest, named `name`.
 fn kv_app(name: &str, manifest: &str) -> tempfile::TempDir {
-    let app = app_dir_for(&guest("keyvalue"), manifest);
+    named_app("keyvalue", name, manifest)
+}
+
+/// An app directory for test program `guest_name`, with app name `name`.
+fn named_app(guest_name: &str, name: &str, manifest: &str) -> tempfile::TempDir {
+    let app = app_dir_for(&guest(guest_name), manifest);
     let path = app.path().join("verge.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
@@ -762,12 +768,7 @@ async fn a_full_disk_fails_the_write_and_keeps_earlier_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wasi_keyvalue_draft_component_shares_the_same_stores() {
     let data = tempfile::tempdir().unwrap();
-    let draft = app_dir_for(&guest("keyvalue-draft"), STORES);
-    let name = draft.path().join("verge.toml");
-    let text = std::fs::read_to_string(&name)
-        .unwrap()
-        .replace("test-app", "kv-app");
-    std::fs::write(&name, text).unwrap();
+    let draft = named_app("keyvalue-draft", "kv-app", STORES);
     {
         let verge = serve_kv(&draft, data.path());
         call(&verge, "PUT", "/kv/links/home", "https://example.com/").await;
