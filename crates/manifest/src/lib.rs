@@ -108,6 +108,9 @@ pub struct Manifest {
     /// Named log endpoints: `[log_endpoints.audit]`.
     #[serde(default)]
     pub log_endpoints: BTreeMap<StoreName, LogEndpointSection>,
+    /// The HTTP cache in front of the app: `[http_cache]`.
+    #[serde(default)]
+    pub http_cache: HttpCacheSection,
     /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -151,6 +154,26 @@ pub struct KvStoreSection {
     pub max_value_size: Option<ByteSize>,
     /// Largest metadata. Default 2KiB.
     pub max_metadata_size: Option<ByteSize>,
+}
+
+/// `[http_cache]`: cache the app's GET responses at the edge, so a hit is answered
+/// without running the guest. Freshness comes from the responses' `Cache-Control`,
+/// `Surrogate-Control` and `Expires` headers.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCacheSection {
+    /// Turn the cache on. Default off.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Freshness for cacheable responses that carry no caching headers. Default: none
+    /// (such responses are not stored, unless `Last-Modified` allows a heuristic).
+    pub default_ttl: Option<DurationValue>,
+    /// Store responses that set cookies (every client then gets the same cookie).
+    #[serde(default)]
+    pub share_set_cookie: bool,
+    /// Add `X-Cache: HIT|MISS|STALE|PASS|REVALIDATED` to responses.
+    #[serde(default)]
+    pub debug_headers: bool,
 }
 
 /// `[logging]`

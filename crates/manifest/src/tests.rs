@@ -120,3 +120,21 @@ fn log_levels_parse_and_an_unknown_one_is_named() {
         parse("manifest_version = 1\nname = \"a\"\n[logging]\nlevel = \"loud\"\n").unwrap_err();
     assert!(err.contains("loud") && err.contains("critical"), "{err}");
 }
+
+#[test]
+fn http_cache_is_off_unless_enabled() {
+    let m = parse("manifest_version = 1\nname = \"a\"\n").unwrap();
+    assert!(!m.http_cache.enabled);
+    let m = parse(
+        "manifest_version = 1\nname = \"a\"\n[http_cache]\nenabled = true\ndefault_ttl = \"5m\"\ndebug_headers = true\n",
+    )
+    .unwrap();
+    assert!(m.http_cache.enabled && m.http_cache.debug_headers);
+    assert_eq!(
+        m.http_cache.default_ttl,
+        Some(DurationValue(Duration::from_secs(300)))
+    );
+    let err =
+        parse("manifest_version = 1\nname = \"a\"\n[http_cache]\nttl = \"5m\"\n").unwrap_err();
+    assert!(err.contains("unknown field `ttl`"), "{err}");
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use verge_cache::{Cache, CacheConfig};
 use verge_store::{Kv, MemoryBackend};
 
 use crate::error::LoadError;
@@ -50,6 +51,8 @@ pub struct NodeServices {
     pub kv: Kv,
     /// Rate counters and penalty boxes of every app (each in its own namespace).
     pub ratelimit: Arc<RateLimiter>,
+    /// The edge cache every app's objects live in (each app in its own namespace).
+    pub cache: Cache,
 }
 
 impl Default for NodeServices {
@@ -59,6 +62,7 @@ impl Default for NodeServices {
             geo: None,
             kv: Kv::new(Arc::new(MemoryBackend::new())),
             ratelimit: Arc::new(RateLimiter::default()),
+            cache: Cache::new(CacheConfig::default()),
         }
     }
 }

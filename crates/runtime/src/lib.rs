@@ -38,3 +38,5 @@ pub use host::ratelimit::{RateLimitError, RateLimiter};
 pub use limits::Limits;
 pub use meter::LimitExceeded;
 pub use outcome::{Failure, Report};
+/// The error a request body passed to [`App::handle`] may fail with.
+pub use wasmtime_wasi_http::Error as BodyError;

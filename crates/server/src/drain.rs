@@ -29,6 +29,11 @@ impl DrainOnDrop {
     pub(crate) fn new(body: Incoming) -> Self {
         Self { inner: Some(body) }
     }
+
+    /// No body (a request the server makes itself, such as a cache refresh).
+    pub(crate) fn empty() -> Self {
+        Self { inner: None }
+    }
 }
 
 impl Body for DrainOnDrop {

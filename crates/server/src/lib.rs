@@ -4,16 +4,19 @@
 //! never sees manifests or the control plane. `verge serve` and `verge node` run the
 //! same server with different registries and defaults.
 
+mod body;
 pub mod client_ip;
 mod config;
 mod drain;
 pub mod host;
 mod log;
+mod pipeline;
 mod registry;
 mod request_id;
 mod serve;
 
+pub use body::ServerBody;
 pub use config::ServerConfig;
 pub use log::{AccessRecord, Console, LogWriter};
-pub use registry::{AppRegistry, RoutedApp, SingleApp};
+pub use registry::{AppRegistry, HttpCache, RoutedApp, SingleApp};
 pub use serve::{Server, ServerError};

@@ -162,10 +162,14 @@ pub struct AccessRecord<'a> {
     /// The full error chain with the Wasm backtrace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backtrace: Option<&'a str>,
+    /// What the HTTP cache did (`hit`, `miss`, `stale`…), for apps that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 impl<'a> AccessRecord<'a> {
-    /// The record for a request whose guest has finished.
+    /// The record for a finished request; `report` is `None` when no guest ran (a
+    /// cache hit).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         request_id: &'a str,
@@ -174,7 +178,8 @@ impl<'a> AccessRecord<'a> {
         path: &'a str,
         status: u16,
         duration_us: u64,
-        report: &'a Report,
+        report: Option<&'a Report>,
+        cache: Option<&'static str>,
     ) -> Self {
         AccessRecord {
             ts: timestamp(),
@@ -185,14 +190,15 @@ impl<'a> AccessRecord<'a> {
             path,
             status,
             duration_us,
-            guest_cpu_us: report.guest_cpu.as_micros() as u64,
-            peak_memory_bytes: report.peak_memory_bytes,
-            outcome: report.outcome_code(),
-            trace_id: report.trace_id.as_deref(),
-            subrequests: report.subrequests,
-            origin_wait_us: report.origin_wait.as_micros() as u64,
-            error: report.outcome.as_ref().err().map(|f| f.describe()),
-            backtrace: report.detail.as_deref(),
+            guest_cpu_us: report.map_or(0, |r| r.guest_cpu.as_micros() as u64),
+            peak_memory_bytes: report.map_or(0, |r| r.peak_memory_bytes),
+            outcome: report.map_or("ok", Report::outcome_code),
+            trace_id: report.and_then(|r| r.trace_id.as_deref()),
+            subrequests: report.map_or(0, |r| r.subrequests),
+            origin_wait_us: report.map_or(0, |r| r.origin_wait.as_micros() as u64),
+            error: report.and_then(|r| r.outcome.as_ref().err().map(|f| f.describe())),
+            backtrace: report.and_then(|r| r.detail.as_deref()),
+            cache,
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use verge_cache::{Cache, HttpPolicy};
 use verge_runtime::{App, GuestLogSink};
 
 /// An app ready to serve, with what the server needs to log for it.
@@ -12,6 +13,19 @@ pub struct RoutedApp {
     pub name: Arc<str>,
     /// Where the app's guest output goes (tagged with the app's name).
     pub guest_log: Arc<dyn GuestLogSink>,
+    /// The HTTP cache in front of the app, when it has turned it on.
+    pub http_cache: Option<Arc<HttpCache>>,
+}
+
+/// An app's HTTP cache: the node's cache, the app's namespace in it, and its rules.
+#[derive(Debug)]
+pub struct HttpCache {
+    pub cache: Cache,
+    /// Keeps the app's objects apart from every other app's.
+    pub namespace: Arc<str>,
+    pub policy: HttpPolicy,
+    /// Add `X-Cache` (HIT, MISS, STALE, PASS…) to responses.
+    pub debug_headers: bool,
 }
 
 /// Maps a request's host to the app that serves it. The control plane implements this

@@ -1,28 +1,23 @@
-//! Accepting connections and turning each request into one app execution.
+//! Accepting connections; each request then goes through the [`pipeline`].
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use verge_runtime::{RequestContext, ResponseBody};
 
+use crate::body::ServerBody;
 use crate::client_ip::read_proxy_v2;
 use crate::config::ServerConfig;
-use crate::drain::DrainOnDrop;
-use crate::host;
-use crate::log::{AccessRecord, LogWriter};
+use crate::log::LogWriter;
+use crate::pipeline;
 use crate::registry::AppRegistry;
-use crate::request_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -40,18 +35,16 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    config: ServerConfig,
-    registry: Arc<dyn AppRegistry>,
-    log: LogWriter,
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) registry: Arc<dyn AppRegistry>,
+    pub(crate) log: LogWriter,
 }
-
-const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// hyper's HTTP/1 read buffer (its default). It also bounds how much of a request
 /// body one read yields, and every piece costs the guest a `wasi:io` call: at 64 KiB a
 /// 1 GiB upload cost ~30 ms of guest CPU, at 400 KiB ~12 ms. The request head limit
-/// (`max_header_bytes`) is enforced in [`handle`] instead.
+/// (`max_header_bytes`) is enforced by the routing stage instead.
 const HTTP1_READ_BUFFER: usize = 400 << 10;
 
 impl Server {
@@ -175,120 +168,14 @@ fn service(
     peer: SocketAddr,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = Response<ResponseBody>,
+    Response = Response<ServerBody>,
     Error = Infallible,
-    Future = impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send,
+    Future = impl Future<Output = Result<Response<ServerBody>, Infallible>> + Send,
 > + Clone
 + Send
 + 'static {
     hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+        async move { Ok::<_, Infallible>(pipeline::handle(&shared, req, peer).await) }
     })
-}
-
-async fn handle(
-    shared: &Shared,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<ResponseBody> {
-    let started = Instant::now();
-    let request_id: Arc<str> = request_id::next().into();
-
-    if head_bytes(&req) > shared.config.max_header_bytes {
-        return plain(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "the request head is larger than allowed\n",
-            &request_id,
-        );
-    }
-    let raw_host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok());
-    let Some(raw_host) = raw_host else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "missing Host header\n",
-            &request_id,
-        );
-    };
-    let Some(host) = host::normalize(raw_host) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid Host header `{}`\n", raw_host.escape_debug()),
-            &request_id,
-        );
-    };
-    let Some(routed) = shared.registry.resolve(Some(&host)) else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            &format!("no app serves host `{host}`\n"),
-            &request_id,
-        );
-    };
-
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        log: routed.guest_log.clone(),
-        client_addr: Some(shared.config.trusted_proxies.client(peer, req.headers())),
-        scheme: http::uri::Scheme::HTTP,
-    };
-    let execution = routed.app.handle(req.map(DrainOnDrop::new), ctx).await;
-    let mut response = execution.response;
-    let status = response.status().as_u16();
-    response.headers_mut().insert(
-        REQUEST_ID_HEADER,
-        HeaderValue::from_str(&request_id).expect("request ids are hex"),
-    );
-
-    // Most guests have finished by the time their response is ready: log now rather
-    // than paying for a task that waits for the report.
-    let access = move |report: verge_runtime::Report, log: &LogWriter| {
-        log.access(&AccessRecord::new(
-            &request_id,
-            &routed.name,
-            method.as_str(),
-            &path,
-            status,
-            started.elapsed().as_micros() as u64,
-            &report,
-        ));
-    };
-    match execution.report.try_now() {
-        Ok(report) => access(report, &shared.log),
-        Err(pending) => {
-            let log = shared.log.clone();
-            tokio::spawn(async move { access(pending.wait().await, &log) });
-        }
-    }
-    response
-}
-
-/// The size of a request's head as sent: request line and header lines.
-fn head_bytes<B>(req: &Request<B>) -> usize {
-    let uri = req.uri();
-    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
-        + uri.authority().map_or(0, |a| a.as_str().len());
-    let line = req.method().as_str().len() + target + 12;
-    req.headers()
-        .iter()
-        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
-}
-
-fn plain(status: StatusCode, text: &str, request_id: &str) -> Response<ResponseBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(text.to_owned()))
-            .map_err(|e| match e {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        REQUEST_ID_HEADER,
-        HeaderValue::from_str(request_id).expect("request ids are hex"),
-    );
-    response
 }

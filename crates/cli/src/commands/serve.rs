@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use verge_manifest::{ByteSize, DurationValue, LimitsSection, Manifest};
+use verge_cache::{Cache, CacheConfig, HttpPolicy};
+use verge_manifest::{ByteSize, DurationValue, HttpCacheSection, LimitsSection, Manifest};
 use verge_runtime::{
     App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig, SecretValue,
 };
 use verge_server::client_ip::TrustedProxies;
-use verge_server::{Console, LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
+use verge_server::{Console, HttpCache, LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
 use verge_store::{
     InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, RedbBackend, RedbOnFirstUse,
 };
@@ -135,6 +136,15 @@ pub struct Args {
     /// restarts) or `memory` (gone when the server stops).
     #[arg(long, value_enum, default_value_t = KvBackendKind::Redb)]
     pub kv_backend: KvBackendKind,
+
+    /// Memory for the edge cache (HTTP objects, origin fetches and the programmable
+    /// cache of every app), e.g. 1GiB.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "256MiB")]
+    pub edge_cache_memory: ByteSize,
+
+    /// The largest object the edge cache stores; larger responses pass through.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "32MiB")]
+    pub edge_cache_max_object: ByteSize,
 }
 
 /// The KV backends `verge serve` can use.
@@ -215,6 +225,13 @@ impl Source {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = Source::from_args(&args)?;
+    if args.edge_cache_max_object.0 > args.edge_cache_memory.0.min(u64::from(u32::MAX)) {
+        anyhow::bail!(
+            "--edge-cache-max-object ({} bytes) must not exceed --edge-cache-memory ({} bytes) or 4GiB",
+            args.edge_cache_max_object.0,
+            args.edge_cache_memory.0
+        );
+    }
     let mut log = LogWriter::spawn(std::io::stdout());
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         // A person is watching: show the app's log lines as they come.
@@ -239,6 +256,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             name: args.node_name.clone(),
             geo,
             kv: open_kv(args.kv_backend, &data_dir, has_stores)?,
+            cache: Cache::new(CacheConfig {
+                memory_bytes: args.edge_cache_memory.0,
+                max_object_bytes: args.edge_cache_max_object.0,
+            }),
             ..NodeServices::default()
         },
         compile_cache_dir: compile_cache_dir(&args)?,
@@ -304,6 +325,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub struct Prepared {
     pub component: PathBuf,
     pub config: AppConfig,
+    /// The app's `[http_cache]` (off for a bare component without a manifest).
+    pub http_cache: HttpCacheSection,
 }
 
 /// Builds the app (if asked) and turns its manifest and the limit flags into its
@@ -350,12 +373,21 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
         },
     };
     config.limits = config.limits.overridden_by(&source.limits);
-    Ok(Prepared { component, config })
+    let http_cache = manifest.map(|m| m.http_cache).unwrap_or_default();
+    Ok(Prepared {
+        component,
+        config,
+        http_cache,
+    })
 }
 
 /// Loads a prepared app, printing where its code came from.
 pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::Result<RoutedApp> {
-    let Prepared { component, config } = prepared;
+    let Prepared {
+        component,
+        config,
+        http_cache,
+    } = prepared;
     seed_stores(&runtime.config().node.kv, &config)?;
     let name = config.name.clone();
     let app = App::load_file(runtime, &component, config)
@@ -370,10 +402,22 @@ pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::R
         "Loaded",
         format!("{name} {how} in {} ms", info.elapsed.as_millis()),
     );
+    let http_cache = http_cache.enabled.then(|| {
+        Arc::new(HttpCache {
+            cache: runtime.config().node.cache.clone(),
+            namespace: name.as_str().into(),
+            policy: HttpPolicy {
+                default_ttl: http_cache.default_ttl.map(|d| d.0),
+                share_set_cookie: http_cache.share_set_cookie,
+            },
+            debug_headers: http_cache.debug_headers,
+        })
+    });
     Ok(RoutedApp {
         guest_log: log.guest_sink(&name),
         name: name.into(),
         app,
+        http_cache,
     })
 }
 

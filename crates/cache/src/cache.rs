@@ -1,0 +1,616 @@
+//! The cache: lookups, transactional lookups that collapse concurrent misses,
+//! streamed inserts, and purges.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use tokio::sync::watch;
+
+use crate::key::Key;
+use crate::memory::MemoryTier;
+use crate::object::{Found, Object, ObjectMeta, Usability};
+
+/// How big the cache may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Bytes of bodies, headers and metadata kept in memory.
+    pub memory_bytes: u64,
+    /// The largest object stored; larger ones pass through uncached.
+    pub max_object_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_bytes: 256 << 20,
+            max_object_bytes: 32 << 20,
+        }
+    }
+}
+
+/// The node's cache, shared by every app (each in its own namespace). Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: CacheConfig,
+    memory: MemoryTier,
+    flights: Mutex<HashMap<Key, Arc<Flight>>>,
+    purges: Mutex<PurgeLog>,
+    stats: Counters,
+}
+
+/// What to purge within one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeTarget {
+    /// Every variant stored under one key (a URL's key for HTTP objects).
+    Key(Key),
+    /// Every object carrying this surrogate key.
+    SurrogateKey(String),
+    /// Everything.
+    All,
+}
+
+/// Hard purges remove objects; soft purges mark them stale, so they can still be
+/// served within `stale-while-revalidate` / `stale-if-error` and revalidated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeMode {
+    Hard,
+    Soft,
+}
+
+/// The cache refused an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("the object is larger than the cache's object limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+}
+
+/// What a transactional lookup decided.
+#[derive(Debug)]
+pub enum Transaction {
+    /// A fresh object: serve it.
+    Fresh { found: Found, collapsed: bool },
+    /// A stale object inside `stale-while-revalidate`: serve it. One caller also gets
+    /// the obligation to refresh it.
+    Stale { found: Found, refresh: Option<Fill> },
+    /// Nothing usable: this caller must fetch and then insert or abandon (dropping the
+    /// [`Fill`] abandons, handing over to a waiter). `stale` is an object that may serve
+    /// as the base of a conditional refresh or, within `stale-if-error`, as the answer
+    /// when the fetch fails.
+    Miss { stale: Option<Found>, fill: Fill },
+    /// The fetch this caller waited for was not cacheable: fetch alone, uncached.
+    Pass,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlightState {
+    Running,
+    Stored,
+    Abandoned,
+    Uncacheable,
+}
+
+struct Flight {
+    state: watch::Sender<FlightState>,
+}
+
+/// The most recent purges, for fills that started before them.
+#[derive(Default)]
+struct PurgeLog {
+    epoch: u64,
+    recent: VecDeque<PurgeRecord>,
+}
+
+struct PurgeRecord {
+    epoch: u64,
+    namespace: Arc<str>,
+    target: PurgeTarget,
+    mode: PurgeMode,
+}
+
+/// Purges remembered for fills in flight; a fill older than all of them is dropped.
+const PURGE_LOG_LEN: usize = 1024;
+
+#[derive(Default)]
+struct Counters {
+    hit: AtomicU64,
+    miss: AtomicU64,
+    stale: AtomicU64,
+    collapsed: AtomicU64,
+    pass: AtomicU64,
+    purge: AtomicU64,
+    stored: AtomicU64,
+}
+
+/// Counts since the cache was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub hit: u64,
+    pub miss: u64,
+    pub stale: u64,
+    pub collapsed: u64,
+    pub pass: u64,
+    pub purge: u64,
+    /// Objects stored (inserts and refreshes).
+    pub stored: u64,
+    /// Bytes held in memory.
+    pub memory_bytes: u64,
+    /// Keys held in memory.
+    pub keys: u64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Cache {
+    pub fn new(config: CacheConfig) -> Cache {
+        Cache {
+            inner: Arc::new(Inner {
+                config,
+                memory: MemoryTier::new(config.memory_bytes),
+                flights: Mutex::new(HashMap::new()),
+                purges: Mutex::new(PurgeLog::default()),
+                stats: Counters::default(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The newest variant under `key` that matches the request's varied headers, in
+    /// whatever state it is.
+    pub fn find(&self, key: &Key, request: &HeaderMap) -> Option<Found> {
+        let entry = self.inner.memory.get(key)?;
+        let now = Instant::now();
+        let object = entry.variants.iter().find(|v| {
+            v.meta.vary.is_empty() || v.meta.vary.secondary_key(request) == v.secondary
+        })?;
+        Some(Found {
+            object: object.clone(),
+            now,
+        })
+    }
+
+    /// A plain lookup: a usable (fresh, or stale within `stale-while-revalidate`)
+    /// object, counted as a hit or a miss.
+    pub fn lookup(&self, key: &Key, request: &HeaderMap) -> Option<Found> {
+        let found = self.find(key, request).filter(|f| {
+            matches!(
+                f.usability(),
+                Usability::Fresh | Usability::StaleWhileRevalidate
+            )
+        });
+        bump(match &found {
+            Some(_) => &self.inner.stats.hit,
+            None => &self.inner.stats.miss,
+        });
+        found
+    }
+
+    /// A lookup that collapses concurrent misses of one key into one fetch: the first
+    /// caller gets [`Transaction::Miss`], the others wait for it to insert or give up.
+    pub async fn transaction(&self, key: &Key, request: &HeaderMap) -> Transaction {
+        let stats = &self.inner.stats;
+        let mut collapsed = false;
+        loop {
+            let found = self.find(key, request);
+            if let Some(found) = &found {
+                match found.usability() {
+                    Usability::Fresh => {
+                        bump(if collapsed {
+                            &stats.collapsed
+                        } else {
+                            &stats.hit
+                        });
+                        return Transaction::Fresh {
+                            found: found.clone(),
+                            collapsed,
+                        };
+                    }
+                    Usability::StaleWhileRevalidate => {
+                        bump(&stats.stale);
+                        let refresh = self.lead(key).ok();
+                        return Transaction::Stale {
+                            found: found.clone(),
+                            refresh,
+                        };
+                    }
+                    Usability::StaleIfError | Usability::Expired => {}
+                }
+            }
+            match self.lead(key) {
+                Ok(fill) => {
+                    bump(&stats.miss);
+                    return Transaction::Miss { stale: found, fill };
+                }
+                Err(mut waiting) => {
+                    collapsed = true;
+                    let end = waiting
+                        .wait_for(|s| *s != FlightState::Running)
+                        .await
+                        .map_or(FlightState::Abandoned, |s| *s);
+                    if end == FlightState::Uncacheable {
+                        bump(&stats.pass);
+                        return Transaction::Pass;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Becomes the one fetching `key`, or joins whoever is.
+    fn lead(&self, key: &Key) -> Result<Fill, watch::Receiver<FlightState>> {
+        let mut flights = self
+            .inner
+            .flights
+            .lock()
+            .expect("the flights lock is never poisoned");
+        if let Some(flight) = flights.get(key) {
+            return Err(flight.state.subscribe());
+        }
+        let (state, _) = watch::channel(FlightState::Running);
+        let flight = Arc::new(Flight { state });
+        flights.insert(key.clone(), flight.clone());
+        drop(flights);
+        Ok(Fill {
+            guard: FlightGuard {
+                cache: self.clone(),
+                key: key.clone(),
+                flight,
+                done: false,
+            },
+            epoch: self.purge_epoch(),
+        })
+    }
+
+    fn purge_epoch(&self) -> u64 {
+        self.inner
+            .purges
+            .lock()
+            .expect("the purge log lock is never poisoned")
+            .epoch
+    }
+
+    /// Starts storing an object outside any transaction (it replaces what is there).
+    pub fn insert(
+        &self,
+        key: &Key,
+        meta: ObjectMeta,
+        request: &HeaderMap,
+        known_length: Option<u64>,
+    ) -> Result<Writer, CacheError> {
+        self.writer(key, meta, request, known_length, None, self.purge_epoch())
+    }
+
+    fn writer(
+        &self,
+        key: &Key,
+        meta: ObjectMeta,
+        request: &HeaderMap,
+        known_length: Option<u64>,
+        guard: Option<FlightGuard>,
+        epoch: u64,
+    ) -> Result<Writer, CacheError> {
+        let limit = self.inner.config.max_object_bytes;
+        if known_length.is_some_and(|len| len > limit) {
+            if let Some(guard) = guard {
+                guard.finish(FlightState::Uncacheable);
+            }
+            return Err(CacheError::TooLarge { limit });
+        }
+        let secondary = meta.vary.secondary_key(request);
+        Ok(Writer {
+            cache: self.clone(),
+            key: key.clone(),
+            meta: Some(meta),
+            secondary,
+            chunks: Vec::new(),
+            pending: BytesMut::new(),
+            len: 0,
+            limit,
+            guard,
+            epoch,
+        })
+    }
+
+    /// Stores a finished object unless a purge since `epoch` covers it.
+    fn commit(&self, key: &Key, object: Object, epoch: u64) -> bool {
+        let log = self
+            .inner
+            .purges
+            .lock()
+            .expect("the purge log lock is never poisoned");
+        let mut soft = false;
+        if log.epoch != epoch {
+            if log.recent.front().is_none_or(|r| r.epoch > epoch + 1) {
+                // Older than every purge remembered: cannot tell, so do not store.
+                return false;
+            }
+            for record in log.recent.iter().filter(|r| r.epoch > epoch) {
+                let applies = *record.namespace == *key.namespace()
+                    && match &record.target {
+                        PurgeTarget::All => true,
+                        PurgeTarget::Key(k) => k == key,
+                        PurgeTarget::SurrogateKey(s) => {
+                            object.meta.surrogate_keys.iter().any(|k| k == s)
+                        }
+                    };
+                match (applies, record.mode) {
+                    (true, PurgeMode::Hard) => return false,
+                    (true, PurgeMode::Soft) => soft = true,
+                    (false, _) => {}
+                }
+            }
+        }
+        if soft {
+            let _ = object.soft_purged.set(Instant::now());
+        }
+        self.inner.memory.store(key, Arc::new(object));
+        bump(&self.inner.stats.stored);
+        true
+    }
+
+    /// Purges within `namespace`; returns how many objects it covered. When it returns,
+    /// no lookup finds a hard-purged object (or a soft-purged one fresh), and fills
+    /// that began before it do not store what they fetched.
+    pub fn purge(&self, namespace: &str, target: &PurgeTarget, mode: PurgeMode) -> usize {
+        let namespace: Arc<str> = namespace.into();
+        let mut log = self
+            .inner
+            .purges
+            .lock()
+            .expect("the purge log lock is never poisoned");
+        log.epoch += 1;
+        let epoch = log.epoch;
+        log.recent.push_back(PurgeRecord {
+            epoch,
+            namespace: namespace.clone(),
+            target: target.clone(),
+            mode,
+        });
+        if log.recent.len() > PURGE_LOG_LEN {
+            log.recent.pop_front();
+        }
+        let soft = mode == PurgeMode::Soft;
+        let memory = &self.inner.memory;
+        let purged = match target {
+            PurgeTarget::Key(key) if *key.namespace() == *namespace => memory.purge_key(key, soft),
+            PurgeTarget::Key(_) => 0,
+            PurgeTarget::SurrogateKey(skey) => memory.purge_surrogate(&namespace, skey, soft),
+            PurgeTarget::All => memory.purge_namespace(&namespace, soft),
+        };
+        drop(log);
+        bump(&self.inner.stats.purge);
+        purged
+    }
+
+    /// Counts a request that did not use the cache at all.
+    pub fn record_pass(&self) {
+        bump(&self.inner.stats.pass);
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = &self.inner.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            hit: get(&s.hit),
+            miss: get(&s.miss),
+            stale: get(&s.stale),
+            collapsed: get(&s.collapsed),
+            pass: get(&s.pass),
+            purge: get(&s.purge),
+            stored: get(&s.stored),
+            memory_bytes: self.inner.memory.size_bytes(),
+            keys: self.inner.memory.object_count(),
+        }
+    }
+}
+
+/// Ends a flight exactly once; dropping it unfinished abandons it, which wakes the
+/// waiters so that one of them takes over.
+struct FlightGuard {
+    cache: Cache,
+    key: Key,
+    flight: Arc<Flight>,
+    done: bool,
+}
+
+impl FlightGuard {
+    fn finish(mut self, state: FlightState) {
+        self.end(state);
+    }
+
+    fn end(&mut self, state: FlightState) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        {
+            let mut flights = self
+                .cache
+                .inner
+                .flights
+                .lock()
+                .expect("the flights lock is never poisoned");
+            if flights
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                flights.remove(&self.key);
+            }
+        }
+        self.flight.state.send_replace(state);
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.end(FlightState::Abandoned);
+    }
+}
+
+impl std::fmt::Debug for FlightGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightGuard")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// The obligation of the caller that missed: insert what it fetched, or say it was
+/// not cacheable, or drop this to abandon (a waiter then takes over).
+#[derive(Debug)]
+pub struct Fill {
+    guard: FlightGuard,
+    epoch: u64,
+}
+
+impl Fill {
+    /// Starts storing the fetched object; waiters get it once the writer finishes.
+    pub fn insert(
+        self,
+        meta: ObjectMeta,
+        request: &HeaderMap,
+        known_length: Option<u64>,
+    ) -> Result<Writer, CacheError> {
+        let cache = self.guard.cache.clone();
+        let key = self.guard.key.clone();
+        cache.writer(
+            &key,
+            meta,
+            request,
+            known_length,
+            Some(self.guard),
+            self.epoch,
+        )
+    }
+
+    /// The fetched response may not be stored: waiters fetch for themselves.
+    pub fn uncacheable(self) {
+        self.guard.finish(FlightState::Uncacheable);
+    }
+
+    /// The origin confirmed `found` (a `304`): store it again with new metadata,
+    /// keeping its body.
+    pub fn refresh(self, found: &Found, meta: ObjectMeta) {
+        let cache = self.guard.cache.clone();
+        let old = &found.object;
+        let object = Object {
+            secondary: old.secondary.clone(),
+            meta,
+            body: old.body.clone(),
+            len: old.len,
+            stored_at: Instant::now(),
+            soft_purged: OnceLock::new(),
+        };
+        let stored = cache.commit(&self.guard.key, object, self.epoch);
+        self.guard.finish(if stored {
+            FlightState::Stored
+        } else {
+            FlightState::Abandoned
+        });
+    }
+
+    pub fn key(&self) -> &Key {
+        &self.guard.key
+    }
+}
+
+/// Chunks smaller than this are gathered before they are kept.
+const GATHER: usize = 16 << 10;
+
+/// Streams a body into the cache. [`Writer::finish`] stores it; dropping the writer
+/// first stores nothing (a client gone mid-body never leaves a truncated object).
+#[derive(Debug)]
+pub struct Writer {
+    cache: Cache,
+    key: Key,
+    /// `None` once the object outgrew the limit.
+    meta: Option<ObjectMeta>,
+    secondary: crate::vary::SecondaryKey,
+    chunks: Vec<Bytes>,
+    pending: BytesMut,
+    len: u64,
+    limit: u64,
+    guard: Option<FlightGuard>,
+    epoch: u64,
+}
+
+impl Writer {
+    /// Appends body bytes. Past the object limit the object is given up (waiters
+    /// fetch for themselves) and every later call fails too.
+    pub fn write(&mut self, chunk: Bytes) -> Result<(), CacheError> {
+        if self.meta.is_none() {
+            return Err(CacheError::TooLarge { limit: self.limit });
+        }
+        self.len += chunk.len() as u64;
+        if self.len > self.limit {
+            self.meta = None;
+            self.chunks = Vec::new();
+            self.pending = BytesMut::new();
+            if let Some(guard) = self.guard.take() {
+                guard.finish(FlightState::Uncacheable);
+            }
+            return Err(CacheError::TooLarge { limit: self.limit });
+        }
+        if chunk.len() >= GATHER && self.pending.is_empty() {
+            self.chunks.push(chunk);
+        } else {
+            self.pending.extend_from_slice(&chunk);
+            if self.pending.len() >= GATHER {
+                self.chunks.push(self.pending.split().freeze());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the object; `false` when it was too large or a purge since the fetch
+    /// began covers it.
+    pub fn finish(mut self) -> bool {
+        let Some(meta) = self.meta.take() else {
+            return false;
+        };
+        if !self.pending.is_empty() {
+            self.chunks.push(self.pending.split().freeze());
+        }
+        let object = Object {
+            meta,
+            secondary: std::mem::take(&mut self.secondary),
+            body: std::mem::take(&mut self.chunks).into(),
+            len: self.len,
+            stored_at: Instant::now(),
+            soft_purged: OnceLock::new(),
+        };
+        let stored = self.cache.commit(&self.key, object, self.epoch);
+        if let Some(guard) = self.guard.take() {
+            guard.finish(if stored {
+                FlightState::Stored
+            } else {
+                FlightState::Abandoned
+            });
+        }
+        stored
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.len
+    }
+}

@@ -1,0 +1,532 @@
+//! Whether a response may be stored, and for how long (RFC 9111 §3 and §4.2, with
+//! `Surrogate-Control` for the edge and RFC 5861's stale extensions).
+//!
+//! Written here rather than taken from `http-cache-semantics`: that crate has no
+//! `Surrogate-Control`, `stale-while-revalidate` or `stale-if-error`, cannot take an
+//! app's default TTL or a guest's override, and keeps cloned request and response
+//! header maps per object, where the cache needs a few numbers.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, Method, StatusCode, header};
+
+use crate::directives::Directives;
+use crate::vary::VaryRule;
+
+/// `Surrogate-Control`: like `Cache-Control`, for the edge only; stripped before the
+/// client sees the response.
+pub const SURROGATE_CONTROL: &str = "surrogate-control";
+/// `Surrogate-Key`: space-separated keys to purge the object by; stripped before the
+/// client sees the response.
+pub const SURROGATE_KEY: &str = "surrogate-key";
+
+/// Longest surrogate key kept (Fastly's limit); longer ones are ignored.
+const MAX_SURROGATE_KEY_LEN: usize = 1024;
+
+/// Heuristic freshness (10 % of the time since `Last-Modified`) is capped at a day.
+const MAX_HEURISTIC: Duration = Duration::from_secs(24 * 3600);
+
+/// An app's choices for caching HTTP responses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpPolicy {
+    /// Freshness for a cacheable response that carries no explicit expiry.
+    pub default_ttl: Option<Duration>,
+    /// Store responses carrying `Set-Cookie` (shared with every client).
+    pub share_set_cookie: bool,
+}
+
+/// How long an object is fresh, and how long after that it may still be served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// Freshness lifetime, counted from the response's age zero.
+    pub ttl: Duration,
+    /// After going stale, how long it may be served while one refresh runs.
+    pub stale_while_revalidate: Duration,
+    /// After going stale, how long it may be served when a refresh fails.
+    pub stale_if_error: Duration,
+    /// Once stale, never serve it without a successful revalidation.
+    pub must_revalidate: bool,
+}
+
+/// A guest's override of what the headers say (Fastly's `set_cache_override`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Override {
+    /// Do not store the response at all.
+    pub pass: bool,
+    pub ttl: Option<Duration>,
+    pub stale_while_revalidate: Option<Duration>,
+    /// Replace the response's `Surrogate-Key` keys.
+    pub surrogate_keys: Option<Vec<String>>,
+}
+
+/// What a storable response is stored with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storable {
+    pub freshness: Freshness,
+    /// The response's age when it was received (`Age`, or what `Date` says).
+    pub initial_age: Duration,
+    pub surrogate_keys: Vec<String>,
+    pub vary: VaryRule,
+}
+
+/// Why a response is not stored; shown in the access log and the debug header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotStorable {
+    #[error("the request method is not cacheable")]
+    Method,
+    #[error("the status is not cacheable")]
+    Status,
+    #[error("no-store")]
+    NoStore,
+    #[error("private")]
+    Private,
+    #[error("the request carries Authorization and the response is not public")]
+    Authorization,
+    #[error("the response sets a cookie")]
+    SetCookie,
+    #[error("Vary: *")]
+    VaryStar,
+    #[error("no freshness information and no default TTL")]
+    NoFreshness,
+    #[error("the app asked to pass")]
+    Pass,
+}
+
+/// Statuses cacheable without explicit freshness (RFC 9110 §15.1).
+fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Statuses stored at all: partial content (206) is answered from full objects
+/// instead, and server errors other than 501 never displace a good object.
+fn storable_status(status: StatusCode) -> bool {
+    heuristically_cacheable(status) || matches!(status.as_u16(), 302 | 303 | 307)
+}
+
+/// Decides whether a response to a request may be stored, and with what freshness.
+pub fn evaluate(
+    method: &Method,
+    request: &HeaderMap,
+    status: StatusCode,
+    response: &HeaderMap,
+    policy: &HttpPolicy,
+    overrides: Option<&Override>,
+    now: SystemTime,
+) -> Result<Storable, NotStorable> {
+    if overrides.is_some_and(|o| o.pass) {
+        return Err(NotStorable::Pass);
+    }
+    if method != Method::GET {
+        return Err(NotStorable::Method);
+    }
+    if !storable_status(status) {
+        return Err(NotStorable::Status);
+    }
+    let req_cc = Directives::parse(request.get_all(header::CACHE_CONTROL));
+    let cc = Directives::parse(response.get_all(header::CACHE_CONTROL));
+    let sc = Directives::parse(response.get_all(SURROGATE_CONTROL));
+    // Surrogate-Control speaks to the edge; where it says anything, Cache-Control is
+    // left to browsers.
+    let edge = if sc.is_empty() { &cc } else { &sc };
+    if req_cc.no_store || edge.no_store {
+        return Err(NotStorable::NoStore);
+    }
+    if sc.is_empty() && cc.private {
+        return Err(NotStorable::Private);
+    }
+    if request.contains_key(header::AUTHORIZATION)
+        && !(cc.public || cc.must_revalidate || cc.s_maxage.is_some() || !sc.is_empty())
+    {
+        return Err(NotStorable::Authorization);
+    }
+    if response.contains_key(header::SET_COOKIE) && !policy.share_set_cookie {
+        return Err(NotStorable::SetCookie);
+    }
+    let vary = VaryRule::from_response(response).ok_or(NotStorable::VaryStar)?;
+
+    let date = http_date(response, header::DATE);
+    let age_header = response
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let apparent_age = date
+        .and_then(|d| now.duration_since(d).ok())
+        .unwrap_or_default();
+    let initial_age = age_header.max(apparent_age);
+
+    let explicit = if edge.invalid {
+        Some(Duration::ZERO)
+    } else if let Some(ttl) = sc.max_age {
+        Some(ttl)
+    } else if let Some(ttl) = cc.s_maxage.or(cc.max_age) {
+        Some(ttl)
+    } else if let Some(expires) = response.get(header::EXPIRES) {
+        // An invalid date (`0`, say) means already expired (§5.3).
+        let expires = expires
+            .to_str()
+            .ok()
+            .and_then(|t| httpdate::parse_http_date(t).ok());
+        let base = date.unwrap_or(now);
+        Some(expires.map_or(Duration::ZERO, |e| {
+            e.duration_since(base).unwrap_or_default()
+        }))
+    } else {
+        None
+    };
+    let override_ttl = overrides.and_then(|o| o.ttl);
+    let mut ttl = match (override_ttl, explicit) {
+        (Some(ttl), _) => ttl,
+        (None, Some(ttl)) => ttl,
+        // `no-cache` with a validator: stored, and revalidated on every use.
+        (None, None)
+            if sc.is_empty() && cc.no_cache && crate::serving::has_validators(response) =>
+        {
+            Duration::ZERO
+        }
+        (None, None) => {
+            if !(heuristically_cacheable(status) || cc.public) {
+                return Err(NotStorable::NoFreshness);
+            }
+            if let Some(ttl) = policy.default_ttl {
+                ttl
+            } else if let Some(modified) = http_date(response, header::LAST_MODIFIED) {
+                let since = date
+                    .unwrap_or(now)
+                    .duration_since(modified)
+                    .unwrap_or_default();
+                (since / 10).min(MAX_HEURISTIC)
+            } else {
+                return Err(NotStorable::NoFreshness);
+            }
+        }
+    };
+    if override_ttl.is_none() && sc.is_empty() && cc.no_cache {
+        // Storable, but every use needs a revalidation.
+        ttl = Duration::ZERO;
+    }
+    let must_revalidate = override_ttl.is_none()
+        && (edge.must_revalidate
+            || (sc.is_empty() && (cc.proxy_revalidate || cc.s_maxage.is_some() || cc.no_cache)));
+
+    let surrogate_keys = match overrides.and_then(|o| o.surrogate_keys.clone()) {
+        Some(keys) => keys,
+        None => surrogate_keys(response),
+    };
+    Ok(Storable {
+        freshness: Freshness {
+            ttl,
+            stale_while_revalidate: overrides
+                .and_then(|o| o.stale_while_revalidate)
+                .or(edge.stale_while_revalidate)
+                .unwrap_or_default(),
+            stale_if_error: edge.stale_if_error.unwrap_or_default(),
+            must_revalidate,
+        },
+        initial_age: if override_ttl.is_some() {
+            Duration::ZERO
+        } else {
+            initial_age
+        },
+        surrogate_keys,
+        vary,
+    })
+}
+
+/// The keys of a response's `Surrogate-Key` lines (space-separated, deduplicated).
+pub fn surrogate_keys(response: &HeaderMap) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for value in response.get_all(SURROGATE_KEY) {
+        let Ok(text) = value.to_str() else { continue };
+        for key in text.split_ascii_whitespace() {
+            if key.len() <= MAX_SURROGATE_KEY_LEN && !keys.iter().any(|k| k == key) {
+                keys.push(key.to_owned());
+            }
+        }
+    }
+    keys
+}
+
+pub(crate) fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
+    let text = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    fn eval(response: &[(&str, &str)]) -> Result<Storable, NotStorable> {
+        eval_with(&[], 200, response, &HttpPolicy::default())
+    }
+
+    fn eval_with(
+        request: &[(&str, &str)],
+        status: u16,
+        response: &[(&str, &str)],
+        policy: &HttpPolicy,
+    ) -> Result<Storable, NotStorable> {
+        evaluate(
+            &Method::GET,
+            &headers(request),
+            StatusCode::from_u16(status).unwrap(),
+            &headers(response),
+            policy,
+            None,
+            SystemTime::now(),
+        )
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn surrogate_control_beats_s_maxage_beats_max_age_beats_expires() {
+        let far = httpdate::fmt_http_date(SystemTime::now() + secs(1000));
+        let all = [
+            ("surrogate-control", "max-age=50"),
+            ("cache-control", "max-age=10, s-maxage=20"),
+            ("expires", far.as_str()),
+        ];
+        assert_eq!(eval(&all).unwrap().freshness.ttl, secs(50));
+        assert_eq!(eval(&all[1..]).unwrap().freshness.ttl, secs(20));
+        let ttl = eval(&[("cache-control", "max-age=10"), ("expires", far.as_str())])
+            .unwrap()
+            .freshness
+            .ttl;
+        assert_eq!(ttl, secs(10));
+        let ttl = eval(&all[2..]).unwrap().freshness.ttl;
+        assert!(ttl > secs(990) && ttl <= secs(1000), "{ttl:?}");
+        assert_eq!(
+            eval(&[("expires", "0")]).unwrap().freshness.ttl,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            eval(&[("cache-control", "no-store, max-age=60")]),
+            Err(NotStorable::NoStore)
+        );
+        assert_eq!(
+            eval(&[("cache-control", "private, max-age=60")]),
+            Err(NotStorable::Private)
+        );
+        assert_eq!(
+            eval(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]),
+            Err(NotStorable::SetCookie)
+        );
+        assert_eq!(
+            eval(&[("cache-control", "max-age=60"), ("vary", "*")]),
+            Err(NotStorable::VaryStar)
+        );
+        assert_eq!(eval(&[]), Err(NotStorable::NoFreshness));
+        assert_eq!(
+            eval_with(
+                &[],
+                500,
+                &[("cache-control", "max-age=60")],
+                &HttpPolicy::default()
+            ),
+            Err(NotStorable::Status)
+        );
+        assert_eq!(
+            eval_with(
+                &[("authorization", "Bearer x")],
+                200,
+                &[("cache-control", "max-age=60")],
+                &HttpPolicy::default()
+            ),
+            Err(NotStorable::Authorization)
+        );
+        assert!(
+            eval_with(
+                &[("authorization", "Bearer x")],
+                200,
+                &[("cache-control", "public, max-age=60")],
+                &HttpPolicy::default()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            eval_with(
+                &[("cache-control", "no-store")],
+                200,
+                &[("cache-control", "max-age=60")],
+                &HttpPolicy::default()
+            ),
+            Err(NotStorable::NoStore)
+        );
+    }
+
+    #[test]
+    fn the_edge_may_cache_what_browsers_may_not() {
+        let s = eval(&[
+            ("cache-control", "private, no-store"),
+            (
+                "surrogate-control",
+                "max-age=300, stale-while-revalidate=30",
+            ),
+            ("surrogate-key", "a b  a"),
+        ])
+        .unwrap();
+        assert_eq!(s.freshness.ttl, secs(300));
+        assert_eq!(s.freshness.stale_while_revalidate, secs(30));
+        assert_eq!(s.surrogate_keys, ["a", "b"]);
+    }
+
+    #[test]
+    fn default_ttl_only_without_explicit_freshness_and_for_default_statuses() {
+        let policy = HttpPolicy {
+            default_ttl: Some(secs(30)),
+            ..HttpPolicy::default()
+        };
+        assert_eq!(
+            eval_with(&[], 200, &[], &policy).unwrap().freshness.ttl,
+            secs(30)
+        );
+        assert_eq!(
+            eval_with(&[], 404, &[], &policy).unwrap().freshness.ttl,
+            secs(30)
+        );
+        assert_eq!(
+            eval_with(&[], 302, &[], &policy),
+            Err(NotStorable::NoFreshness)
+        );
+        assert_eq!(
+            eval_with(&[], 302, &[("cache-control", "max-age=5")], &policy)
+                .unwrap()
+                .freshness
+                .ttl,
+            secs(5)
+        );
+        assert_eq!(
+            eval_with(&[], 200, &[("cache-control", "max-age=5")], &policy)
+                .unwrap()
+                .freshness
+                .ttl,
+            secs(5)
+        );
+    }
+
+    #[test]
+    fn heuristic_freshness_from_last_modified() {
+        let now = SystemTime::now();
+        let modified = httpdate::fmt_http_date(now - secs(1000));
+        let date = httpdate::fmt_http_date(now);
+        let s = eval(&[("last-modified", &modified), ("date", &date)]).unwrap();
+        assert!(s.freshness.ttl >= secs(99) && s.freshness.ttl <= secs(101));
+        // Not for a status that is not cacheable by default.
+        assert_eq!(
+            eval_with(
+                &[],
+                302,
+                &[("last-modified", &modified)],
+                &HttpPolicy::default()
+            ),
+            Err(NotStorable::NoFreshness)
+        );
+    }
+
+    #[test]
+    fn revalidation_flags() {
+        let s = eval(&[("cache-control", "no-cache"), ("etag", "\"v1\"")]).unwrap();
+        assert_eq!(s.freshness.ttl, Duration::ZERO);
+        assert!(s.freshness.must_revalidate);
+        assert!(
+            eval(&[("cache-control", "max-age=5, must-revalidate")])
+                .unwrap()
+                .freshness
+                .must_revalidate
+        );
+        assert!(
+            eval(&[("cache-control", "s-maxage=5")])
+                .unwrap()
+                .freshness
+                .must_revalidate
+        );
+        assert!(
+            eval(&[("cache-control", "max-age=5, proxy-revalidate")])
+                .unwrap()
+                .freshness
+                .must_revalidate
+        );
+        let s = eval(&[(
+            "cache-control",
+            "max-age=5, stale-while-revalidate=7, stale-if-error=9",
+        )])
+        .unwrap();
+        assert!(!s.freshness.must_revalidate);
+        assert_eq!(s.freshness.stale_while_revalidate, secs(7));
+        assert_eq!(s.freshness.stale_if_error, secs(9));
+        assert!(
+            eval(&[("cache-control", "max-age=5, max-age=6")])
+                .unwrap()
+                .freshness
+                .ttl
+                .is_zero()
+        );
+    }
+
+    #[test]
+    fn initial_age_from_age_and_date() {
+        let s = eval(&[("cache-control", "max-age=60"), ("age", "15")]).unwrap();
+        assert_eq!(s.initial_age, secs(15));
+        let date = httpdate::fmt_http_date(SystemTime::now() - secs(20));
+        let s = eval(&[("cache-control", "max-age=60"), ("date", &date)]).unwrap();
+        assert!(s.initial_age >= secs(19) && s.initial_age <= secs(21));
+    }
+
+    #[test]
+    fn overrides_win() {
+        let o = Override {
+            ttl: Some(secs(99)),
+            surrogate_keys: Some(vec!["k".into()]),
+            ..Override::default()
+        };
+        let s = evaluate(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &headers(&[("cache-control", "no-cache"), ("surrogate-key", "x")]),
+            &HttpPolicy::default(),
+            Some(&o),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(s.freshness.ttl, secs(99));
+        assert_eq!(s.surrogate_keys, ["k"]);
+        let pass = Override {
+            pass: true,
+            ..Override::default()
+        };
+        assert_eq!(
+            evaluate(
+                &Method::GET,
+                &HeaderMap::new(),
+                StatusCode::OK,
+                &headers(&[("cache-control", "max-age=60")]),
+                &HttpPolicy::default(),
+                Some(&pass),
+                SystemTime::now(),
+            ),
+            Err(NotStorable::Pass)
+        );
+    }
+}

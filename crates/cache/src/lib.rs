@@ -1,0 +1,34 @@
+//! Verge's edge cache engine. Plain Rust, no Wasm: the server puts it in front of the
+//! runtime (HTTP responses), the runtime uses it for origin fetches and exposes it to
+//! guests (`verge:edge/cache`).
+//!
+//! - [`Key`]: an app's namespace plus the bytes naming an object; apps never share.
+//! - [`freshness`]: whether an HTTP response may be stored and for how long
+//!   (`Cache-Control`, `Surrogate-Control`, `Expires`, heuristics, RFC 5861 stale
+//!   extensions), with an app's defaults and a guest's overrides.
+//! - [`VaryRule`]: variants of one key, chosen by normalised request headers.
+//! - [`Cache`]: lookups; [`Cache::transaction`] collapses concurrent misses into one
+//!   fetch whose [`Fill`] must insert or abandon; streamed [`Writer`]s; purges by key,
+//!   surrogate key or namespace, hard or soft.
+//! - [`serving`]: conditional requests, byte ranges, revalidation, `304` merges.
+//! - [`CachedBody`]: a stored body (or a range of it) as an `http_body::Body`.
+
+mod body;
+mod cache;
+mod directives;
+pub mod freshness;
+mod key;
+mod memory;
+mod object;
+pub mod serving;
+mod vary;
+
+pub use body::CachedBody;
+pub use cache::{
+    Cache, CacheConfig, CacheError, Fill, PurgeMode, PurgeTarget, Stats, Transaction, Writer,
+};
+pub use directives::Directives;
+pub use freshness::{Freshness, HttpPolicy, NotStorable, Override, Storable};
+pub use key::Key;
+pub use object::{Found, ObjectMeta, Usability};
+pub use vary::{SecondaryKey, VaryRule};
