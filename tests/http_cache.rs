@@ -368,3 +368,207 @@ async fn apps_without_the_cache_run_the_guest_every_time() {
     // Without a cache there is no edge to strip edge headers for.
     assert_eq!(second.headers["surrogate-control"], "max-age=60");
 }
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn admin_addr(verge: &Verge) -> String {
+    verge
+        .stdout
+        .wait_for(Duration::from_secs(10), |l| {
+            l.starts_with("Admin API on http://")
+        })
+        .trim_start_matches("Admin API on http://")
+        .trim()
+        .to_owned()
+}
+
+async fn admin(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = client().request(method.parse().unwrap(), format!("http://{addr}{path}"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if path.ends_with("/purge/url") {
+        req = req.json(&serde_json::json!({ "url": "http://127.0.0.1/items/3?cc=max-age%3D60&sk=items%20item-3" }));
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn purges_through_the_admin_api_and_verge_purge() {
+    let app = app_dir_for(&guest("cacheable"), CACHE_ON);
+    let verge = Verge::serve_with_env(
+        &[
+            app.path().to_str().unwrap(),
+            "--no-build",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("VERGE_ADMIN_TOKEN", TOKEN)],
+    );
+    let addr = admin_addr(&verge);
+    let item = |n: u32| format!("/items/{n}?cc=max-age%3D60&sk=items%20item-{n}");
+    let mut nonces = Vec::new();
+    for n in 1..=4 {
+        nonces.push(get(&verge, &item(n)).await.nonce);
+        assert_eq!(get(&verge, &item(n)).await.x_cache, "HIT");
+    }
+
+    // Every route wants the token.
+    let routes = [
+        ("POST", "/admin/v1/apps/test-app/purge/all"),
+        ("POST", "/admin/v1/apps/test-app/purge/keys/items"),
+        ("POST", "/admin/v1/apps/test-app/purge/url"),
+        ("GET", "/metrics"),
+        ("GET", "/admin/v1/nothing-here"),
+    ];
+    for (method, path) in routes {
+        assert_eq!(admin(&addr, method, path, None).await.0, 401, "{path}");
+        assert_eq!(
+            admin(&addr, method, path, Some("wrong-token")).await.0,
+            401,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        get(&verge, &item(1)).await.x_cache,
+        "HIT",
+        "nothing purged yet"
+    );
+
+    // By surrogate key: only the objects carrying it.
+    let (status, body) = admin(
+        &addr,
+        "POST",
+        "/admin/v1/apps/test-app/purge/keys/item-1",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let purged: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (purged["purged"].as_u64(), purged["soft"].as_bool()),
+        (Some(1), Some(false))
+    );
+    let after = get(&verge, &item(1)).await;
+    assert_eq!(after.access["cache"], "miss");
+    assert_ne!(after.nonce, nonces[0]);
+    assert_eq!(
+        get(&verge, &item(2)).await.nonce,
+        nonces[1],
+        "item 2 stays cached"
+    );
+
+    // By URL.
+    let (status, body) = admin(
+        &addr,
+        "POST",
+        "/admin/v1/apps/test-app/purge/url",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(&verge, &item(3)).await.access["cache"], "miss");
+    assert_eq!(get(&verge, &item(4)).await.nonce, nonces[3]);
+
+    // Refusals name what was wrong.
+    let (status, body) = admin(&addr, "POST", "/admin/v1/apps/nope/purge/all", Some(TOKEN)).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("no app named `nope`"), "{body}");
+    let (status, _) = admin(
+        &addr,
+        "GET",
+        "/admin/v1/apps/test-app/purge/all",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 405);
+
+    // Soft: marked stale, so the next request runs the guest.
+    let (status, _) = admin(
+        &addr,
+        "POST",
+        "/admin/v1/apps/test-app/purge/keys/items?soft=true",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(get(&verge, &item(4)).await.nonce, nonces[3]);
+
+    // The metrics show what happened.
+    let (status, metrics) = admin(&addr, "GET", "/metrics", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    assert!(value("verge_cache_lookups_total{outcome=\"hit\"}") >= 5);
+    assert!(value("verge_cache_lookups_total{outcome=\"miss\"}") >= 7);
+    assert!(value("verge_cache_purges_total") >= 3);
+    assert!(value("verge_cache_memory_bytes") > 0);
+
+    // `verge purge`: through the local server of the app directory, and through the
+    // admin API.
+    let out = common::verge(&["purge", "--key", "item-2"], app.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 objects"));
+    assert_eq!(get(&verge, &item(2)).await.access["cache"], "miss");
+    let token_file = app.path().join("admin.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let admin_url = format!("http://{addr}");
+    let out = common::verge(
+        &[
+            "purge",
+            "--all",
+            "--admin",
+            &admin_url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        app.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&verge, &item(2)).await.access["cache"], "miss");
+    std::fs::write(&token_file, "not-the-token-at-all").unwrap();
+    let out = common::verge(
+        &[
+            "purge",
+            "--all",
+            "--admin",
+            &admin_url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        app.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused the token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_admin_listener_without_a_token_is_refused() {
+    let app = app_dir_for(&guest("cacheable"), CACHE_ON);
+    let out = std::process::Command::new(verge_bin())
+        .args(["serve", app.path().to_str().unwrap(), "--no-build"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env_remove("VERGE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--admin-token-file"), "{stderr}");
+}

@@ -1,11 +1,14 @@
 //! `verge serve`'s local control listener: lets `verge kv` reach the stores of the
-//! running server, whose store file is locked while it runs.
+//! running server, whose store file is locked while it runs, and `verge purge` its
+//! edge cache.
 //!
 //! It listens on 127.0.0.1 (a port of the system's choosing) and accepts only
 //! requests bearing a random token. Both are in `DATA_DIR/serve.json`, which only
-//! the user can read and which is removed when the server stops. One route:
+//! the user can read and which is removed when the server stops. Two routes:
 //! `POST /v0/kv/STORE` with a [`kv_ops::Op`] as JSON, answered with a
-//! [`kv_ops::Answer`], or 4xx with an [`kv_ops::OpError`].
+//! [`kv_ops::Answer`], or 4xx with an [`kv_ops::OpError`]; and `POST /v0/purge` with a
+//! [`PurgeRequest`], answered with [`verge_server::admin::Purged`] (the admin API's
+//! purge, for the app being served).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
+use verge_cache::Cache;
+use verge_server::admin::PurgeRequest;
 use verge_server::{AppRegistry, SingleApp};
 use verge_store::{Kv, Namespace};
 
@@ -56,7 +61,12 @@ impl Drop for Guard {
 }
 
 /// Starts the listener on the current tokio runtime and writes the control file.
-pub async fn start(kv: Kv, registry: Arc<SingleApp>, data_dir: &Path) -> anyhow::Result<Guard> {
+pub async fn start(
+    kv: Kv,
+    cache: Cache,
+    registry: Arc<SingleApp>,
+    data_dir: &Path,
+) -> anyhow::Result<Guard> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the local control listener")?;
@@ -74,6 +84,7 @@ pub async fn start(kv: Kv, registry: Arc<SingleApp>, data_dir: &Path) -> anyhow:
         .with_context(|| format!("writing {}", path.display()))?;
     let state = Arc::new(State {
         kv,
+        cache,
         registry,
         token: format!("Bearer {}", file.token),
     });
@@ -111,6 +122,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 struct State {
     kv: Kv,
+    cache: Cache,
     registry: Arc<SingleApp>,
     token: String,
 }
@@ -143,12 +155,16 @@ impl State {
         if !authorized {
             return refuse(StatusCode::UNAUTHORIZED, "missing or wrong token");
         }
-        let Some(store) = req.uri().path().strip_prefix("/v0/kv/").map(str::to_owned) else {
-            return refuse(StatusCode::NOT_FOUND, "no such route");
-        };
+        let path = req.uri().path().to_owned();
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
             Err(e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        };
+        if path == "/v0/purge" {
+            return self.purge(&body);
+        }
+        let Some(store) = path.strip_prefix("/v0/kv/").map(str::to_owned) else {
+            return refuse(StatusCode::NOT_FOUND, "no such route");
         };
         let op: Op = match serde_json::from_slice(&body) {
             Ok(op) => op,
@@ -170,6 +186,20 @@ impl State {
             Ok(Ok(answer)) => reply(StatusCode::OK, &answer),
             Ok(Err(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.error),
             Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    fn purge(&self, body: &[u8]) -> Reply {
+        let request: PurgeRequest = match serde_json::from_slice(body) {
+            Ok(request) => request,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let Some(current) = self.registry.resolve(None) else {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "no app loaded");
+        };
+        match verge_server::admin::purge(&*self.registry, &self.cache, &current.name, &request) {
+            Ok(purged) => reply(StatusCode::OK, &purged),
+            Err(e) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         }
     }
 }

@@ -39,6 +39,7 @@ enum Command {
     Build(commands::build::Args),
     Serve(Box<commands::serve::Args>),
     Kv(commands::kv::Args),
+    Purge(commands::purge::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Kv(args) => commands::kv::run(args),
+        Command::Purge(args) => commands::purge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

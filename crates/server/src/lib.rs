@@ -4,6 +4,7 @@
 //! never sees manifests or the control plane. `verge serve` and `verge node` run the
 //! same server with different registries and defaults.
 
+pub mod admin;
 mod body;
 pub mod client_ip;
 mod config;

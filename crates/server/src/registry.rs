@@ -32,6 +32,9 @@ pub struct HttpCache {
 /// for fleets of services; [`SingleApp`] serves one app for every host.
 pub trait AppRegistry: Send + Sync + 'static {
     fn resolve(&self, host: Option<&str>) -> Option<RoutedApp>;
+
+    /// The app of this name (the admin API addresses apps by name).
+    fn by_name(&self, name: &str) -> Option<RoutedApp>;
 }
 
 /// One app for every host, swappable at run time (`verge serve --watch`). Requests in
@@ -56,5 +59,10 @@ impl SingleApp {
 impl AppRegistry for SingleApp {
     fn resolve(&self, _host: Option<&str>) -> Option<RoutedApp> {
         Some(RoutedApp::clone(&self.current.load()))
+    }
+
+    fn by_name(&self, name: &str) -> Option<RoutedApp> {
+        let current = self.current.load();
+        (*current.name == *name).then(|| RoutedApp::clone(&current))
     }
 }

@@ -3,5 +3,6 @@
 pub mod build;
 pub mod init;
 pub mod kv;
+pub mod purge;
 pub mod serve;
 pub mod watch;

@@ -10,6 +10,7 @@ use verge_manifest::{ByteSize, DurationValue, HttpCacheSection, LimitsSection, M
 use verge_runtime::{
     App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig, SecretValue,
 };
+use verge_server::admin::{AdminConfig, AdminServer};
 use verge_server::client_ip::TrustedProxies;
 use verge_server::{Console, HttpCache, LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
 use verge_store::{
@@ -145,6 +146,15 @@ pub struct Args {
     /// The largest object the edge cache stores; larger responses pass through.
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "32MiB")]
     pub edge_cache_max_object: ByteSize,
+
+    /// Serve the admin API (purge, /metrics) on this address; off unless set. Needs a
+    /// token: --admin-token-file or VERGE_ADMIN_TOKEN.
+    #[arg(long, value_name = "ADDR", env = "VERGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// A file holding the admin API's bearer token (at least 16 characters).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// The KV backends `verge serve` can use.
@@ -272,6 +282,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..defaults
     })
     .context("starting the Wasm runtime")?;
+    let admin = admin_config(&args)?;
+    let cache_enabled = first.http_cache.enabled;
     let first = load(&runtime, first, &log)?;
     let registry = Arc::new(SingleApp::new(first));
 
@@ -291,17 +303,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let server = Server::bind(server_config, registry.clone(), log.clone()).await?;
         // `verge kv` reaches the stores through this while the file is locked (an app
         // without stores at start has neither file nor listener).
-        let _control = match args.kv_backend {
-            KvBackendKind::Redb if has_stores => Some(
+        // (and `verge purge` the cache of an app that has one).
+        let needs_control = (args.kv_backend == KvBackendKind::Redb && has_stores) || cache_enabled;
+        let _control = if needs_control {
+            Some(
                 dev_control::start(
                     runtime.config().node.kv.clone(),
+                    runtime.config().node.cache.clone(),
                     registry.clone(),
                     &data_dir,
                 )
                 .await?,
-            ),
-            KvBackendKind::Redb | KvBackendKind::Memory => None,
+            )
+        } else {
+            None
         };
+        if let Some(admin) = admin {
+            let admin =
+                AdminServer::bind(admin, registry.clone(), runtime.config().node.cache.clone())
+                    .await?;
+            println!("Admin API on http://{}", admin.local_addr());
+            tokio::spawn(admin.run());
+        }
         if let SourceKind::AppDir { dir } = &source.kind
             && args.watch
         {
@@ -319,6 +342,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     ui::status("Stopped", "all requests finished");
     Ok(())
+}
+
+/// The admin listener's settings, if `--admin-listen` asks for one.
+fn admin_config(args: &Args) -> anyhow::Result<Option<AdminConfig>> {
+    let Some(listen) = args.admin_listen else {
+        return Ok(None);
+    };
+    let token = match (&args.admin_token_file, std::env::var("VERGE_ADMIN_TOKEN")) {
+        (Some(file), _) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading the admin token from {}", file.display()))?,
+        (None, Ok(token)) => token,
+        (None, Err(_)) => anyhow::bail!(
+            "--admin-listen needs a token: put one in a file and pass --admin-token-file FILE, \
+             or set VERGE_ADMIN_TOKEN"
+        ),
+    };
+    let token = token.trim().to_owned();
+    if token.len() < 16 || token.contains(char::is_whitespace) {
+        anyhow::bail!(
+            "the admin token must be at least 16 characters without spaces (try `openssl rand -hex 24`)"
+        );
+    }
+    Ok(Some(AdminConfig { listen, token }))
 }
 
 /// An app read (and built, if asked) but not loaded yet.

@@ -1,0 +1,52 @@
+//! Prometheus text exposition of the node's cache counters.
+
+use std::fmt::Write;
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+use verge_cache::Cache;
+
+pub(super) fn render(cache: &Cache) -> Response<Full<Bytes>> {
+    let stats = cache.stats();
+    let mut text = String::with_capacity(1024);
+    text.push_str(
+        "# HELP verge_cache_lookups_total Cache lookups by outcome.\n\
+         # TYPE verge_cache_lookups_total counter\n",
+    );
+    for (outcome, count) in [
+        ("hit", stats.hit),
+        ("miss", stats.miss),
+        ("stale", stats.stale),
+        ("collapsed", stats.collapsed),
+        ("pass", stats.pass),
+    ] {
+        let _ = writeln!(
+            text,
+            "verge_cache_lookups_total{{outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    let _ = write!(
+        text,
+        "# HELP verge_cache_purges_total Purge calls.\n\
+         # TYPE verge_cache_purges_total counter\n\
+         verge_cache_purges_total {}\n\
+         # HELP verge_cache_stored_total Objects stored (inserts and refreshes).\n\
+         # TYPE verge_cache_stored_total counter\n\
+         verge_cache_stored_total {}\n\
+         # HELP verge_cache_memory_bytes Bytes of objects held in memory.\n\
+         # TYPE verge_cache_memory_bytes gauge\n\
+         verge_cache_memory_bytes {}\n\
+         # HELP verge_cache_keys Keys held in memory.\n\
+         # TYPE verge_cache_keys gauge\n\
+         verge_cache_keys {}\n",
+        stats.purge, stats.stored, stats.memory_bytes, stats.keys
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}

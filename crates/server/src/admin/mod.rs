@@ -1,0 +1,235 @@
+//! The admin listener: a small REST surface under `/admin/v1/` and Prometheus
+//! `/metrics`, on its own address, every route behind a bearer token.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /admin/v1/apps/{app}/purge/all` | purge everything of an app |
+//! | `POST /admin/v1/apps/{app}/purge/keys/{surrogate_key}` | purge objects by surrogate key |
+//! | `POST /admin/v1/apps/{app}/purge/url` | purge a URL's objects; body `{"url": "https://host/path?q"}` |
+//! | `GET /metrics` | cache counters and size, Prometheus text format |
+//!
+//! A purge is hard unless `?soft=true` (soft marks objects stale). It answers
+//! `{"app", "purged", "soft"}` once no lookup can find the purged objects.
+
+mod metrics;
+mod purge;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use verge_cache::Cache;
+
+use crate::registry::AppRegistry;
+use crate::serve::ServerError;
+
+pub use purge::{PurgeError, PurgeRequest, PurgeTarget, Purged, purge};
+
+/// Where the admin API listens and the token it takes.
+#[derive(Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Requests must carry `Authorization: Bearer TOKEN`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A bound admin listener.
+pub struct AdminServer {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+struct State {
+    expected: Vec<u8>,
+    registry: Arc<dyn AppRegistry>,
+    cache: Cache,
+}
+
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 << 10;
+
+impl AdminServer {
+    pub async fn bind(
+        config: AdminConfig,
+        registry: Arc<dyn AppRegistry>,
+        cache: Cache,
+    ) -> Result<AdminServer, ServerError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(AdminServer {
+            listener,
+            state: Arc::new(State {
+                expected: format!("Bearer {}", config.token).into_bytes(),
+                registry,
+                cache,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn run(self) {
+        loop {
+            let Ok((stream, _)) = self.listener.accept().await else {
+                continue;
+            };
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(state.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(body).unwrap_or_default(),
+    )));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    json(status, &ErrorBody { error: message })
+}
+
+/// Compares without stopping at the first difference, so response times say nothing
+/// about how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl State {
+    async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let authorized = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), &self.expected));
+        if !authorized {
+            let mut reply = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong token: send Authorization: Bearer <token>",
+            );
+            reply.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return reply;
+        }
+        let path = req.uri().path().to_owned();
+        let soft = req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "soft=true" || p == "soft=1"));
+        if path == "/metrics" {
+            return match *req.method() {
+                Method::GET => metrics::render(&self.cache),
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
+            };
+        }
+        let Some(rest) = path.strip_prefix("/admin/v1/apps/") else {
+            return error(StatusCode::NOT_FOUND, "no such route");
+        };
+        let Some((app, action)) = rest.split_once("/purge/") else {
+            return error(StatusCode::NOT_FOUND, "no such route");
+        };
+        if req.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "purges are POST");
+        }
+        let target = match action {
+            "all" => PurgeTarget::All,
+            "url" => {
+                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
+                };
+                #[derive(serde::Deserialize)]
+                struct UrlBody {
+                    url: String,
+                }
+                match serde_json::from_slice::<UrlBody>(&body) {
+                    Ok(b) => PurgeTarget::Url(b.url),
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("expected {{\"url\": \"https://host/path\"}}: {e}"),
+                        );
+                    }
+                }
+            }
+            other => match other.strip_prefix("keys/") {
+                Some(key) if !key.is_empty() => match percent_decode(key) {
+                    Some(key) => PurgeTarget::SurrogateKey(key),
+                    None => return error(StatusCode::BAD_REQUEST, "the key is not valid UTF-8"),
+                },
+                _ => return error(StatusCode::NOT_FOUND, "no such route"),
+            },
+        };
+        let request = PurgeRequest { target, soft };
+        match purge(&*self.registry, &self.cache, app, &request) {
+            Ok(purged) => json(StatusCode::OK, &purged),
+            Err(e @ PurgeError::NoSuchApp { .. }) => error(StatusCode::NOT_FOUND, &e.to_string()),
+            Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes in a path segment.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
