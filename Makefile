@@ -17,7 +17,7 @@ serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli
 	$(CARGO_TARGET_DIR)/release/verge serve examples/hello
 
-GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter examples/url-shortener examples/jwt-auth examples/ab-test examples/image-resize
+GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter examples/url-shortener examples/jwt-auth examples/ab-test examples/image-resize examples/cached-api
 
 test: guest-toolchain
 	$(CARGO) test --workspace --all-targets

@@ -929,3 +929,83 @@ async fn an_image_too_big_for_the_memory_limit_fails_only_its_own_request() {
     let (status, _, _) = fetch(&app, "/files/photo.jpg?w=50", "192.0.2.3").await;
     assert_eq!(status, 200, "the next request is served");
 }
+
+/// `GET /items/ID`: the status, the JSON body and the access line's cache outcome.
+async fn read_item(
+    verge: &Verge,
+    path: &str,
+) -> (serde_json::Value, String, reqwest::header::HeaderMap) {
+    let resp = client().get(verge.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    let id = request_id(&resp);
+    let headers = resp.headers().clone();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let cache = verge.access_line(&id)["cache"].as_str().unwrap().to_owned();
+    (body, cache, headers)
+}
+
+async fn post(verge: &Verge, path: &str) -> u16 {
+    client()
+        .post(verge.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn cached_api_serves_reads_from_the_edge_until_a_write_purges_them() {
+    built("cached-api");
+    let dir = repo_root().join("examples/cached-api");
+    let data = tempfile::tempdir().unwrap();
+    let verge = Verge::serve(&[
+        dir.to_str().unwrap(),
+        "--no-build",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let (one, outcome, headers) = read_item(&verge, "/items/1").await;
+    assert_eq!(one["id"], "1");
+    assert_eq!(outcome, "miss");
+    assert!(!headers.contains_key("surrogate-key") && !headers.contains_key("surrogate-control"));
+    assert_eq!(headers["cache-control"], "no-cache", "browsers revalidate");
+    let (again, outcome, _) = read_item(&verge, "/items/1").await;
+    assert_eq!(
+        (again["nonce"].clone(), outcome.as_str()),
+        (one["nonce"].clone(), "hit")
+    );
+    let (two, _, _) = read_item(&verge, "/items/2").await;
+    // Another URL of item 1, tagged item-1 as well.
+    let (one_alt, _, _) = read_item(&verge, "/items/1?view=full").await;
+
+    // Updating item 1 purges its key: both of its URLs, not item 2.
+    assert_eq!(post(&verge, "/items/1").await, 204);
+    let (after, outcome, _) = read_item(&verge, "/items/1").await;
+    assert_ne!(after["nonce"], one["nonce"]);
+    assert_eq!(outcome, "miss");
+    let (alt_after, outcome, _) = read_item(&verge, "/items/1?view=full").await;
+    assert_ne!(
+        alt_after["nonce"], one_alt["nonce"],
+        "purged by surrogate key"
+    );
+    assert_eq!(outcome, "miss");
+    let (two_again, outcome, _) = read_item(&verge, "/items/2").await;
+    assert_eq!(
+        (two_again["nonce"].clone(), outcome.as_str()),
+        (two["nonce"].clone(), "hit")
+    );
+
+    // A bulk change purges every item.
+    assert_eq!(post(&verge, "/items").await, 204);
+    let (two_after, outcome, _) = read_item(&verge, "/items/2").await;
+    assert_ne!(two_after["nonce"], two["nonce"]);
+    assert_eq!(outcome, "miss");
+    let (one_last, _, _) = read_item(&verge, "/items/1").await;
+    assert_ne!(one_last["nonce"], after["nonce"]);
+
+    let resp = client().get(verge.url("/other")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client().put(verge.url("/items/1")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+}

@@ -120,6 +120,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
         app: &s.host.kv,
         table: &mut s.table,
     })?;
+    host::cache::add_to_linker(&mut linker, |s| host::cache::CacheView {
+        app: &s.host.cache,
+        table: &mut s.table,
+    })?;
     host::config::add_to_linker(&mut linker, |s| host::config::ConfigView(&s.host.config))?;
     host::secrets::add_to_linker(&mut linker, |s| host::secrets::SecretsView {
         app: &s.host.secrets,

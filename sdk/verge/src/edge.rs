@@ -15,6 +15,6 @@ wit_bindgen::generate!({
     },
 });
 
-pub(crate) use self::verge::edge::{downstream, geo, kv, logs, ratelimit, runtime, secrets};
+pub(crate) use self::verge::edge::{cache, downstream, geo, kv, logs, ratelimit, runtime, secrets};
 pub(crate) use self::wasi::config0_2_0_rc_1::store as config;
 pub(crate) use self::wasi::logging::logging;

@@ -38,6 +38,8 @@
 //!   node, app, CPU used.
 //! - [`kv::Store`]: the app's KV stores (TTL, metadata, insert modes,
 //!   compare-and-swap, prefix listing).
+//! - [`cache`]: the programmable edge cache (lookups, inserts with TTLs, surrogate
+//!   keys and variants, collapsing [`cache::Transaction`]s, purges).
 //! - [`config::get`]: the app's configuration (`[config]`, through `wasi:config`).
 //! - [`secrets::get`]: secrets from the app's secret stores.
 //! - [`ratelimit::Erl`]: edge rate limiting with counters and penalty boxes.
@@ -49,6 +51,7 @@
 //! - Printing to stdout or stderr writes log lines tagged with the request id.
 
 mod body;
+pub mod cache;
 pub mod config;
 mod edge;
 pub mod env;

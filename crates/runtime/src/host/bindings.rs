@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/atomics": async | trappable,
         "wasi:keyvalue/batch": async | trappable,
         "verge:edge/secrets": trappable,
+        "verge:edge/cache": async | trappable,
     },
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
@@ -21,10 +22,13 @@ wasmtime::component::bindgen!({
         "verge:edge/secrets.store": super::secrets::SecretStore,
         "verge:edge/secrets.secret": super::secrets::Secret,
         "verge:edge/logs.endpoint": super::logging::LogEndpoint,
+        "verge:edge/cache.entry": super::cache::CacheEntry,
+        "verge:edge/cache.writer": super::cache::CacheWriter,
+        "verge:edge/cache.transaction": super::cache::CacheTransaction,
     },
 });
 
-pub(crate) use verge::edge::{downstream, geo, kv, logs, ratelimit, runtime, secrets};
+pub(crate) use verge::edge::{cache, downstream, geo, kv, logs, ratelimit, runtime, secrets};
 pub(crate) use wasi::config0_2_0_draft::store as config_draft;
 pub(crate) use wasi::config0_2_0_draft_2024_09_27::store as config_draft_2024;
 pub(crate) use wasi::config0_2_0_rc_1::store as config_rc1;

@@ -13,6 +13,7 @@
 //! package in `wit/edge.wit` ([`bindings`]).
 
 pub(crate) mod bindings;
+pub(crate) mod cache;
 pub(crate) mod config;
 pub(crate) mod downstream;
 pub mod geo;
@@ -57,6 +58,7 @@ pub(crate) struct AppHost {
     pub(crate) secrets: secrets::AppState,
     pub(crate) ratelimit: Arc<ratelimit::RateLimiter>,
     pub(crate) logging: logging::AppState,
+    pub(crate) cache: cache::AppState,
     pub(crate) node_name: Arc<str>,
     pub(crate) app_name: Arc<str>,
     pub(crate) app_version: Arc<str>,
@@ -76,6 +78,7 @@ impl AppHost {
             secrets: secrets::AppState::new(&config.secret_stores),
             ratelimit: node.ratelimit.clone(),
             logging: logging::AppState::new(&config.name, config.log_level, &config.log_endpoints)?,
+            cache: cache::AppState::new(&node.cache, &config.name),
             node_name: node.name.as_str().into(),
             app_name: config.name.as_str().into(),
             app_version: app_version.into(),
