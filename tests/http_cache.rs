@@ -129,13 +129,16 @@ async fn what_must_not_be_stored_is_not() {
         let first = get(&verge, path).await;
         let second = get(&verge, path).await;
         assert_ne!(first.nonce, second.nonce, "{path} was served from cache");
-        assert_eq!(second.access["cache"], "miss", "{path}");
-        assert_eq!(second.x_cache, "MISS", "{path}");
+        assert_eq!(first.access["cache"], "miss", "{path}");
+        // Known not to be cacheable now: later requests pass at once (hit-for-pass).
+        assert_eq!(second.access["cache"], "pass", "{path}");
+        assert_eq!(second.x_cache, "PASS", "{path}");
     }
-    // The request may forbid storing too.
+    // The request may forbid storing too, for itself only: the next request stores.
     let path = "/req-no-store?cc=max-age%3D60";
     get_with(&verge, path, &[("cache-control", "no-store")]).await;
     assert_eq!(get(&verge, path).await.access["cache"], "miss");
+    assert_eq!(get(&verge, path).await.access["cache"], "hit");
     // A request with Authorization is stored only when the response says public.
     let path = "/auth?cc=max-age%3D60";
     get_with(&verge, path, &[("authorization", "Bearer x")]).await;
@@ -161,8 +164,10 @@ async fn default_ttl_covers_responses_without_caching_headers_and_cookies_when_a
     );
     // An explicit no-store still wins; a status not cacheable by default is not stored.
     for path in ["/ns?cc=no-store", "/found?status=302"] {
-        get(&verge, path).await;
-        assert_eq!(get(&verge, path).await.access["cache"], "miss", "{path}");
+        let first = get(&verge, path).await;
+        let second = get(&verge, path).await;
+        assert_ne!(first.nonce, second.nonce, "{path}");
+        assert_eq!(second.access["cache"], "pass", "{path}");
     }
     let path = "/cookie?cookie=a%3D1";
     let first = get(&verge, path).await;

@@ -9,6 +9,10 @@
 //! - `/bytes/N`: N bytes, streamed in 64 KiB chunks
 //! - `/json`: the body of the last `set_json` call, as application/json
 //! - `/slow/MS`: waits MS milliseconds, then answers `slow`
+//! - `/cached/NAME?cc=…&etag=…&sk=…&ms=…`: `NAME #N` (N counts requests for that
+//!   path) with `Cache-Control`, `ETag` (quoted) and `Surrogate-Key` from the query,
+//!   after waiting `ms`; `304` to a matching `If-None-Match`; `503` while
+//!   [`Origin::set_failing`] is on
 //!
 //! [`RawOrigin`] speaks broken HTTP on purpose: `/garbage` answers with something
 //! that is not HTTP, `/cut` promises 1000 bytes and closes after 100, `/stall`
@@ -43,6 +47,10 @@ struct Shared {
     json: Mutex<String>,
     /// Path → content type and bytes, served by `GET /files/…`.
     files: Mutex<BTreeMap<String, (&'static str, Bytes)>>,
+    /// Path → requests received, for `/cached/…`.
+    hits: Mutex<BTreeMap<String, usize>>,
+    /// `/cached/…` answers 503.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 /// A real HTTP origin.
@@ -169,12 +177,57 @@ impl Origin {
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
+
+    /// Requests `/cached/NAME` received so far.
+    pub fn hits(&self, name: &str) -> usize {
+        let path = format!("/cached/{name}");
+        self.shared
+            .hits
+            .lock()
+            .unwrap()
+            .get(&path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Makes `/cached/…` answer 503 (or stop doing so).
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Origin {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Decodes `%XX` and `+` in a query value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
@@ -213,6 +266,52 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
                 .body(full("no such file"))
                 .unwrap(),
         };
+    }
+    if path.starts_with("/cached/") {
+        let query: BTreeMap<String, String> = req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect();
+        if let Some(ms) = query.get("ms") {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+        }
+        let n = {
+            let mut hits = shared.hits.lock().unwrap();
+            let n = hits.entry(path.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if shared.failing.load(Ordering::Relaxed) {
+            return Response::builder()
+                .status(503)
+                .body(full("failing"))
+                .unwrap();
+        }
+        let etag = query.get("etag").map(|e| format!("\"{e}\""));
+        let mut builder = Response::builder();
+        if let Some(cc) = query.get("cc") {
+            builder = builder.header("cache-control", cc.as_str());
+        }
+        if let Some(sk) = query.get("sk") {
+            builder = builder.header("surrogate-key", sk.as_str());
+        }
+        if let Some(etag) = &etag {
+            builder = builder.header("etag", etag.as_str());
+            if req
+                .headers()
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                == Some(etag.as_str())
+            {
+                return builder.status(304).body(full("")).unwrap();
+            }
+        }
+        let name = path.trim_start_matches("/cached/");
+        return builder.body(full(format!("{name} #{n}"))).unwrap();
     }
     if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;

@@ -49,6 +49,9 @@ impl std::fmt::Debug for Cache {
 struct Inner {
     config: CacheConfig,
     memory: MemoryTier,
+    /// Keys whose last fetch was not cacheable ("hit-for-pass"): lookups pass at once
+    /// instead of queueing behind a fetch that will not be shared.
+    pass_marks: moka::sync::Cache<Key, ()>,
     flights: Mutex<HashMap<Key, Arc<Flight>>>,
     purges: Mutex<PurgeLog>,
     stats: Counters,
@@ -126,6 +129,11 @@ struct PurgeRecord {
 /// Purges remembered for fills in flight; a fill older than all of them is dropped.
 const PURGE_LOG_LEN: usize = 1024;
 
+/// How long a key stays hit-for-pass after an uncacheable fetch.
+const PASS_MARK_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+/// Most hit-for-pass keys remembered.
+const PASS_MARKS: u64 = 100_000;
+
 #[derive(Default)]
 struct Counters {
     hit: AtomicU64,
@@ -164,6 +172,10 @@ impl Cache {
             inner: Arc::new(Inner {
                 config,
                 memory: MemoryTier::new(config.memory_bytes),
+                pass_marks: moka::sync::Cache::builder()
+                    .max_capacity(PASS_MARKS)
+                    .time_to_live(PASS_MARK_TTL)
+                    .build(),
                 flights: Mutex::new(HashMap::new()),
                 purges: Mutex::new(PurgeLog::default()),
                 stats: Counters::default(),
@@ -235,6 +247,10 @@ impl Cache {
                     }
                     Usability::StaleIfError | Usability::Expired => {}
                 }
+            }
+            if self.inner.pass_marks.contains_key(key) {
+                bump(&stats.pass);
+                return Transaction::Pass;
             }
             match self.lead(key) {
                 Ok(fill) => {
@@ -312,6 +328,7 @@ impl Cache {
         let limit = self.inner.config.max_object_bytes;
         if known_length.is_some_and(|len| len > limit) {
             if let Some(guard) = guard {
+                self.inner.pass_marks.insert(key.clone(), ());
                 guard.finish(FlightState::Uncacheable);
             }
             return Err(CacheError::TooLarge { limit });
@@ -363,6 +380,7 @@ impl Cache {
         if soft {
             let _ = object.soft_purged.set(Instant::now());
         }
+        self.inner.pass_marks.invalidate(key);
         self.inner.memory.store(key, Arc::new(object));
         bump(&self.inner.stats.stored);
         true
@@ -392,10 +410,25 @@ impl Cache {
         let soft = mode == PurgeMode::Soft;
         let memory = &self.inner.memory;
         let purged = match target {
-            PurgeTarget::Key(key) if *key.namespace() == *namespace => memory.purge_key(key, soft),
+            PurgeTarget::Key(key) if *key.namespace() == *namespace => {
+                self.inner.pass_marks.invalidate(key);
+                memory.purge_key(key, soft)
+            }
             PurgeTarget::Key(_) => 0,
             PurgeTarget::SurrogateKey(skey) => memory.purge_surrogate(&namespace, skey, soft),
-            PurgeTarget::All => memory.purge_namespace(&namespace, soft),
+            PurgeTarget::All => {
+                let marked: Vec<Arc<Key>> = self
+                    .inner
+                    .pass_marks
+                    .iter()
+                    .filter(|(k, _)| *k.namespace() == *namespace)
+                    .map(|(k, _)| k)
+                    .collect();
+                for key in marked {
+                    self.inner.pass_marks.invalidate(&*key);
+                }
+                memory.purge_namespace(&namespace, soft)
+            }
         };
         drop(log);
         bump(&self.inner.stats.purge);
@@ -502,8 +535,19 @@ impl Fill {
         )
     }
 
-    /// The fetched response may not be stored: waiters fetch for themselves.
+    /// The fetched response may not be stored: waiters fetch for themselves, and
+    /// so does every request for the key for a while (hit-for-pass), unless a
+    /// purge of the key or a later insert ends it.
     pub fn uncacheable(self) {
+        let cache = self.guard.cache.clone();
+        cache.inner.pass_marks.insert(self.guard.key.clone(), ());
+        self.guard.finish(FlightState::Uncacheable);
+    }
+
+    /// This response may not be stored, for a reason of this request's own (its
+    /// `no-store`, its `Authorization`): waiters fetch for themselves, and the next
+    /// request for the key tries again.
+    pub fn pass(self) {
         self.guard.finish(FlightState::Uncacheable);
     }
 
@@ -566,6 +610,7 @@ impl Writer {
             self.chunks = Vec::new();
             self.pending = BytesMut::new();
             if let Some(guard) = self.guard.take() {
+                self.cache.inner.pass_marks.insert(self.key.clone(), ());
                 guard.finish(FlightState::Uncacheable);
             }
             return Err(CacheError::TooLarge { limit: self.limit });

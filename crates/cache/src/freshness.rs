@@ -59,6 +59,53 @@ pub struct Override {
     pub surrogate_keys: Option<Vec<String>>,
 }
 
+/// The request header a guest sets on an origin request to override how its
+/// response is cached; Verge removes it before the request leaves.
+pub const CACHE_OVERRIDE: &str = "verge-cache-override";
+
+impl Override {
+    /// Parses a `Verge-Cache-Override` value: `pass`, or any of `ttl=SECONDS`,
+    /// `stale-while-revalidate=SECONDS` and `surrogate-key="k1 k2"`, comma-separated.
+    pub fn parse(value: &http::HeaderValue) -> Result<Override, String> {
+        let text = value
+            .to_str()
+            .map_err(|_| "the value is not visible ASCII".to_string())?;
+        let mut out = Override::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, arg) = match part.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (part, None),
+            };
+            let seconds = |arg: Option<&str>| -> Result<Duration, String> {
+                arg.and_then(|a| a.parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| format!("`{name}` wants a number of seconds"))
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "pass" => out.pass = true,
+                "ttl" => out.ttl = Some(seconds(arg)?),
+                "stale-while-revalidate" => out.stale_while_revalidate = Some(seconds(arg)?),
+                "surrogate-key" => {
+                    let keys: Vec<String> = arg
+                        .unwrap_or_default()
+                        .split_ascii_whitespace()
+                        .filter(|k| k.len() <= MAX_SURROGATE_KEY_LEN)
+                        .map(str::to_owned)
+                        .collect();
+                    out.surrogate_keys = Some(keys);
+                }
+                other => {
+                    return Err(format!(
+                        "unknown directive `{other}` (expected pass, ttl, \
+                         stale-while-revalidate or surrogate-key)"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What a storable response is stored with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storable {
@@ -78,6 +125,8 @@ pub enum NotStorable {
     Status,
     #[error("no-store")]
     NoStore,
+    #[error("the request said no-store")]
+    RequestNoStore,
     #[error("private")]
     Private,
     #[error("the request carries Authorization and the response is not public")]
@@ -90,6 +139,17 @@ pub enum NotStorable {
     NoFreshness,
     #[error("the app asked to pass")]
     Pass,
+}
+
+impl NotStorable {
+    /// Whether the reason lies in this request (its `no-store`, its
+    /// `Authorization`), so that another request for the key may well be stored.
+    pub fn is_about_the_request(self) -> bool {
+        matches!(
+            self,
+            NotStorable::RequestNoStore | NotStorable::Authorization
+        )
+    }
 }
 
 /// Statuses cacheable without explicit freshness (RFC 9110 §15.1).
@@ -131,7 +191,10 @@ pub fn evaluate(
     // Surrogate-Control speaks to the edge; where it says anything, Cache-Control is
     // left to browsers.
     let edge = if sc.is_empty() { &cc } else { &sc };
-    if req_cc.no_store || edge.no_store {
+    if req_cc.no_store {
+        return Err(NotStorable::RequestNoStore);
+    }
+    if edge.no_store {
         return Err(NotStorable::NoStore);
     }
     if sc.is_empty() && cc.private {
@@ -371,7 +434,7 @@ mod tests {
                 &[("cache-control", "max-age=60")],
                 &HttpPolicy::default()
             ),
-            Err(NotStorable::NoStore)
+            Err(NotStorable::RequestNoStore)
         );
     }
 
@@ -491,6 +554,30 @@ mod tests {
         let date = httpdate::fmt_http_date(SystemTime::now() - secs(20));
         let s = eval(&[("cache-control", "max-age=60"), ("date", &date)]).unwrap();
         assert!(s.initial_age >= secs(19) && s.initial_age <= secs(21));
+    }
+
+    #[test]
+    fn overrides_parse() {
+        let o = Override::parse(&http::HeaderValue::from_static(
+            "ttl=60, stale-while-revalidate=5, surrogate-key=\"a b\"",
+        ))
+        .unwrap();
+        assert_eq!(o.ttl, Some(secs(60)));
+        assert_eq!(o.stale_while_revalidate, Some(secs(5)));
+        assert_eq!(
+            o.surrogate_keys,
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert!(!o.pass);
+        assert!(
+            Override::parse(&http::HeaderValue::from_static("pass"))
+                .unwrap()
+                .pass
+        );
+        let err = Override::parse(&http::HeaderValue::from_static("ttl=soon")).unwrap_err();
+        assert!(err.contains("`ttl` wants a number"), "{err}");
+        let err = Override::parse(&http::HeaderValue::from_static("forever")).unwrap_err();
+        assert!(err.contains("unknown directive `forever`"), "{err}");
     }
 
     #[test]

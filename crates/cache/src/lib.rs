@@ -11,6 +11,8 @@
 //!   fetch whose [`Fill`] must insert or abandon; streamed [`Writer`]s; purges by key,
 //!   surrogate key or namespace, hard or soft.
 //! - [`serving`]: conditional requests, byte ranges, revalidation, `304` merges.
+//! - [`through`]: the HTTP flow over a fetch (the guest, or an origin): conditional
+//!   refreshes, `stale-if-error`, storing a body as it streams past ([`through::Filling`]).
 //! - [`CachedBody`]: a stored body (or a range of it) as an `http_body::Body`.
 
 mod body;
@@ -21,6 +23,7 @@ mod key;
 mod memory;
 mod object;
 pub mod serving;
+pub mod through;
 mod vary;
 
 pub use body::CachedBody;

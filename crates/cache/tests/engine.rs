@@ -328,3 +328,33 @@ async fn expired_objects_are_misses_but_serve_as_refresh_bases() {
     assert_eq!(found.usability(), Usability::Fresh);
     assert_eq!(body(&found), b"body");
 }
+
+#[tokio::test]
+async fn after_an_uncacheable_fetch_lookups_pass_at_once_until_a_purge() {
+    let cache = Cache::new(CacheConfig::default());
+    let key = Key::new("app", "k");
+    let Transaction::Miss { fill, .. } = cache.transaction(&key, &no_headers()).await else {
+        panic!()
+    };
+    fill.uncacheable();
+    // Hit-for-pass: no queueing behind a fetch that would not be shared.
+    assert!(matches!(
+        cache.transaction(&key, &no_headers()).await,
+        Transaction::Pass
+    ));
+    assert!(matches!(
+        cache.transaction(&key, &no_headers()).await,
+        Transaction::Pass
+    ));
+    cache.purge("app", &PurgeTarget::Key(key.clone()), PurgeMode::Hard);
+    assert!(matches!(
+        cache.transaction(&key, &no_headers()).await,
+        Transaction::Miss { .. }
+    ));
+    // Other keys are not affected.
+    let other = Key::new("app", "other");
+    assert!(matches!(
+        cache.transaction(&other, &no_headers()).await,
+        Transaction::Miss { .. }
+    ));
+}

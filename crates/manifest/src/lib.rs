@@ -139,6 +139,10 @@ pub struct BackendSection {
     /// Allow loopback, private and link-local addresses. Default false.
     #[serde(default)]
     pub allow_private: bool,
+    /// Cache this backend's responses by their caching headers (GET only). Default
+    /// true; a guest can still override per request (`Verge-Cache-Override`).
+    #[serde(default)]
+    pub cache: Option<bool>,
 }
 
 /// One KV store: `[kv_stores.NAME]`. Every setting is optional.

@@ -108,6 +108,8 @@ pub struct BackendConfig {
     pub tls: TlsConfig,
     /// Allow loopback, private and link-local addresses.
     pub allow_private: bool,
+    /// Cache the backend's GET responses by their headers.
+    pub cache: bool,
 }
 
 /// How long to wait on an origin.
@@ -211,6 +213,7 @@ impl TryFrom<&Manifest> for AppConfig {
                         ca_file: b.ca_file.as_ref().map(|f| manifest.dir.join(f)),
                     },
                     allow_private: b.allow_private,
+                    cache: b.cache.unwrap_or(true),
                 })
             })
             .collect::<Result<_, _>>()?;

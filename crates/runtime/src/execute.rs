@@ -191,6 +191,7 @@ impl App {
                 detail,
                 trace_id: Some(state.outbound.trace.trace_id()),
                 subrequests: state.outbound.subrequests,
+                cached_subrequests: state.outbound.cached_subrequests(),
                 origin_wait: state.outbound.origin_wait(),
             };
             // Mark the failure before dropping the store: dropping it ends the response

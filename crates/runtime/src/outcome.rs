@@ -128,6 +128,8 @@ pub struct Report {
     pub trace_id: Option<String>,
     /// Outbound requests the guest sent, refused ones included.
     pub subrequests: u32,
+    /// Of those, answered by the read-through cache without reaching the origin.
+    pub cached_subrequests: u32,
     /// Time spent waiting for origins' response heads, summed over subrequests.
     pub origin_wait: Duration,
 }
@@ -141,6 +143,7 @@ impl Report {
             detail: None,
             trace_id: None,
             subrequests: 0,
+            cached_subrequests: 0,
             origin_wait: Duration::ZERO,
         }
     }

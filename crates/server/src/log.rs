@@ -154,6 +154,9 @@ pub struct AccessRecord<'a> {
     pub trace_id: Option<&'a str>,
     /// Outbound requests the guest sent.
     pub subrequests: u32,
+    /// Of those, answered by the read-through cache without reaching the origin.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub subrequests_cached: u32,
     /// Time spent waiting for origins' response heads.
     pub origin_wait_us: u64,
     /// Why the request failed, for humans.
@@ -195,6 +198,7 @@ impl<'a> AccessRecord<'a> {
             outcome: report.map_or("ok", Report::outcome_code),
             trace_id: report.and_then(|r| r.trace_id.as_deref()),
             subrequests: report.map_or(0, |r| r.subrequests),
+            subrequests_cached: report.map_or(0, |r| r.cached_subrequests),
             origin_wait_us: report.map_or(0, |r| r.origin_wait.as_micros() as u64),
             error: report.and_then(|r| r.outcome.as_ref().err().map(|f| f.describe())),
             backtrace: report.and_then(|r| r.detail.as_deref()),
@@ -309,6 +313,10 @@ struct EndpointRecord<'a> {
     app: &'a str,
     endpoint: &'a str,
     message: &'a str,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn timestamp() -> String {

@@ -27,6 +27,23 @@
 //!
 //! A transaction whose handler fails, traps or drops it without inserting hands the
 //! key over to one of the waiting requests; nobody is left waiting.
+//!
+//! Responses from backends are cached too, by their own headers (GET only, unless
+//! the backend says `cache = false`); a [`CacheOverride`] on the request changes that
+//! for one request:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use verge::cache::CacheOverride;
+//!
+//! # fn run(req: verge::Request) -> Result<verge::Response, verge::Error> {
+//! let mut req = req;
+//! req.set_cache_override(
+//!     &CacheOverride::ttl(Duration::from_secs(300)).surrogate_keys(["products"]),
+//! );
+//! req.send("origin")
+//! # }
+//! ```
 
 use std::time::Duration;
 
@@ -322,5 +339,88 @@ impl Transaction {
     /// Gives the obligation up: a waiting request takes over.
     pub fn cancel(self) {
         self.inner.cancel();
+    }
+}
+
+/// How one backend request's response is cached, whatever its headers say (Fastly's
+/// `set_cache_override`). Set it with [`crate::Request::set_cache_override`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheOverride {
+    pass: bool,
+    ttl: Option<Duration>,
+    stale_while_revalidate: Option<Duration>,
+    surrogate_keys: Option<Vec<String>>,
+}
+
+impl CacheOverride {
+    /// Neither look the request up nor store its response.
+    pub fn pass() -> CacheOverride {
+        CacheOverride {
+            pass: true,
+            ..CacheOverride::default()
+        }
+    }
+
+    /// Store the response (if its status is storable) fresh for `ttl`.
+    pub fn ttl(ttl: Duration) -> CacheOverride {
+        CacheOverride {
+            ttl: Some(ttl),
+            ..CacheOverride::default()
+        }
+    }
+
+    /// Serve it stale this long after its TTL while one request refreshes it.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> CacheOverride {
+        self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// Tag it with these surrogate keys instead of the response's `Surrogate-Key`.
+    pub fn surrogate_keys<I, S>(mut self, keys: I) -> CacheOverride
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.surrogate_keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The `Verge-Cache-Override` header value Verge reads (and removes) on the way
+    /// to the backend.
+    pub fn header_value(&self) -> String {
+        let mut parts = Vec::new();
+        if self.pass {
+            parts.push("pass".to_string());
+        }
+        if let Some(ttl) = self.ttl {
+            parts.push(format!("ttl={}", ttl.as_secs()));
+        }
+        if let Some(swr) = self.stale_while_revalidate {
+            parts.push(format!("stale-while-revalidate={}", swr.as_secs()));
+        }
+        if let Some(keys) = &self.surrogate_keys {
+            parts.push(format!("surrogate-key=\"{}\"", keys.join(" ")));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The request header carrying a [`CacheOverride`].
+pub const CACHE_OVERRIDE_HEADER: &str = "verge-cache-override";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_become_the_header_verge_reads() {
+        assert_eq!(CacheOverride::pass().header_value(), "pass");
+        let o = CacheOverride::ttl(Duration::from_secs(60))
+            .stale_while_revalidate(Duration::from_secs(5))
+            .surrogate_keys(["a", "b"]);
+        assert_eq!(
+            o.header_value(),
+            "ttl=60, stale-while-revalidate=5, surrogate-key=\"a b\""
+        );
     }
 }

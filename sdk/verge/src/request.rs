@@ -153,6 +153,22 @@ impl Request {
         self
     }
 
+    /// How the backend's response to this request is cached, whatever its headers
+    /// say (see [`crate::cache::CacheOverride`]).
+    pub fn set_cache_override(&mut self, cache: &crate::cache::CacheOverride) {
+        match HeaderValue::from_str(&cache.header_value()) {
+            Ok(value) => {
+                self.headers
+                    .insert(crate::cache::CACHE_OVERRIDE_HEADER, value);
+            }
+            // Surrogate keys that are not header-safe: leave the response to its
+            // own headers rather than fail the request.
+            Err(_) => {
+                self.headers.remove(crate::cache::CACHE_OVERRIDE_HEADER);
+            }
+        }
+    }
+
     /// Sets the body.
     pub fn with_body(mut self, body: impl Into<Body>) -> Self {
         self.body = body.into();

@@ -71,7 +71,7 @@ impl AppHost {
         app_version: String,
     ) -> Result<AppHost, LoadError> {
         Ok(AppHost {
-            outbound: outbound::AppState::new(config)?,
+            outbound: outbound::AppState::new(config, &node.cache)?,
             geo: geo::AppState::new(node.geo.clone(), &config.geo_overrides),
             kv: kv::AppState::new(&node.kv, &config.name, &config.kv_stores),
             config: config.config.clone(),

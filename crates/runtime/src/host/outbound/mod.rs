@@ -10,6 +10,11 @@
 //!   unless the backend (or `[egress]`) says `allow_private = true`.
 //! - Each refusal and origin failure writes one log line; every request carries a
 //!   child `traceparent`.
+//! - GET responses are cached by their own headers in the app's namespace of the
+//!   node's cache (read-through, `cache.rs`), unless the backend says `cache = false`;
+//!   a guest overrides per request with a `Verge-Cache-Override` header.
+
+mod cache;
 
 mod address;
 mod connector;
@@ -35,6 +40,8 @@ use crate::trace::TraceContext;
 /// Built once per app: a pooled client per backend, and one for URL requests.
 pub(crate) struct AppState {
     backends: HashMap<String, Backend>,
+    /// The node's cache and the app's namespace, for read-through caching.
+    cache: cache::ReadThrough,
     egress: EgressConfig,
     /// `None` when no egress pattern is declared: URL requests are all refused.
     dynamic: Option<Arc<Origin>>,
@@ -50,7 +57,10 @@ struct Backend {
 }
 
 impl AppState {
-    pub(crate) fn new(config: &AppConfig) -> Result<Arc<AppState>, LoadError> {
+    pub(crate) fn new(
+        config: &AppConfig,
+        node_cache: &verge_cache::Cache,
+    ) -> Result<Arc<AppState>, LoadError> {
         let mut backends = HashMap::new();
         for b in &config.backends {
             let connector = GuardedConnector {
@@ -93,6 +103,7 @@ impl AppState {
         };
         Ok(Arc::new(AppState {
             backends,
+            cache: cache::ReadThrough::new(node_cache, &config.name),
             egress: config.egress.clone(),
             dynamic,
             max_requests: config.limits.max_outbound_requests,
@@ -105,6 +116,9 @@ pub(crate) struct RequestState {
     app: Arc<AppState>,
     /// Requests the guest sent (refused ones included).
     pub(crate) subrequests: u32,
+    /// Of those, answered by the cache without reaching the origin; shared with the
+    /// send futures, allocated by the first cached answer's request.
+    cached: Option<Arc<std::sync::atomic::AtomicU32>>,
     /// Microseconds from sending each request to its response head, summed; shared
     /// with the send futures, allocated by the first request that sends.
     origin_wait_us: Option<Arc<AtomicU64>>,
@@ -130,6 +144,7 @@ impl RequestState {
         RequestState {
             app: app.clone(),
             subrequests: 0,
+            cached: None,
             origin_wait_us: None,
             trace,
             log,
@@ -143,6 +158,13 @@ impl RequestState {
             .as_ref()
             .map_or(0, |w| w.load(Ordering::Relaxed));
         Duration::from_micros(us)
+    }
+
+    /// Requests the cache answered without reaching the origin.
+    pub(crate) fn cached_subrequests(&self) -> u32 {
+        self.cached
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Decides where a guest's request goes, rewriting its URI and `Host`.
@@ -179,6 +201,7 @@ impl RequestState {
                 origin: backend.origin.clone(),
                 timeouts: backend.config.timeouts,
                 label: format!("backend `{}`", backend.config.name),
+                cache: backend.config.cache,
             });
         }
 
@@ -211,6 +234,7 @@ impl RequestState {
                 origin: origin.clone(),
                 timeouts: OriginTimeouts::DEFAULT,
                 label: format!("{destination} (allowed by `{}`)", pattern.as_str()),
+                cache: true,
             }),
             _ => {
                 let backends = if self.app.backends.is_empty() {
@@ -238,6 +262,8 @@ struct Route {
     timeouts: OriginTimeouts,
     /// Names the destination in log lines.
     label: String,
+    /// Whether its GET responses may be cached.
+    cache: bool,
 }
 
 struct Refusal {
@@ -282,6 +308,23 @@ impl WasiHttpHooks for RequestState {
                 return Box::new(async move { Err(refusal.code) });
             }
         };
+        // The guest's cache override is for Verge, not for the origin.
+        let overrides = match request
+            .headers_mut()
+            .remove(verge_cache::freshness::CACHE_OVERRIDE)
+        {
+            None => None,
+            Some(value) => match verge_cache::Override::parse(&value) {
+                Ok(o) => Some(o),
+                Err(why) => {
+                    self.log.write(
+                        "egress",
+                        &format!("outbound request refused: Verge-Cache-Override: {why}"),
+                    );
+                    return Box::new(async { Err(Code::HttpRequestDenied) });
+                }
+            },
+        };
         let headers = request.headers_mut();
         headers.insert("traceparent", self.trace.child_traceparent());
         if let Some(state) = self.trace.tracestate()
@@ -290,34 +333,77 @@ impl WasiHttpHooks for RequestState {
             headers.insert("tracestate", state.clone());
         }
         let timeouts = with_guest_options(route.timeouts, options);
-        let Route { origin, label, .. } = route;
-        let origin_wait = self.origin_wait_us.get_or_insert_with(Arc::default).clone();
-        let log = self.log.clone();
-        Box::new(async move {
-            let started = Instant::now();
-            let body_log = (log.clone(), label.clone());
-            let on_body_error = move |why: String| {
-                let (log, label) = body_log;
-                log.write("origin", &format!("request to {label}: {why}"));
-            };
-            let result = origin.send(request, timeouts, on_body_error).await;
-            origin_wait.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            match result {
-                Ok(response) => Ok((
-                    response,
-                    Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
-                )),
-                Err(err) => {
-                    log.write(
-                        "origin",
-                        &format!(
-                            "request to {label} failed: {} ({:?})",
-                            err.message, err.code
-                        ),
-                    );
-                    Err(err.code)
-                }
+        let sender = Sender {
+            origin: route.origin,
+            timeouts,
+            label: route.label.into(),
+            origin_wait: self.origin_wait_us.get_or_insert_with(Arc::default).clone(),
+            log: self.log.clone(),
+        };
+        let cacheable = route.cache
+            && request.method() == http::Method::GET
+            && !overrides.as_ref().is_some_and(|o| o.pass);
+        if !cacheable {
+            if route.cache && request.method() == http::Method::GET {
+                self.app.cache.record_pass();
             }
+            return Box::new(async move { finished(sender.send(request).await) });
+        }
+        let cached = self.cached.get_or_insert_with(Arc::default).clone();
+        let read_through = self.app.cache.clone();
+        Box::new(
+            async move { finished(read_through.send(sender, request, overrides, cached).await) },
+        )
+    }
+}
+
+/// What `send_request` hands back: the response, and a future for the body's end
+/// that Verge does not need (the body reports its own failures).
+fn finished(result: Result<http::Response<WasiBody>, Code>) -> SendResult {
+    result.map(|response| {
+        (
+            response,
+            Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+        )
+    })
+}
+
+/// Sends requests to one route's origin, timing and logging them.
+#[derive(Clone)]
+struct Sender {
+    origin: Arc<Origin>,
+    timeouts: OriginTimeouts,
+    label: Arc<str>,
+    origin_wait: Arc<AtomicU64>,
+    log: HostLog,
+}
+
+impl Sender {
+    async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>, Code> {
+        let started = Instant::now();
+        let body_log = (self.log.clone(), self.label.clone());
+        let on_body_error = move |why: String| {
+            let (log, label) = body_log;
+            log.write("origin", &format!("request to {label}: {why}"));
+        };
+        let result = self
+            .origin
+            .send(request, self.timeouts, on_body_error)
+            .await;
+        self.origin_wait
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        result.map_err(|err| {
+            self.log.write(
+                "origin",
+                &format!(
+                    "request to {} failed: {} ({:?})",
+                    self.label, err.message, err.code
+                ),
+            );
+            err.code
         })
     }
 }
