@@ -577,3 +577,50 @@ fn an_admin_listener_without_a_token_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--admin-token-file"), "{stderr}");
 }
+
+#[tokio::test]
+async fn objects_evicted_from_memory_are_served_from_the_disk_tier() {
+    let disk = tempfile::tempdir().unwrap();
+    let app = app_dir_for(&guest("cacheable"), CACHE_ON);
+    let verge = Verge::serve_with_env(
+        &[
+            app.path().to_str().unwrap(),
+            "--no-build",
+            "--edge-cache-memory",
+            "64KiB",
+            "--edge-cache-max-object",
+            "32KiB",
+            "--edge-cache-disk",
+            disk.path().to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("VERGE_ADMIN_TOKEN", TOKEN)],
+    );
+    let addr = admin_addr(&verge);
+    let path = |i: u32| format!("/page/{i}?cc=max-age%3D60&size=20000");
+    let mut nonces = Vec::new();
+    for i in 0..10 {
+        nonces.push(get(&verge, &path(i)).await.nonce);
+    }
+    // The bodies reach the disk in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = admin(&addr, "GET", "/metrics", Some(TOKEN)).await;
+        if metrics.lines().any(|l| l == "verge_cache_disk_keys 10") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disk tier was not written:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Memory holds about three of them; all ten are hits.
+    for i in 0..10 {
+        let again = get(&verge, &path(i)).await;
+        assert_eq!(again.x_cache, "HIT", "page {i}");
+        assert_eq!(again.nonce, nonces[i as usize], "page {i}");
+        assert_eq!(again.body.len(), 20000);
+    }
+}

@@ -275,3 +275,21 @@ pub fn request_id(resp: &reqwest::Response) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// A lazily generated body: `len` bytes of a pattern, in 64 KiB chunks.
+pub const PATTERN_CHUNK: u64 = 64 << 10;
+
+/// The byte at `offset` of [`pattern_stream`].
+pub fn pattern_byte(offset: u64) -> u8 {
+    let (i, j) = (offset / PATTERN_CHUNK, offset % PATTERN_CHUNK);
+    ((i * 7 + j) % 251) as u8
+}
+
+pub fn pattern_stream(len: u64) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::iter((0..len.div_ceil(PATTERN_CHUNK)).map(move |i| {
+        let n = PATTERN_CHUNK.min(len - i * PATTERN_CHUNK);
+        Ok((0..n)
+            .map(|j| pattern_byte(i * PATTERN_CHUNK + j))
+            .collect())
+    }))
+}

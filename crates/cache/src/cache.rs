@@ -10,17 +10,20 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use tokio::sync::watch;
 
+use crate::disk::{DiskConfig, DiskTier};
 use crate::key::Key;
-use crate::memory::MemoryTier;
-use crate::object::{Found, Object, ObjectMeta, Usability};
+use crate::object::{Found, Object, ObjectMeta, Stored, Usability};
+use crate::tier::{Entry, Tier};
 
 /// How big the cache may grow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Bytes of bodies, headers and metadata kept in memory.
     pub memory_bytes: u64,
     /// The largest object stored; larger ones pass through uncached.
     pub max_object_bytes: u64,
+    /// A disk tier behind the memory tier, if any.
+    pub disk: Option<DiskConfig>,
 }
 
 impl Default for CacheConfig {
@@ -28,6 +31,7 @@ impl Default for CacheConfig {
         CacheConfig {
             memory_bytes: 256 << 20,
             max_object_bytes: 32 << 20,
+            disk: None,
         }
     }
 }
@@ -46,9 +50,10 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: CacheConfig,
-    memory: MemoryTier,
+    memory: Tier,
+    disk: Option<DiskTier>,
     /// Keys whose last fetch was not cacheable ("hit-for-pass"): lookups pass at once
     /// instead of queueing behind a fetch that will not be shared.
     pass_marks: moka::sync::Cache<Key, ()>,
@@ -160,6 +165,10 @@ pub struct Stats {
     pub memory_bytes: u64,
     /// Keys held in memory.
     pub keys: u64,
+    /// Bytes of bodies on disk (0 without a disk tier).
+    pub disk_bytes: u64,
+    /// Keys on disk.
+    pub disk_keys: u64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -167,11 +176,29 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Cache {
+    /// A cache with only a memory tier (any `disk` in `config` is ignored; see
+    /// [`Cache::open`]).
     pub fn new(config: CacheConfig) -> Cache {
-        Cache {
-            inner: Arc::new(Inner {
-                config,
-                memory: MemoryTier::new(config.memory_bytes),
+        Cache::open(CacheConfig {
+            disk: None,
+            ..config
+        })
+        .expect("a cache without a disk tier opens no files")
+    }
+
+    /// A cache with the tiers `config` asks for; fails when the disk tier's directory
+    /// cannot be prepared.
+    pub fn open(config: CacheConfig) -> std::io::Result<Cache> {
+        let mut disk_error = None;
+        let inner = Arc::new_cyclic(|weak| {
+            let disk = config.disk.as_ref().and_then(|d| {
+                DiskTier::open(d, weak.clone())
+                    .map_err(|e| disk_error = Some(e))
+                    .ok()
+            });
+            Inner {
+                memory: Tier::new(config.memory_bytes),
+                disk,
                 pass_marks: moka::sync::Cache::builder()
                     .max_capacity(PASS_MARKS)
                     .time_to_live(PASS_MARK_TTL)
@@ -179,7 +206,12 @@ impl Cache {
                 flights: Mutex::new(HashMap::new()),
                 purges: Mutex::new(PurgeLog::default()),
                 stats: Counters::default(),
-            }),
+                config,
+            }
+        });
+        match disk_error {
+            Some(e) => Err(e),
+            None => Ok(Cache { inner }),
         }
     }
 
@@ -190,14 +222,34 @@ impl Cache {
     /// The newest variant under `key` that matches the request's varied headers, in
     /// whatever state it is.
     pub fn find(&self, key: &Key, request: &HeaderMap) -> Option<Found> {
-        let entry = self.inner.memory.get(key)?;
-        let now = Instant::now();
-        let object = entry.variants.iter().find(|v| {
-            v.meta.vary.is_empty() || v.meta.vary.secondary_key(request) == v.secondary
-        })?;
+        let matching = |entry: &Entry| {
+            entry
+                .variants
+                .iter()
+                .find(|v| {
+                    v.meta.vary.is_empty() || v.meta.vary.secondary_key(request) == v.secondary
+                })
+                .cloned()
+        };
+        let object = match self.inner.memory.get(key).and_then(|e| matching(&e)) {
+            Some(object) => object,
+            None => {
+                // Evicted from memory, perhaps still on disk: read it back, and keep
+                // it in memory again unless a purge since this lookup covers it.
+                let disk = self.inner.disk.as_ref()?;
+                let epoch = self.purge_epoch();
+                let on_disk = matching(&*disk.index.get(key)?)?;
+                let body = on_disk.body.chunks();
+                if body.is_empty() && on_disk.len > 0 {
+                    return None;
+                }
+                let object = on_disk.moved_to(Stored::Memory(body));
+                self.inner.commit(key, object, epoch, false)?
+            }
+        };
         Some(Found {
-            object: object.clone(),
-            now,
+            object,
+            now: Instant::now(),
         })
     }
 
@@ -348,44 +400,6 @@ impl Cache {
         })
     }
 
-    /// Stores a finished object unless a purge since `epoch` covers it.
-    fn commit(&self, key: &Key, object: Object, epoch: u64) -> bool {
-        let log = self
-            .inner
-            .purges
-            .lock()
-            .expect("the purge log lock is never poisoned");
-        let mut soft = false;
-        if log.epoch != epoch {
-            if log.recent.front().is_none_or(|r| r.epoch > epoch + 1) {
-                // Older than every purge remembered: cannot tell, so do not store.
-                return false;
-            }
-            for record in log.recent.iter().filter(|r| r.epoch > epoch) {
-                let applies = *record.namespace == *key.namespace()
-                    && match &record.target {
-                        PurgeTarget::All => true,
-                        PurgeTarget::Key(k) => k == key,
-                        PurgeTarget::SurrogateKey(s) => {
-                            object.meta.surrogate_keys.iter().any(|k| k == s)
-                        }
-                    };
-                match (applies, record.mode) {
-                    (true, PurgeMode::Hard) => return false,
-                    (true, PurgeMode::Soft) => soft = true,
-                    (false, _) => {}
-                }
-            }
-        }
-        if soft {
-            let _ = object.soft_purged.set(Instant::now());
-        }
-        self.inner.pass_marks.invalidate(key);
-        self.inner.memory.store(key, Arc::new(object));
-        bump(&self.inner.stats.stored);
-        true
-    }
-
     /// Purges within `namespace`; returns how many objects it covered. When it returns,
     /// no lookup finds a hard-purged object (or a soft-purged one fresh), and fills
     /// that began before it do not store what they fetched.
@@ -408,14 +422,21 @@ impl Cache {
             log.recent.pop_front();
         }
         let soft = mode == PurgeMode::Soft;
-        let memory = &self.inner.memory;
+        let disk = self.inner.disk.as_ref().map(|d| &d.index);
+        // An object is usually in both tiers: count it once.
+        let in_tiers = |purge: &dyn Fn(&Tier) -> usize| {
+            let memory = purge(&self.inner.memory);
+            memory.max(disk.map_or(0, purge))
+        };
         let purged = match target {
             PurgeTarget::Key(key) if *key.namespace() == *namespace => {
                 self.inner.pass_marks.invalidate(key);
-                memory.purge_key(key, soft)
+                in_tiers(&|tier| tier.purge_key(key, soft))
             }
             PurgeTarget::Key(_) => 0,
-            PurgeTarget::SurrogateKey(skey) => memory.purge_surrogate(&namespace, skey, soft),
+            PurgeTarget::SurrogateKey(skey) => {
+                in_tiers(&|tier| tier.purge_surrogate(&namespace, skey, soft))
+            }
             PurgeTarget::All => {
                 let marked: Vec<Arc<Key>> = self
                     .inner
@@ -427,7 +448,7 @@ impl Cache {
                 for key in marked {
                     self.inner.pass_marks.invalidate(&*key);
                 }
-                memory.purge_namespace(&namespace, soft)
+                in_tiers(&|tier| tier.purge_namespace(&namespace, soft))
             }
         };
         drop(log);
@@ -453,6 +474,12 @@ impl Cache {
             stored: get(&s.stored),
             memory_bytes: self.inner.memory.size_bytes(),
             keys: self.inner.memory.object_count(),
+            disk_bytes: self.inner.disk.as_ref().map_or(0, |d| d.index.size_bytes()),
+            disk_keys: self
+                .inner
+                .disk
+                .as_ref()
+                .map_or(0, |d| d.index.object_count()),
         }
     }
 }
@@ -559,12 +586,15 @@ impl Fill {
         let object = Object {
             secondary: old.secondary.clone(),
             meta,
-            body: old.body.clone(),
+            body: Stored::Memory(old.body.chunks()),
             len: old.len,
             stored_at: Instant::now(),
             soft_purged: OnceLock::new(),
         };
-        let stored = cache.commit(&self.guard.key, object, self.epoch);
+        let stored = cache
+            .inner
+            .commit(&self.guard.key, object, self.epoch, true)
+            .is_some();
         self.guard.finish(if stored {
             FlightState::Stored
         } else {
@@ -638,12 +668,16 @@ impl Writer {
         let object = Object {
             meta,
             secondary: std::mem::take(&mut self.secondary),
-            body: std::mem::take(&mut self.chunks).into(),
+            body: Stored::Memory(std::mem::take(&mut self.chunks).into()),
             len: self.len,
             stored_at: Instant::now(),
             soft_purged: OnceLock::new(),
         };
-        let stored = self.cache.commit(&self.key, object, self.epoch);
+        let stored = self
+            .cache
+            .inner
+            .commit(&self.key, object, self.epoch, true)
+            .is_some();
         if let Some(guard) = self.guard.take() {
             guard.finish(if stored {
                 FlightState::Stored
@@ -657,5 +691,86 @@ impl Writer {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.len
+    }
+}
+
+/// What the purges since `epoch` do to an object stored under `key`: nothing
+/// (`None`), mark it stale (`Soft`), or keep it out (`Hard`, also when the purges
+/// since then are no longer all remembered).
+fn purged_since(log: &PurgeLog, epoch: u64, key: &Key, object: &Object) -> Option<PurgeMode> {
+    if log.epoch == epoch {
+        return None;
+    }
+    if log.recent.front().is_none_or(|r| r.epoch > epoch + 1) {
+        return Some(PurgeMode::Hard);
+    }
+    let mut verdict = None;
+    for record in log.recent.iter().filter(|r| r.epoch > epoch) {
+        let applies = *record.namespace == *key.namespace()
+            && match &record.target {
+                PurgeTarget::All => true,
+                PurgeTarget::Key(k) => k == key,
+                PurgeTarget::SurrogateKey(s) => object.meta.surrogate_keys.iter().any(|k| k == s),
+            };
+        match (applies, record.mode) {
+            (true, PurgeMode::Hard) => return Some(PurgeMode::Hard),
+            (true, PurgeMode::Soft) => verdict = Some(PurgeMode::Soft),
+            (false, _) => {}
+        }
+    }
+    verdict
+}
+
+impl Inner {
+    fn lock_purges(&self) -> std::sync::MutexGuard<'_, PurgeLog> {
+        self.purges
+            .lock()
+            .expect("the purge log lock is never poisoned")
+    }
+
+    /// Stores an object in memory (and, when `write_through`, queues it for the disk
+    /// tier) unless a purge since `epoch` covers it. Returns the stored object.
+    fn commit(
+        &self,
+        key: &Key,
+        object: Object,
+        epoch: u64,
+        write_through: bool,
+    ) -> Option<Arc<Object>> {
+        let log = self.lock_purges();
+        match purged_since(&log, epoch, key, &object) {
+            Some(PurgeMode::Hard) => return None,
+            Some(PurgeMode::Soft) => {
+                let _ = object.soft_purged.set(Instant::now());
+            }
+            None => {}
+        }
+        self.pass_marks.invalidate(key);
+        let object = Arc::new(object);
+        self.memory.store(key, object.clone());
+        if write_through && let Some(disk) = &self.disk {
+            disk.enqueue(crate::disk::Job {
+                key: key.clone(),
+                object: object.clone(),
+                epoch: log.epoch,
+            });
+        }
+        bump(&self.stats.stored);
+        Some(object)
+    }
+
+    /// Indexes an object the disk writer has written, unless a purge since it was
+    /// stored in memory covers it.
+    pub(crate) fn commit_to_disk(&self, key: &Key, object: Object, epoch: u64) {
+        let Some(disk) = &self.disk else { return };
+        let log = self.lock_purges();
+        match purged_since(&log, epoch, key, &object) {
+            Some(PurgeMode::Hard) => return,
+            Some(PurgeMode::Soft) => {
+                let _ = object.soft_purged.set(Instant::now());
+            }
+            None => {}
+        }
+        disk.index.store(key, Arc::new(object));
     }
 }

@@ -18,12 +18,13 @@
 mod body;
 mod cache;
 mod directives;
+mod disk;
 pub mod freshness;
 mod key;
-mod memory;
 mod object;
 pub mod serving;
 pub mod through;
+mod tier;
 mod vary;
 
 pub use body::CachedBody;
@@ -31,6 +32,7 @@ pub use cache::{
     Cache, CacheConfig, CacheError, Fill, PurgeMode, PurgeTarget, Stats, Transaction, Writer,
 };
 pub use directives::Directives;
+pub use disk::DiskConfig;
 pub use freshness::{Freshness, HttpPolicy, NotStorable, Override, Storable};
 pub use key::Key;
 pub use object::{Found, ObjectMeta, Usability};

@@ -43,12 +43,33 @@ impl ObjectMeta {
     }
 }
 
+/// Where a variant's body is.
+#[derive(Debug, Clone)]
+pub(crate) enum Stored {
+    Memory(Arc<[Bytes]>),
+    Disk(Arc<crate::disk::DiskFile>),
+}
+
+impl Stored {
+    /// The body's chunks; a body on disk is read (only the disk tier's own objects
+    /// have one, and they are promoted to memory before anyone reads them).
+    pub(crate) fn chunks(&self) -> Arc<[Bytes]> {
+        match self {
+            Stored::Memory(chunks) => chunks.clone(),
+            Stored::Disk(file) => match file.read() {
+                Ok(bytes) => Arc::new([bytes]),
+                Err(_) => Arc::new([]),
+            },
+        }
+    }
+}
+
 /// One stored variant.
 #[derive(Debug)]
 pub(crate) struct Object {
     pub(crate) meta: ObjectMeta,
     pub(crate) secondary: SecondaryKey,
-    pub(crate) body: Arc<[Bytes]>,
+    pub(crate) body: Stored,
     pub(crate) len: u64,
     pub(crate) stored_at: Instant,
     /// Set by a soft purge: stale from then on.
@@ -56,8 +77,27 @@ pub(crate) struct Object {
 }
 
 impl Object {
-    /// Bytes charged against the memory budget.
+    /// The same object with its body elsewhere; its age and soft purge carry over.
+    pub(crate) fn moved_to(&self, body: Stored) -> Object {
+        let soft_purged = OnceLock::new();
+        if let Some(&at) = self.soft_purged.get() {
+            let _ = soft_purged.set(at);
+        }
+        Object {
+            meta: self.meta.clone(),
+            secondary: self.secondary.clone(),
+            body,
+            len: self.len,
+            stored_at: self.stored_at,
+            soft_purged,
+        }
+    }
+
+    /// Bytes charged against its tier's budget.
     pub(crate) fn weight(&self) -> u64 {
+        if let Stored::Disk(_) = self.body {
+            return self.len + OBJECT_OVERHEAD;
+        }
         let headers: usize = self
             .meta
             .headers
@@ -142,7 +182,7 @@ impl Found {
 
     /// The body, as the chunks it was stored in.
     pub fn chunks(&self) -> Arc<[Bytes]> {
-        self.object.body.clone()
+        self.object.body.chunks()
     }
 
     /// The object's current age (its `Age` header).

@@ -120,6 +120,7 @@ async fn objects_over_the_limit_are_not_stored_and_release_waiters() {
     let cache = Cache::new(CacheConfig {
         memory_bytes: 1 << 20,
         max_object_bytes: 10,
+        disk: None,
     });
     let key = Key::new("app", "k");
     assert_eq!(
@@ -286,6 +287,7 @@ async fn memory_stays_within_its_budget() {
     let cache = Cache::new(CacheConfig {
         memory_bytes: 256 << 10,
         max_object_bytes: 64 << 10,
+        disk: None,
     });
     let value = "x".repeat(16 << 10);
     for i in 0..200 {
@@ -357,4 +359,119 @@ async fn after_an_uncacheable_fetch_lookups_pass_at_once_until_a_purge() {
         cache.transaction(&other, &no_headers()).await,
         Transaction::Miss { .. }
     ));
+}
+
+/// Waits (bounded) until `done` holds, checking every few milliseconds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn bodies_on_disk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "vcache")
+        })
+        .count()
+}
+
+#[test]
+fn objects_evicted_from_memory_come_back_from_disk_and_purges_reach_both() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.vcache"), b"left by an earlier run").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not ours").unwrap();
+    let cache = Cache::open(CacheConfig {
+        memory_bytes: 64 << 10,
+        max_object_bytes: 32 << 10,
+        disk: Some(verge_cache::DiskConfig {
+            dir: dir.path().to_owned(),
+            bytes: 4 << 20,
+        }),
+    })
+    .unwrap();
+    assert!(
+        dir.path().join("notes.txt").exists(),
+        "only cache files are removed"
+    );
+    assert!(!dir.path().join("old.vcache").exists());
+
+    let value = |i: usize| format!("{i:04}").repeat(4 << 10);
+    for i in 0..40 {
+        let keys = if i % 2 == 0 { ["even"] } else { ["odd"] };
+        put(
+            &cache,
+            &Key::new("app", format!("k{i}")),
+            with_keys(fresh_for(60), &keys),
+            &value(i),
+        );
+    }
+    eventually("the disk writes", || cache.stats().disk_keys == 40);
+    let stats = cache.stats();
+    assert!(stats.memory_bytes <= 64 << 10, "{stats:?}");
+    assert!(stats.disk_bytes >= 40 * (16 << 10), "{stats:?}");
+    // Every object is found, most of them read back from disk.
+    for i in 0..40 {
+        let found = cache
+            .find(&Key::new("app", format!("k{i}")), &no_headers())
+            .unwrap();
+        assert_eq!(body(&found), value(i).as_bytes(), "k{i}");
+        assert_eq!(found.usability(), Usability::Fresh);
+    }
+    // A purge reaches objects wherever they are.
+    cache.purge(
+        "app",
+        &PurgeTarget::SurrogateKey("even".into()),
+        PurgeMode::Hard,
+    );
+    for i in 0..40 {
+        let found = cache.find(&Key::new("app", format!("k{i}")), &no_headers());
+        assert_eq!(found.is_some(), i % 2 == 1, "k{i}");
+    }
+    cache.purge("app", &PurgeTarget::All, PurgeMode::Hard);
+    assert!(cache.find(&Key::new("app", "k1"), &no_headers()).is_none());
+    // Files go with the last reference to them.
+    eventually("purged bodies to be deleted", || {
+        cache.stats();
+        bodies_on_disk(dir.path()) == 0
+    });
+}
+
+#[test]
+fn the_disk_tier_stays_within_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(CacheConfig {
+        memory_bytes: 64 << 10,
+        max_object_bytes: 32 << 10,
+        disk: Some(verge_cache::DiskConfig {
+            dir: dir.path().to_owned(),
+            bytes: 256 << 10,
+        }),
+    })
+    .unwrap();
+    let value = "x".repeat(16 << 10);
+    for i in 0..100 {
+        put(
+            &cache,
+            &Key::new("app", format!("k{i}")),
+            fresh_for(60),
+            &value,
+        );
+        // Let the writer keep up, so every object reaches the disk index.
+        eventually("the write", || cache.stats().stored == i as u64 + 1);
+    }
+    eventually("the disk tier to settle", || {
+        let stats = cache.stats();
+        stats.disk_bytes <= 256 << 10 && bodies_on_disk(dir.path()) <= 20
+    });
 }

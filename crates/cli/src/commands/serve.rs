@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use verge_cache::{Cache, CacheConfig, HttpPolicy};
+use verge_cache::{Cache, CacheConfig, DiskConfig, HttpPolicy};
 use verge_manifest::{ByteSize, DurationValue, HttpCacheSection, LimitsSection, Manifest};
 use verge_runtime::{
     App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig, SecretValue,
@@ -147,6 +147,15 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "32MiB")]
     pub edge_cache_max_object: ByteSize,
 
+    /// Keep edge-cache objects on disk too, in this directory (for the cache alone;
+    /// emptied at start), so objects evicted from memory are not lost.
+    #[arg(long, value_name = "DIR", env = "VERGE_EDGE_CACHE_DISK")]
+    pub edge_cache_disk: Option<PathBuf>,
+
+    /// Bytes of objects the disk tier keeps.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "1GiB")]
+    pub edge_cache_disk_size: ByteSize,
+
     /// Serve the admin API (purge, /metrics) on this address; off unless set. Needs a
     /// token: --admin-token-file or VERGE_ADMIN_TOKEN.
     #[arg(long, value_name = "ADDR", env = "VERGE_ADMIN_LISTEN")]
@@ -266,10 +275,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             name: args.node_name.clone(),
             geo,
             kv: open_kv(args.kv_backend, &data_dir, has_stores)?,
-            cache: Cache::new(CacheConfig {
+            cache: Cache::open(CacheConfig {
                 memory_bytes: args.edge_cache_memory.0,
                 max_object_bytes: args.edge_cache_max_object.0,
-            }),
+                disk: args.edge_cache_disk.as_ref().map(|dir| DiskConfig {
+                    dir: dir.clone(),
+                    bytes: args.edge_cache_disk_size.0,
+                }),
+            })
+            .with_context(|| match &args.edge_cache_disk {
+                Some(dir) => format!("preparing the edge cache's disk tier in {}", dir.display()),
+                None => "starting the edge cache".to_string(),
+            })?,
             ..NodeServices::default()
         },
         compile_cache_dir: compile_cache_dir(&args)?,

@@ -39,8 +39,19 @@ pub(super) fn render(cache: &Cache) -> Response<Full<Bytes>> {
          verge_cache_memory_bytes {}\n\
          # HELP verge_cache_keys Keys held in memory.\n\
          # TYPE verge_cache_keys gauge\n\
-         verge_cache_keys {}\n",
-        stats.purge, stats.stored, stats.memory_bytes, stats.keys
+         verge_cache_keys {}\n\
+         # HELP verge_cache_disk_bytes Bytes of objects held on disk.\n\
+         # TYPE verge_cache_disk_bytes gauge\n\
+         verge_cache_disk_bytes {}\n\
+         # HELP verge_cache_disk_keys Keys held on disk.\n\
+         # TYPE verge_cache_disk_keys gauge\n\
+         verge_cache_disk_keys {}\n",
+        stats.purge,
+        stats.stored,
+        stats.memory_bytes,
+        stats.keys,
+        stats.disk_bytes,
+        stats.disk_keys
     );
     let mut resp = Response::new(Full::new(Bytes::from(text)));
     *resp.status_mut() = StatusCode::OK;

@@ -1,5 +1,6 @@
-//! The memory tier: objects in a byte-bounded moka cache, with an index from
-//! surrogate keys to the keys that carry them.
+//! A tier of the cache: entries (the variants of a key) in a byte-bounded moka cache,
+//! with an index from surrogate keys to the keys that carry them. The memory tier
+//! holds bodies; the disk tier's index is one too, over bodies in files.
 //!
 //! moka evicts by weight (bytes) with TinyLFU admission, so one burst of large
 //! one-off objects does not flush the popular ones; each entry expires when its last
@@ -59,14 +60,14 @@ struct SurrogateIndex {
     links: usize,
 }
 
-pub(crate) struct MemoryTier {
+pub(crate) struct Tier {
     objects: moka::sync::Cache<Key, Arc<Entry>>,
     index: Mutex<SurrogateIndex>,
 }
 
-impl MemoryTier {
-    pub(crate) fn new(capacity_bytes: u64) -> MemoryTier {
-        MemoryTier {
+impl Tier {
+    pub(crate) fn new(capacity_bytes: u64) -> Tier {
+        Tier {
             objects: moka::sync::Cache::builder()
                 .max_capacity(capacity_bytes)
                 .weigher(|_, entry: &Arc<Entry>| entry.weight())
