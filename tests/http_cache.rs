@@ -376,17 +376,6 @@ async fn apps_without_the_cache_run_the_guest_every_time() {
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
-fn admin_addr(verge: &Verge) -> String {
-    verge
-        .stdout
-        .wait_for(Duration::from_secs(10), |l| {
-            l.starts_with("Admin API on http://")
-        })
-        .trim_start_matches("Admin API on http://")
-        .trim()
-        .to_owned()
-}
-
 async fn admin(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let mut req = client().request(method.parse().unwrap(), format!("http://{addr}{path}"));
     if let Some(token) = token {
@@ -402,16 +391,7 @@ async fn admin(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u1
 #[tokio::test]
 async fn purges_through_the_admin_api_and_verge_purge() {
     let app = app_dir_for(&guest("cacheable"), CACHE_ON);
-    let verge = Verge::serve_with_env(
-        &[
-            app.path().to_str().unwrap(),
-            "--no-build",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[("VERGE_ADMIN_TOKEN", TOKEN)],
-    );
-    let addr = admin_addr(&verge);
+    let (verge, addr) = serve_with_admin(&[app.path().to_str().unwrap(), "--no-build"], TOKEN);
     let item = |n: u32| format!("/items/{n}?cc=max-age%3D60&sk=items%20item-{n}");
     let mut nonces = Vec::new();
     for n in 1..=4 {
@@ -527,17 +507,21 @@ async fn purges_through_the_admin_api_and_verge_purge() {
     let token_file = app.path().join("admin.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let admin_url = format!("http://{addr}");
-    let out = common::verge(
-        &[
-            "purge",
-            "--all",
-            "--admin",
-            &admin_url,
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-        app.path(),
-    );
+    let purge_all = || {
+        let file = token_file.to_str().unwrap();
+        common::verge(
+            &[
+                "purge",
+                "--all",
+                "--admin",
+                &admin_url,
+                "--token-file",
+                file,
+            ],
+            app.path(),
+        )
+    };
+    let out = purge_all();
     assert!(
         out.status.success(),
         "{}",
@@ -545,17 +529,7 @@ async fn purges_through_the_admin_api_and_verge_purge() {
     );
     assert_eq!(get(&verge, &item(2)).await.access["cache"], "miss");
     std::fs::write(&token_file, "not-the-token-at-all").unwrap();
-    let out = common::verge(
-        &[
-            "purge",
-            "--all",
-            "--admin",
-            &admin_url,
-            "--token-file",
-            token_file.to_str().unwrap(),
-        ],
-        app.path(),
-    );
+    let out = purge_all();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refused the token"),
@@ -582,7 +556,7 @@ fn an_admin_listener_without_a_token_is_refused() {
 async fn objects_evicted_from_memory_are_served_from_the_disk_tier() {
     let disk = tempfile::tempdir().unwrap();
     let app = app_dir_for(&guest("cacheable"), CACHE_ON);
-    let verge = Verge::serve_with_env(
+    let (verge, addr) = serve_with_admin(
         &[
             app.path().to_str().unwrap(),
             "--no-build",
@@ -592,12 +566,9 @@ async fn objects_evicted_from_memory_are_served_from_the_disk_tier() {
             "32KiB",
             "--edge-cache-disk",
             disk.path().to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
         ],
-        &[("VERGE_ADMIN_TOKEN", TOKEN)],
+        TOKEN,
     );
-    let addr = admin_addr(&verge);
     let path = |i: u32| format!("/page/{i}?cc=max-age%3D60&size=20000");
     let mut nonces = Vec::new();
     for i in 0..10 {

@@ -11,23 +11,15 @@ const TOKEN: &str = "fedcba9876543210fedcba9876543210";
 
 /// Serves the plain `wasi:http` outbound guest with backends `origin` (cached) and
 /// `nocache` (`cache = false`), both the test origin, and an admin listener.
-fn serve(origin: &Origin) -> (Verge, tempfile::TempDir) {
+fn serve(origin: &Origin) -> (Verge, String, tempfile::TempDir) {
     let url = format!("http://127.0.0.1:{}", origin.port());
     let manifest = format!(
         "[backends.origin]\nurl = \"{url}\"\nallow_private = true\n\
          [backends.nocache]\nurl = \"{url}\"\nallow_private = true\ncache = false\n"
     );
     let app = app_dir_for(&guest("outbound"), &manifest);
-    let verge = Verge::serve_with_env(
-        &[
-            app.path().to_str().unwrap(),
-            "--no-build",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[("VERGE_ADMIN_TOKEN", TOKEN)],
-    );
-    (verge, app)
+    let (verge, admin) = serve_with_admin(&[app.path().to_str().unwrap(), "--no-build"], TOKEN);
+    (verge, admin, app)
 }
 
 /// Fetches `path` of backend `backend` through the guest: the status, the body and
@@ -52,7 +44,7 @@ async fn fetch(
 #[tokio::test(flavor = "multi_thread")]
 async fn origin_responses_are_cached_by_their_own_headers() {
     let origin = Origin::start().await;
-    let (verge, _app) = serve(&origin);
+    let (verge, _admin, _app) = serve(&origin);
     let path = "/cached/a?cc=max-age%3D60";
     let (status, first, access) = fetch(&verge, "origin", path, &[]).await;
     assert_eq!((status, first.as_str()), (200, "a #1"));
@@ -85,7 +77,7 @@ async fn origin_responses_are_cached_by_their_own_headers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_overrides_caching_per_request() {
     let origin = Origin::start().await;
-    let (verge, _app) = serve(&origin);
+    let (verge, admin, _app) = serve(&origin);
     let ttl = [("verge-cache-override", "ttl=60, surrogate-key=\"prod\"")];
     let (_, first, _) = fetch(&verge, "origin", "/cached/d", &ttl).await;
     let (_, second, _) = fetch(&verge, "origin", "/cached/d", &ttl).await;
@@ -111,14 +103,10 @@ async fn a_guest_overrides_caching_per_request() {
     assert!(line.contains("`ttl` wants a number of seconds"), "{line}");
 
     // The override's surrogate key purges the object (here through the admin API).
-    let admin = verge
-        .stdout
-        .wait_for(std::time::Duration::from_secs(10), |l| {
-            l.starts_with("Admin API on http://")
-        });
-    let admin = admin.trim_start_matches("Admin API on ").trim().to_owned();
     let resp = client()
-        .post(format!("{admin}/admin/v1/apps/test-app/purge/keys/prod"))
+        .post(format!(
+            "http://{admin}/admin/v1/apps/test-app/purge/keys/prod"
+        ))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -131,24 +119,10 @@ async fn a_guest_overrides_caching_per_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_fetches_of_one_url_reach_the_origin_once() {
     let origin = Origin::start().await;
-    let (verge, _app) = serve(&origin);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let url = verge.url("/fetch/http/origin/cached/slow?cc=max-age%3D60&ms=300");
-            tokio::spawn(async move {
-                client()
-                    .get(url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), "slow #1");
+    let (verge, _admin, _app) = serve(&origin);
+    let url = verge.url("/fetch/http/origin/cached/slow?cc=max-age%3D60&ms=300");
+    for answer in concurrent_texts(url, 8).await {
+        assert_eq!(answer, "slow #1");
     }
     assert_eq!(origin.hits("slow"), 1);
 }
@@ -156,7 +130,7 @@ async fn concurrent_fetches_of_one_url_reach_the_origin_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_objects_are_revalidated_and_served_when_the_origin_fails() {
     let origin = Origin::start().await;
-    let (verge, _app) = serve(&origin);
+    let (verge, _admin, _app) = serve(&origin);
     // max-age=0 with an ETag: stored, and revalidated on every use; the origin's 304
     // keeps the stored body.
     let path = "/cached/r?cc=max-age%3D0&etag=v1";

@@ -226,6 +226,41 @@ impl Drop for Verge {
     }
 }
 
+/// `verge serve ARGS` with an admin listener on 127.0.0.1:0 taking `token`; the
+/// server and the admin listener's address.
+pub fn serve_with_admin(args: &[&str], token: &str) -> (Verge, String) {
+    let mut all = args.to_vec();
+    all.extend(["--admin-listen", "127.0.0.1:0"]);
+    let verge = Verge::serve_with_env(&all, &[("VERGE_ADMIN_TOKEN", token)]);
+    let addr = verge
+        .stdout
+        .wait_for(Duration::from_secs(10), |l| {
+            l.starts_with("Admin API on http://")
+        })
+        .trim_start_matches("Admin API on http://")
+        .trim()
+        .to_owned();
+    (verge, addr)
+}
+
+/// `n` concurrent GETs of `url`; their bodies.
+pub async fn concurrent_texts(url: String, n: usize) -> Vec<String> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let resp = client().get(url).send().await.unwrap();
+                resp.text().await.unwrap()
+            })
+        })
+        .collect();
+    let mut texts = Vec::new();
+    for task in tasks {
+        texts.push(task.await.unwrap());
+    }
+    texts
+}
+
 /// Runs `verge ARGS` to completion.
 pub fn verge(args: &[&str], dir: &Path) -> std::process::Output {
     Command::new(verge_bin())

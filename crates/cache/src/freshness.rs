@@ -321,17 +321,7 @@ pub(crate) fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        map
-    }
+    use crate::test_headers as headers;
 
     fn eval(response: &[(&str, &str)]) -> Result<Storable, NotStorable> {
         eval_with(&[], 200, response, &HttpPolicy::default())

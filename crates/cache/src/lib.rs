@@ -37,3 +37,16 @@ pub use freshness::{Freshness, HttpPolicy, NotStorable, Override, Storable};
 pub use key::Key;
 pub use object::{Found, ObjectMeta, Usability};
 pub use vary::{SecondaryKey, VaryRule};
+
+/// Headers from name/value pairs, for the unit tests.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&str, &str)]) -> ::http::HeaderMap {
+    let mut map = ::http::HeaderMap::new();
+    for (k, v) in pairs {
+        map.append(
+            ::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    map
+}

@@ -248,17 +248,7 @@ pub fn content_range(answer: RangeAnswer, len: u64) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        map
-    }
+    use crate::test_headers as headers;
 
     #[test]
     fn if_none_match_uses_weak_comparison_and_wins_over_if_modified_since() {

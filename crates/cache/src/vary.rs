@@ -105,17 +105,7 @@ fn normalise_item(item: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        map
-    }
+    use crate::test_headers as headers;
 
     #[test]
     fn spelling_differences_share_a_variant() {

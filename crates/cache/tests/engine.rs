@@ -38,6 +38,17 @@ fn no_headers() -> HeaderMap {
     HeaderMap::new()
 }
 
+/// Purges a surrogate key of `app`; how many objects it covered.
+fn purge_key(cache: &Cache, app: &str, key: &str, mode: PurgeMode) -> usize {
+    cache.purge(app, &PurgeTarget::SurrogateKey(key.into()), mode)
+}
+
+/// A second transaction on `key`, which waits behind the first one's fill.
+fn wait_on(cache: &Cache, key: &Key) -> tokio::task::JoinHandle<Transaction> {
+    let (cache, key) = (cache.clone(), key.clone());
+    tokio::spawn(async move { cache.transaction(&key, &no_headers()).await })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_run_one_fetch_and_share_its_object() {
     let cache = Cache::new(CacheConfig::default());
@@ -80,10 +91,7 @@ async fn an_abandoned_fill_hands_over_to_a_waiter() {
     let Transaction::Miss { fill, .. } = cache.transaction(&key, &no_headers()).await else {
         panic!("first lookup misses")
     };
-    let waiter = {
-        let (cache, key) = (cache.clone(), key.clone());
-        tokio::spawn(async move { cache.transaction(&key, &no_headers()).await })
-    };
+    let waiter = wait_on(&cache, &key);
     tokio::task::yield_now().await;
     // The winner's writer is dropped mid-body (a client gone, a trapped guest).
     let mut w = fill.insert(fresh_for(60), &no_headers(), None).unwrap();
@@ -106,10 +114,7 @@ async fn an_uncacheable_fill_sends_waiters_to_fetch_themselves() {
     let Transaction::Miss { fill, .. } = cache.transaction(&key, &no_headers()).await else {
         panic!()
     };
-    let waiter = {
-        let (cache, key) = (cache.clone(), key.clone());
-        tokio::spawn(async move { cache.transaction(&key, &no_headers()).await })
-    };
+    let waiter = wait_on(&cache, &key);
     tokio::task::yield_now().await;
     fill.uncacheable();
     assert!(matches!(waiter.await.unwrap(), Transaction::Pass));
@@ -132,10 +137,7 @@ async fn objects_over_the_limit_are_not_stored_and_release_waiters() {
     let Transaction::Miss { fill, .. } = cache.transaction(&key, &no_headers()).await else {
         panic!()
     };
-    let waiter = {
-        let (cache, key) = (cache.clone(), key.clone());
-        tokio::spawn(async move { cache.transaction(&key, &no_headers()).await })
-    };
+    let waiter = wait_on(&cache, &key);
     tokio::task::yield_now().await;
     let mut w = fill.insert(fresh_for(60), &no_headers(), None).unwrap();
     w.write(Bytes::from_static(b"0123456789")).unwrap();
@@ -154,14 +156,7 @@ async fn namespaces_never_share_objects_or_purges() {
     assert!(cache.find(&b, &no_headers()).is_none());
     put(&cache, &b, with_keys(fresh_for(60), &["k"]), "from b");
     assert_eq!(body(&cache.find(&a, &no_headers()).unwrap()), b"from a");
-    assert_eq!(
-        cache.purge(
-            "app-a",
-            &PurgeTarget::SurrogateKey("k".into()),
-            PurgeMode::Hard
-        ),
-        1
-    );
+    assert_eq!(purge_key(&cache, "app-a", "k", PurgeMode::Hard), 1);
     assert!(cache.find(&a, &no_headers()).is_none());
     assert_eq!(body(&cache.find(&b, &no_headers()).unwrap()), b"from b");
     assert_eq!(cache.purge("app-a", &PurgeTarget::All, PurgeMode::Hard), 0);
@@ -187,28 +182,14 @@ async fn purge_by_surrogate_key_hard_and_soft() {
     soft.freshness.stale_while_revalidate = Duration::from_secs(30);
     put(&cache, &two, soft, "2");
 
-    assert_eq!(
-        cache.purge(
-            "app",
-            &PurgeTarget::SurrogateKey("item-1".into()),
-            PurgeMode::Hard
-        ),
-        1
-    );
+    assert_eq!(purge_key(&cache, "app", "item-1", PurgeMode::Hard), 1);
     assert!(cache.find(&one, &no_headers()).is_none());
     assert_eq!(
         cache.find(&two, &no_headers()).unwrap().usability(),
         Usability::Fresh
     );
 
-    assert_eq!(
-        cache.purge(
-            "app",
-            &PurgeTarget::SurrogateKey("items".into()),
-            PurgeMode::Soft
-        ),
-        1
-    );
+    assert_eq!(purge_key(&cache, "app", "items", PurgeMode::Soft), 1);
     let found = cache.find(&two, &no_headers()).unwrap();
     assert!(found.soft_purged());
     assert_eq!(found.usability(), Usability::StaleWhileRevalidate);

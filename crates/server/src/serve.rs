@@ -29,6 +29,13 @@ pub enum ServerError {
     },
 }
 
+/// Binds `addr`, with an error that says what to do when it is taken.
+pub(crate) async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
 /// A bound listener, ready to serve.
 pub struct Server {
     listener: TcpListener,
@@ -54,13 +61,7 @@ impl Server {
         registry: Arc<dyn AppRegistry>,
         log: LogWriter,
     ) -> Result<Server, ServerError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = listen(config.listen).await?;
         Ok(Server {
             listener,
             shared: Arc::new(Shared {

@@ -69,13 +69,7 @@ impl AdminServer {
         registry: Arc<dyn AppRegistry>,
         cache: Cache,
     ) -> Result<AdminServer, ServerError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = crate::serve::listen(config.listen).await?;
         Ok(AdminServer {
             listener,
             state: Arc::new(State {
