@@ -2,7 +2,8 @@
 # The HTTP benchmark: `verge serve`, a native hyper server and `wasmtime serve`, all
 # answering "hello" (5 bytes) on loopback, measured alternately with wrk in one run.
 # Also: process start to first response, the in-process criterion benchmark, and
-# (unless SKIP_PROXY=1 / SKIP_STATE=1) bench/proxy.sh and bench/state.sh.
+# (unless SKIP_PROXY=1 / SKIP_STATE=1 / SKIP_CACHE=1) bench/proxy.sh, bench/state.sh
+# and bench/cache.sh.
 #
 #   bash bench/run.sh                 # 3 rounds of 10 s per server and connection count
 #   ROUNDS=1 DURATION=3 bash bench/run.sh
@@ -43,4 +44,8 @@ fi
 
 if [ "${SKIP_STATE:-0}" != 1 ]; then
     bash bench/state.sh
+fi
+
+if [ "${SKIP_CACHE:-0}" != 1 ]; then
+    bash bench/cache.sh
 fi
