@@ -309,17 +309,6 @@ pub struct Filling<B> {
     length: Option<u64>,
 }
 
-impl<B> Filling<B> {
-    /// A body that is not stored.
-    pub fn passing(inner: B) -> Filling<B> {
-        Filling {
-            inner,
-            writer: None,
-            length: None,
-        }
-    }
-}
-
 impl<B: Body<Data = Bytes> + Unpin> Filling<B> {
     /// Reads the rest of the body, storing it.
     pub async fn drain(mut self) {
