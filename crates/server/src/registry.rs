@@ -15,6 +15,8 @@ pub struct RoutedApp {
     pub guest_log: Arc<dyn GuestLogSink>,
     /// The HTTP cache in front of the app, when it has turned it on.
     pub http_cache: Option<Arc<HttpCache>>,
+    /// Where its requests are counted ([`crate::Metrics::app`]).
+    pub metrics: Arc<crate::AppMetrics>,
 }
 
 /// An app's HTTP cache: the node's cache, the app's namespace in it, and its rules.

@@ -12,7 +12,9 @@ use verge_runtime::{
 };
 use verge_server::admin::{AdminConfig, AdminServer};
 use verge_server::client_ip::TrustedProxies;
-use verge_server::{Console, HttpCache, LogWriter, RoutedApp, Server, ServerConfig, SingleApp};
+use verge_server::{
+    Console, HttpCache, LogWriter, Metrics, RoutedApp, Server, ServerConfig, SingleApp,
+};
 use verge_store::{
     InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, RedbBackend, RedbOnFirstUse,
 };
@@ -301,7 +303,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .context("starting the Wasm runtime")?;
     let admin = admin_config(&args)?;
     let cache_enabled = first.http_cache.enabled;
-    let first = load(&runtime, first, &log)?;
+    let metrics = Metrics::default();
+    let first = load(&runtime, first, &log, &metrics)?;
     let registry = Arc::new(SingleApp::new(first));
 
     let server_config = ServerConfig {
@@ -336,9 +339,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None
         };
         if let Some(admin) = admin {
-            let admin =
-                AdminServer::bind(admin, registry.clone(), runtime.config().node.cache.clone())
-                    .await?;
+            let admin = AdminServer::bind(
+                admin,
+                registry.clone(),
+                runtime.config().node.cache.clone(),
+                metrics.clone(),
+            )
+            .await?;
             println!("Admin API on http://{}", admin.local_addr());
             tokio::spawn(admin.run());
         }
@@ -351,6 +358,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 runtime.clone(),
                 registry.clone(),
                 log.clone(),
+                metrics.clone(),
             )?;
         }
         println!("Listening on http://{}", server.local_addr());
@@ -445,7 +453,12 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
 }
 
 /// Loads a prepared app, printing where its code came from.
-pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::Result<RoutedApp> {
+pub fn load(
+    runtime: &Runtime,
+    prepared: Prepared,
+    log: &LogWriter,
+    metrics: &Metrics,
+) -> anyhow::Result<RoutedApp> {
     let Prepared {
         component,
         config,
@@ -478,6 +491,7 @@ pub fn load(runtime: &Runtime, prepared: Prepared, log: &LogWriter) -> anyhow::R
     });
     Ok(RoutedApp {
         guest_log: log.guest_sink(&name),
+        metrics: metrics.app(&name),
         name: name.into(),
         app,
         http_cache,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use notify::{RecursiveMode, Watcher};
 use verge_manifest::Manifest;
 use verge_runtime::Runtime;
-use verge_server::{LogWriter, SingleApp};
+use verge_server::{LogWriter, Metrics, SingleApp};
 
 use crate::commands::serve::{Source, load, prepare};
 use crate::ui;
@@ -25,6 +25,7 @@ pub fn spawn(
     runtime: Runtime,
     registry: Arc<SingleApp>,
     log: LogWriter,
+    metrics: Metrics,
 ) -> anyhow::Result<()> {
     let manifest = Manifest::load_dir(&dir)?;
     let package_dir = dir.join(manifest.package_dir());
@@ -55,7 +56,7 @@ pub fn spawn(
             while rx.recv().is_ok() {
                 // Swallow the rest of a burst of events.
                 while rx.recv_timeout(DEBOUNCE).is_ok() {}
-                match prepare(&source, true).and_then(|app| load(&runtime, app, &log)) {
+                match prepare(&source, true).and_then(|app| load(&runtime, app, &log, &metrics)) {
                     Ok(app) => {
                         registry.swap(app);
                         ui::status("Reloaded", "new requests use the new build");

@@ -1,4 +1,4 @@
-//! Prometheus text exposition of the node's cache counters.
+//! Prometheus text exposition: per-app request metrics and the node's cache counters.
 
 use std::fmt::Write;
 
@@ -7,9 +7,12 @@ use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use verge_cache::Cache;
 
-pub(super) fn render(cache: &Cache) -> Response<Full<Bytes>> {
+use crate::metrics::Metrics;
+
+pub(super) fn render(metrics: &Metrics, cache: &Cache) -> Response<Full<Bytes>> {
     let stats = cache.stats();
-    let mut text = String::with_capacity(1024);
+    let mut text = String::with_capacity(4096);
+    metrics.render(&mut text);
     text.push_str(
         "# HELP verge_cache_lookups_total Cache lookups by outcome.\n\
          # TYPE verge_cache_lookups_total counter\n",

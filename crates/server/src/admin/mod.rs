@@ -6,10 +6,13 @@
 //! | `POST /admin/v1/apps/{app}/purge/all` | purge everything of an app |
 //! | `POST /admin/v1/apps/{app}/purge/keys/{surrogate_key}` | purge objects by surrogate key |
 //! | `POST /admin/v1/apps/{app}/purge/url` | purge a URL's objects; body `{"url": "https://host/path?q"}` |
-//! | `GET /metrics` | cache counters and size, Prometheus text format |
+//! | `GET /metrics` | per-app request metrics, cache counters and size (Prometheus) |
+//! | `GET /healthz` | 200 while the process serves (no token needed) |
+//! | `GET /readyz` | 200 when an app is loaded, else 503 (no token needed) |
 //!
 //! A purge is hard unless `?soft=true` (soft marks objects stale). It answers
-//! `{"app", "purged", "soft"}` once no lookup can find the purged objects.
+//! `{"app", "purged", "soft"}` once no lookup can find the purged objects. The
+//! health routes are for load balancers and say nothing about the apps.
 
 mod metrics;
 mod purge;
@@ -26,6 +29,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use verge_cache::Cache;
 
+use crate::metrics::Metrics;
 use crate::registry::AppRegistry;
 use crate::serve::ServerError;
 
@@ -58,6 +62,7 @@ struct State {
     expected: Vec<u8>,
     registry: Arc<dyn AppRegistry>,
     cache: Cache,
+    metrics: Metrics,
 }
 
 /// Largest request body the admin API reads.
@@ -68,6 +73,7 @@ impl AdminServer {
         config: AdminConfig,
         registry: Arc<dyn AppRegistry>,
         cache: Cache,
+        metrics: Metrics,
     ) -> Result<AdminServer, ServerError> {
         let listener = crate::serve::listen(config.listen).await?;
         Ok(AdminServer {
@@ -76,6 +82,7 @@ impl AdminServer {
                 expected: format!("Bearer {}", config.token).into_bytes(),
                 registry,
                 cache,
+                metrics,
             }),
         })
     }
@@ -125,6 +132,12 @@ pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Reply {
     resp
 }
 
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp
+}
+
 fn error(status: StatusCode, message: &str) -> Reply {
     json(status, &ErrorBody { error: message })
 }
@@ -137,6 +150,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl State {
     async fn handle(&self, req: Request<Incoming>) -> Reply {
+        match (req.method(), req.uri().path()) {
+            (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => {
+                return match self.registry.resolve(None) {
+                    Some(_) => text(StatusCode::OK, "ready\n"),
+                    None => text(StatusCode::SERVICE_UNAVAILABLE, "no app loaded\n"),
+                };
+            }
+            _ => {}
+        }
         let authorized = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -159,7 +182,7 @@ impl State {
             .is_some_and(|q| q.split('&').any(|p| p == "soft=true" || p == "soft=1"));
         if path == "/metrics" {
             return match *req.method() {
-                Method::GET => metrics::render(&self.cache),
+                Method::GET => metrics::render(&self.metrics, &self.cache),
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
             };
         }

@@ -137,6 +137,8 @@ fn log_access(
     report: Option<&Report>,
     cache: Option<CacheOutcome>,
 ) {
+    let elapsed = exchange.started.elapsed();
+    exchange.routed.metrics.record(status, elapsed, report);
     let log: &LogWriter = &exchange.shared.log;
     log.access(&AccessRecord::new(
         &exchange.request_id,
@@ -144,7 +146,7 @@ fn log_access(
         exchange.method.as_str(),
         exchange.path(),
         status,
-        exchange.started.elapsed().as_micros() as u64,
+        elapsed.as_micros() as u64,
         report,
         cache.map(CacheOutcome::as_str),
     ));
