@@ -39,6 +39,7 @@ enum Command {
     Build(commands::build::Args),
     Serve(Box<commands::serve::Args>),
     Kv(commands::kv::Args),
+    Pack(commands::pack::Args),
     Purge(commands::purge::Args),
 }
 
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Kv(args) => commands::kv::run(args),
+        Command::Pack(args) => commands::pack::run(args),
         Command::Purge(args) => commands::purge::run(args),
     };
     match result {

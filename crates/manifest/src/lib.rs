@@ -31,15 +31,20 @@
 //! ```
 
 mod net;
+mod package;
 mod units;
 mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-pub use net::{BackendName, BackendUrl, Host, HostPattern, UrlScheme};
+pub use net::{BackendName, BackendUrl, DomainPattern, Host, HostPattern, UrlScheme};
+pub use package::{
+    PACKAGE_FORMAT, Package, PackageError, PackageManifest, PackagedBackend, PackagedKvStore,
+    PackagedSecretStore,
+};
 pub use units::{ByteSize, DurationValue};
 pub use values::{ConfigKey, ConfigValue, SecretStoreSection, ValuesError};
 
@@ -111,6 +116,10 @@ pub struct Manifest {
     /// The HTTP cache in front of the app: `[http_cache]`.
     #[serde(default)]
     pub http_cache: HttpCacheSection,
+    /// Host names a node routes to the app: `example.com`, or `*.example.com` for its
+    /// subdomains. Write the key at the top of the file, before any table.
+    #[serde(default)]
+    pub domains: Vec<DomainPattern>,
     /// The directory relative paths (`ca_file`) are resolved against: the manifest's.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -163,7 +172,7 @@ pub struct KvStoreSection {
 /// `[http_cache]`: cache the app's GET responses at the edge, so a hit is answered
 /// without running the guest. Freshness comes from the responses' `Cache-Control`,
 /// `Surrogate-Control` and `Expires` headers.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCacheSection {
     /// Turn the cache on. Default off.
@@ -190,7 +199,9 @@ pub struct LoggingSection {
 }
 
 /// `wasi:logging` levels, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Trace,
@@ -254,6 +265,12 @@ impl IpNetKey {
     }
 }
 
+impl Serialize for IpNetKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for IpNetKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         IpNetKey::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -262,7 +279,7 @@ impl<'de> Deserialize<'de> for IpNetKey {
 
 /// What is known about where an IP address is; every field is optional. Written by
 /// hand in `[geo.overrides]`, and what the runtime's geolocation answers.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoRecord {
     pub country_code: Option<String>,
@@ -280,7 +297,7 @@ pub struct GeoRecord {
 }
 
 /// Requests to URLs (dynamic backends).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressSection {
     /// `[scheme://]host[:port]` patterns: `api.example.com`, `*.example.com:*`.
@@ -304,7 +321,7 @@ pub struct BuildSection {
 }
 
 /// Per-request limits; each one left out takes the platform default.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub memory: Option<ByteSize>,
@@ -428,6 +445,12 @@ impl AppName {
     }
 }
 
+impl Serialize for AppName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for AppName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         AppName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -456,6 +479,12 @@ impl StoreName {
     }
 }
 
+impl Serialize for StoreName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for StoreName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         StoreName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -465,6 +494,18 @@ impl<'de> Deserialize<'de> for StoreName {
 /// An environment variable name: non-empty, no `=` and no NUL.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EnvName(String);
+
+impl EnvName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for EnvName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for EnvName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -166,6 +166,12 @@ impl fmt::Display for BackendUrl {
     }
 }
 
+impl serde::Serialize for BackendUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for BackendUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         BackendUrl::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -202,6 +208,12 @@ impl BackendName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl serde::Serialize for BackendName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -311,6 +323,12 @@ impl HostPattern {
     }
 }
 
+impl serde::Serialize for HostPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         HostPattern::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
@@ -409,5 +427,58 @@ mod tests {
         assert!(BackendName::new("origin.eu").is_err());
         assert!(BackendName::new("Origin").is_err());
         assert!(BackendName::new("").is_err());
+    }
+}
+
+/// A host name a node routes to an app: `example.com`, or `*.example.com` for any
+/// subdomain of it (not the name itself). Lower-cased; labels of `a-z`, `0-9` and `-`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomainPattern(String);
+
+impl DomainPattern {
+    pub fn parse(text: &str) -> Result<DomainPattern, String> {
+        let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
+        let name = lower.strip_prefix("*.").unwrap_or(&lower);
+        let labels_ok = name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        if name.is_empty() || name.len() > 253 || !labels_ok {
+            return Err(format!(
+                "invalid domain `{text}`: use a host name like \"example.com\", or \
+                 \"*.example.com\" for its subdomains"
+            ));
+        }
+        Ok(DomainPattern(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a (normalised) host is this domain, or under it for a wildcard.
+    pub fn matches(&self, host: &str) -> bool {
+        match self.0.strip_prefix("*.") {
+            Some(parent) => host
+                .strip_suffix(parent)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == self.0,
+        }
+    }
+}
+
+impl serde::Serialize for DomainPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DomainPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DomainPattern::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }

@@ -40,6 +40,12 @@ impl ByteSize {
     }
 }
 
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -91,6 +97,13 @@ impl DurationValue {
             return Err(format!("duration `{text}` must be greater than zero"));
         }
         Ok(DurationValue(duration))
+    }
+}
+
+impl serde::Serialize for DurationValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Microseconds: the finest unit `parse` reads back.
+        s.collect_str(&format_args!("{}us", self.0.as_micros()))
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use verge_manifest::{BackendUrl, HostPattern, Manifest};
+use verge_manifest::{BackendUrl, HostPattern, Manifest, ManifestError, PackageManifest};
 use verge_store::KvLimits;
 
 use crate::guest_log::LogLevel;
@@ -140,17 +140,17 @@ impl Default for OriginTimeouts {
 /// TLS to an origin.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
-    /// Verify the certificate chain and name (against the webpki roots and `ca_file`).
+    /// Verify the certificate chain and name (against the webpki roots and `ca_pem`).
     pub verify: bool,
-    /// A PEM file of extra CA certificates to trust.
-    pub ca_file: Option<PathBuf>,
+    /// Extra CA certificates to trust, PEM.
+    pub ca_pem: Option<String>,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
         TlsConfig {
             verify: true,
-            ca_file: None,
+            ca_pem: None,
         }
     }
 }
@@ -174,13 +174,16 @@ pub enum ConfigError {
     NoConnections { backend: String },
     #[error("backend `{backend}`: override_host `{host}` is not a valid host name")]
     OverrideHost { backend: String, host: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
-impl TryFrom<&Manifest> for AppConfig {
+impl TryFrom<&PackageManifest> for AppConfig {
     type Error = ConfigError;
 
-    fn try_from(manifest: &Manifest) -> Result<Self, Self::Error> {
-        let backends = manifest
+    /// The configuration of a package: what a node runs.
+    fn try_from(package: &PackageManifest) -> Result<Self, Self::Error> {
+        let backends = package
             .backends
             .iter()
             .map(|(name, b)| {
@@ -210,7 +213,7 @@ impl TryFrom<&Manifest> for AppConfig {
                     max_connections,
                     tls: TlsConfig {
                         verify: b.tls_verify.unwrap_or(true),
-                        ca_file: b.ca_file.as_ref().map(|f| manifest.dir.join(f)),
+                        ca_pem: b.ca_pem.clone(),
                     },
                     allow_private: b.allow_private,
                     cache: b.cache.unwrap_or(true),
@@ -218,22 +221,25 @@ impl TryFrom<&Manifest> for AppConfig {
             })
             .collect::<Result<_, _>>()?;
         Ok(AppConfig {
-            name: manifest.name.as_str().to_owned(),
-            limits: Limits::DEFAULT.overridden_by(&manifest.limits),
-            env: manifest.env_pairs(),
+            name: package.name.as_str().to_owned(),
+            limits: Limits::DEFAULT.overridden_by(&package.limits),
+            env: package
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect(),
             backends,
             egress: EgressConfig {
-                allow: manifest.egress.allow.clone(),
-                allow_private: manifest.egress.allow_private,
+                allow: package.egress.allow.clone(),
+                allow_private: package.egress.allow_private,
             },
-            geo_overrides: manifest
-                .geo
-                .overrides
+            geo_overrides: package
+                .geo_overrides
                 .iter()
                 .map(|(net, record)| (net.0, record.clone()))
                 .collect(),
             version: None,
-            kv_stores: manifest
+            kv_stores: package
                 .kv_stores
                 .iter()
                 .map(|(name, s)| {
@@ -249,29 +255,57 @@ impl TryFrom<&Manifest> for AppConfig {
                                 .max_metadata_size
                                 .map_or(d.max_metadata_bytes, |v| v.0 as usize),
                         },
-                        seed: s.file.as_ref().map(|f| manifest.dir.join(f)),
+                        seed: None,
                     }
                 })
                 .collect(),
-            config: BTreeMap::new(),
+            config: package.config.clone(),
             secret_stores: BTreeMap::new(),
-            log_level: manifest.logging.level.unwrap_or_default(),
-            log_endpoints: manifest
+            log_level: package.log_level,
+            log_endpoints: package
                 .log_endpoints
                 .iter()
-                .map(|(name, e)| LogEndpointConfig {
+                .map(|name| LogEndpointConfig {
                     name: name.as_str().to_owned(),
-                    target: match &e.file {
-                        None => LogTarget::Stream,
-                        Some(file) => LogTarget::File {
-                            path: manifest.dir.join(file),
-                            max_bytes: e.max_size.map_or(10 << 20, |s| s.0),
-                            keep: e.keep.unwrap_or(5),
-                        },
-                    },
+                    target: LogTarget::Stream,
                 })
                 .collect(),
         })
+    }
+}
+
+impl TryFrom<&Manifest> for AppConfig {
+    type Error = ConfigError;
+
+    /// The configuration of an app in development: its package's, plus what only the
+    /// developer's machine has (KV seed files, log files).
+    fn try_from(manifest: &Manifest) -> Result<Self, Self::Error> {
+        let mut config = AppConfig::try_from(&PackageManifest::from_manifest(manifest)?)?;
+        for store in &mut config.kv_stores {
+            store.seed = manifest
+                .kv_stores
+                .iter()
+                .find(|(name, _)| name.as_str() == store.name)
+                .and_then(|(_, s)| s.file.as_ref())
+                .map(|f| manifest.dir.join(f));
+        }
+        for endpoint in &mut config.log_endpoints {
+            let section = manifest
+                .log_endpoints
+                .iter()
+                .find(|(name, _)| name.as_str() == endpoint.name)
+                .map(|(_, e)| e);
+            if let Some(e) = section
+                && let Some(file) = &e.file
+            {
+                endpoint.target = LogTarget::File {
+                    path: manifest.dir.join(file),
+                    max_bytes: e.max_size.map_or(10 << 20, |s| s.0),
+                    keep: e.keep.unwrap_or(5),
+                };
+            }
+        }
+        Ok(config)
     }
 }
 

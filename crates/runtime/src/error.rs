@@ -48,8 +48,8 @@ pub enum LoadError {
     MemoryLimitTooLarge { requested: u64, max: u64 },
     #[error("TLS could not be set up: {0}")]
     Tls(String),
-    #[error("could not use the CA file {path}: {why}")]
-    CaFile { path: PathBuf, why: String },
+    #[error("could not use a backend's CA certificates (ca_file): {why}")]
+    CaCertificates { why: String },
     #[error("invalid app settings")]
     Config(#[from] crate::config::ConfigError),
 }

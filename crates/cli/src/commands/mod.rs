@@ -3,6 +3,7 @@
 pub mod build;
 pub mod init;
 pub mod kv;
+pub mod pack;
 pub mod purge;
 pub mod serve;
 pub mod watch;

@@ -1,12 +1,13 @@
 //! `verge serve`: run an app locally, one fresh instance per request.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use verge_cache::{Cache, CacheConfig, DiskConfig, HttpPolicy};
-use verge_manifest::{ByteSize, DurationValue, HttpCacheSection, LimitsSection, Manifest};
+use verge_manifest::{ByteSize, DurationValue, HttpCacheSection, LimitsSection, Manifest, Package};
 use verge_runtime::{
     App, AppConfig, GeoProvider, MaxmindGeo, NodeServices, Runtime, RuntimeConfig, SecretValue,
 };
@@ -25,8 +26,9 @@ use crate::ui;
 
 /// Serve an app on 127.0.0.1 for development.
 ///
-/// PATH is an app directory (holding verge.toml; it is built first unless --no-build)
-/// or a component file (`.wasm`) built by any toolchain targeting wasi:http/proxy.
+/// PATH is an app directory (holding verge.toml; it is built first unless --no-build),
+/// a component file (`.wasm`) built by any toolchain targeting wasi:http/proxy, or a
+/// package (`.vpkg`) made by `verge pack`.
 /// Prints `Listening on http://ADDR` once ready. Access and guest logs are JSON lines
 /// on stdout; diagnostics go to stderr.
 ///
@@ -202,6 +204,10 @@ pub enum SourceKind {
         path: PathBuf,
         manifest: Option<PathBuf>,
     },
+    /// A package made by `verge pack`: component and settings in one file.
+    Package {
+        path: PathBuf,
+    },
 }
 
 impl Source {
@@ -216,6 +222,16 @@ impl Source {
             }
             SourceKind::AppDir {
                 dir: args.path.clone(),
+            }
+        } else if args.path.is_file() && args.path.extension().is_some_and(|e| e == "vpkg") {
+            if args.watch || args.manifest.is_some() {
+                anyhow::bail!(
+                    "a package carries its own settings and cannot be rebuilt: drop --watch \
+                     and --manifest"
+                );
+            }
+            SourceKind::Package {
+                path: args.path.clone(),
             }
         } else if args.path.is_file() {
             if args.watch {
@@ -392,9 +408,22 @@ fn admin_config(args: &Args) -> anyhow::Result<Option<AdminConfig>> {
     Ok(Some(AdminConfig { listen, token }))
 }
 
+/// Where an app's component comes from.
+pub enum Component {
+    File(PathBuf),
+    /// From a package (named by its file, for messages).
+    Bytes {
+        bytes: Vec<u8>,
+        from: PathBuf,
+    },
+}
+
+/// The largest component a package may hold.
+const MAX_PACKAGED_COMPONENT: u64 = 512 << 20;
+
 /// An app read (and built, if asked) but not loaded yet.
 pub struct Prepared {
-    pub component: PathBuf,
+    pub component: Component,
     pub config: AppConfig,
     /// The app's `[http_cache]` (off for a bare component without a manifest).
     pub http_cache: HttpCacheSection,
@@ -403,7 +432,11 @@ pub struct Prepared {
 /// Builds the app (if asked) and turns its manifest and the limit flags into its
 /// configuration.
 pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
+    if let SourceKind::Package { path } = &source.kind {
+        return prepare_package(source, path);
+    }
     let (manifest, component) = match &source.kind {
+        SourceKind::Package { .. } => unreachable!("handled above"),
         SourceKind::AppDir { dir } => {
             if build {
                 let built = build_app(dir)?;
@@ -423,7 +456,6 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
         Some(manifest) => {
             let context = || format!("the settings of app `{}`", manifest.name.as_str());
             let mut config = AppConfig::try_from(manifest).with_context(context)?;
-            config.config = manifest.config_values().with_context(context)?;
             config.secret_stores = manifest
                 .secret_values(|var| std::env::var(var).ok())
                 .with_context(context)?
@@ -446,9 +478,44 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
     config.limits = config.limits.overridden_by(&source.limits);
     let http_cache = manifest.map(|m| m.http_cache).unwrap_or_default();
     Ok(Prepared {
-        component,
+        component: Component::File(component),
         config,
         http_cache,
+    })
+}
+
+/// A package's configuration; its secrets come from this machine's environment.
+fn prepare_package(source: &Source, path: &Path) -> anyhow::Result<Prepared> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let package = Package::read_from(std::io::BufReader::new(file), MAX_PACKAGED_COMPONENT)
+        .with_context(|| format!("reading the package {}", path.display()))?;
+    let manifest = &package.manifest;
+    let context = || format!("the settings of app `{}`", manifest.name.as_str());
+    let mut config = AppConfig::try_from(manifest).with_context(context)?;
+    for (store, declared) in &manifest.secret_stores {
+        let mut secrets = BTreeMap::new();
+        for (name, var) in &declared.env {
+            let value = std::env::var(var).map_err(|_| {
+                anyhow::anyhow!(
+                    "secret `{name}` of secret store `{}` comes from the environment variable \
+                     {var}, which is not set",
+                    store.as_str()
+                )
+            })?;
+            secrets.insert(name.clone(), SecretValue::new(value));
+        }
+        config
+            .secret_stores
+            .insert(store.as_str().to_owned(), secrets);
+    }
+    config.limits = config.limits.overridden_by(&source.limits);
+    Ok(Prepared {
+        http_cache: manifest.http_cache.clone(),
+        component: Component::Bytes {
+            bytes: package.component,
+            from: path.to_owned(),
+        },
+        config,
     })
 }
 
@@ -466,8 +533,12 @@ pub fn load(
     } = prepared;
     seed_stores(&runtime.config().node.kv, &config)?;
     let name = config.name.clone();
-    let app = App::load_file(runtime, &component, config)
-        .with_context(|| format!("loading {}", component.display()))?;
+    let app = match &component {
+        Component::File(path) => App::load_file(runtime, path, config)
+            .with_context(|| format!("loading {}", path.display()))?,
+        Component::Bytes { bytes, from } => App::load(runtime, bytes, config)
+            .with_context(|| format!("loading the component of {}", from.display()))?,
+    };
     let info = app.load_info();
     let how = match info.cache {
         verge_runtime::CacheStatus::Hit => "from the compile cache".to_string(),
@@ -511,6 +582,7 @@ pub fn data_dir(args: &Args, source: &Source) -> PathBuf {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default(),
+        SourceKind::Package { path } => path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
     base.join(".verge")
 }

@@ -140,13 +140,10 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, LoadError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(path) = &tls.ca_file {
-        let bad = |why: String| LoadError::CaFile {
-            path: path.clone(),
-            why,
-        };
+    if let Some(pem) = &tls.ca_pem {
+        let bad = |why: String| LoadError::CaCertificates { why };
         let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let cert = cert.map_err(|e| bad(e.to_string()))?;
             roots.add(cert).map_err(|e| bad(e.to_string()))?;
             added += 1;
