@@ -1,0 +1,64 @@
+//! The control plane's state: services (tenants), their versions (uploaded packages),
+//! which version is active, the domains each service answers, and the package bytes.
+//!
+//! - [`ControlState`]: the calls the node and its admin API make. [`RedbState`] keeps
+//!   them in one redb file (every change one durable transaction); a fleet will put
+//!   NATS JetStream behind the same trait, with no change in the callers.
+//! - [`PackageStore`]: package bytes on disk, content-addressed by SHA-256, written
+//!   atomically.
+
+mod model;
+mod packages;
+mod redb_state;
+
+pub use model::{NewVersion, Service, ServiceName, Version};
+pub use packages::{PackageStore, PackageStoreError};
+pub use redb_state::RedbState;
+
+use verge_manifest::DomainPattern;
+
+/// Why a control-plane call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no service named `{0}`")]
+    NoSuchService(String),
+    #[error("a service named `{0}` exists already")]
+    ServiceExists(String),
+    #[error("service `{service}` has no version {version}")]
+    NoSuchVersion { service: String, version: u32 },
+    #[error("the domain `{domain}` belongs to service `{owner}`; a domain serves one service")]
+    DomainTaken { domain: String, owner: String },
+    #[error("service `{0}` has no earlier active version to roll back to")]
+    NothingToRollBack(String),
+    #[error("the control state could not be read or written: {0}")]
+    Storage(String),
+}
+
+/// What the node and its admin API do with services and versions.
+pub trait ControlState: Send + Sync + 'static {
+    /// Creates a service answering `domains`, none of which another service has.
+    fn create_service(
+        &self,
+        name: &ServiceName,
+        domains: &[DomainPattern],
+    ) -> Result<Service, ControlError>;
+    /// Deletes a service, its versions' records and its domains.
+    fn delete_service(&self, name: &ServiceName) -> Result<(), ControlError>;
+    fn services(&self) -> Result<Vec<Service>, ControlError>;
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, ControlError>;
+    /// Replaces the domains a service answers.
+    fn set_domains(
+        &self,
+        name: &ServiceName,
+        domains: &[DomainPattern],
+    ) -> Result<Service, ControlError>;
+    /// Records an uploaded package as the service's next version (not active yet).
+    fn add_version(&self, name: &ServiceName, version: NewVersion)
+    -> Result<Version, ControlError>;
+    /// The service's versions, oldest first.
+    fn versions(&self, name: &ServiceName) -> Result<Vec<Version>, ControlError>;
+    /// Makes `number` the active version.
+    fn activate(&self, name: &ServiceName, number: u32) -> Result<Service, ControlError>;
+    /// Makes the version active before the current one active again.
+    fn rollback(&self, name: &ServiceName) -> Result<Service, ControlError>;
+}
