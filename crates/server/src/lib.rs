@@ -15,6 +15,7 @@ mod metrics;
 mod pipeline;
 mod registry;
 mod request_id;
+mod routes;
 mod serve;
 
 pub use body::ServerBody;
@@ -22,4 +23,5 @@ pub use config::ServerConfig;
 pub use log::{AccessRecord, Console, LogWriter};
 pub use metrics::{AppMetrics, Metrics};
 pub use registry::{AppRegistry, HttpCache, RoutedApp, SingleApp};
+pub use routes::{HostRoutes, NodeRegistry};
 pub use serve::{Server, ServerError};
