@@ -45,7 +45,8 @@ impl<T: Clone> HostRoutes<T> {
                 }
             }
         }
-        self.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.wildcards
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         self.apps.insert(name, (app, patterns.to_vec()));
     }
 
