@@ -130,9 +130,18 @@ impl Verge {
 
     /// `verge serve ARGS --listen 127.0.0.1:0` with extra environment variables.
     pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Verge {
+        Self::start("serve", args, env)
+    }
+
+    /// `verge node ARGS --listen 127.0.0.1:0` with extra environment variables.
+    pub fn node(args: &[&str], env: &[(&str, &str)]) -> Verge {
+        Self::start("node", args, env)
+    }
+
+    fn start(command: &str, args: &[&str], env: &[(&str, &str)]) -> Verge {
         let mut child = Command::new(verge_bin())
             .envs(env.iter().copied())
-            .arg("serve")
+            .arg(command)
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("NO_COLOR", "1")

@@ -6,6 +6,7 @@
 mod commands;
 mod dev_control;
 mod kv_ops;
+mod node_api;
 mod ui;
 
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ enum Command {
     Build(commands::build::Args),
     Serve(Box<commands::serve::Args>),
     Kv(commands::kv::Args),
+    Node(Box<commands::node::Args>),
     Pack(commands::pack::Args),
     Purge(commands::purge::Args),
 }
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(args),
         Command::Serve(args) => commands::serve::run(*args),
         Command::Kv(args) => commands::kv::run(args),
+        Command::Node(args) => commands::node::run(*args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Purge(args) => commands::purge::run(args),
     };

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod init;
 pub mod kv;
+pub mod node;
 pub mod pack;
 pub mod purge;
 pub mod serve;

@@ -390,7 +390,12 @@ fn admin_config(args: &Args) -> anyhow::Result<Option<AdminConfig>> {
     let Some(listen) = args.admin_listen else {
         return Ok(None);
     };
-    let token = match (&args.admin_token_file, std::env::var("VERGE_ADMIN_TOKEN")) {
+    admin_token(args.admin_token_file.as_deref()).map(|token| Some(AdminConfig { listen, token }))
+}
+
+/// The admin token: from `file`, or `VERGE_ADMIN_TOKEN`; at least 16 characters.
+pub fn admin_token(file: Option<&Path>) -> anyhow::Result<String> {
+    let token = match (file, std::env::var("VERGE_ADMIN_TOKEN")) {
         (Some(file), _) => std::fs::read_to_string(file)
             .with_context(|| format!("reading the admin token from {}", file.display()))?,
         (None, Ok(token)) => token,
@@ -405,7 +410,7 @@ fn admin_config(args: &Args) -> anyhow::Result<Option<AdminConfig>> {
             "the admin token must be at least 16 characters without spaces (try `openssl rand -hex 24`)"
         );
     }
-    Ok(Some(AdminConfig { listen, token }))
+    Ok(token)
 }
 
 /// Where an app's component comes from.
@@ -419,7 +424,7 @@ pub enum Component {
 }
 
 /// The largest component a package may hold.
-const MAX_PACKAGED_COMPONENT: u64 = 512 << 20;
+pub const MAX_PACKAGED_COMPONENT: u64 = 512 << 20;
 
 /// An app read (and built, if asked) but not loaded yet.
 pub struct Prepared {
@@ -484,11 +489,21 @@ pub fn prepare(source: &Source, build: bool) -> anyhow::Result<Prepared> {
     })
 }
 
-/// A package's configuration; its secrets come from this machine's environment.
+/// A package file's configuration.
 fn prepare_package(source: &Source, path: &Path) -> anyhow::Result<Prepared> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let package = Package::read_from(std::io::BufReader::new(file), MAX_PACKAGED_COMPONENT)
         .with_context(|| format!("reading the package {}", path.display()))?;
+    prepare_packaged(package, path, &source.limits)
+}
+
+/// A package's configuration; its secrets come from this machine's environment.
+/// `from` names it in messages; `limits` override its own.
+pub fn prepare_packaged(
+    package: Package,
+    from: &Path,
+    limits: &LimitsSection,
+) -> anyhow::Result<Prepared> {
     let manifest = &package.manifest;
     let context = || format!("the settings of app `{}`", manifest.name.as_str());
     let mut config = AppConfig::try_from(manifest).with_context(context)?;
@@ -508,12 +523,13 @@ fn prepare_package(source: &Source, path: &Path) -> anyhow::Result<Prepared> {
             .secret_stores
             .insert(store.as_str().to_owned(), secrets);
     }
-    config.limits = config.limits.overridden_by(&source.limits);
+    config.limits = config.limits.overridden_by(limits);
+    let http_cache = manifest.http_cache.clone();
     Ok(Prepared {
-        http_cache: manifest.http_cache.clone(),
+        http_cache,
         component: Component::Bytes {
             bytes: package.component,
-            from: path.to_owned(),
+            from: from.to_owned(),
         },
         config,
     })
@@ -590,7 +606,7 @@ pub fn data_dir(args: &Args, source: &Source) -> PathBuf {
 /// The KV service. The store file is opened (and locked) at start only when the app
 /// declares stores; otherwise only if a reload adds some, so serving a component
 /// without stores never touches (or contends for) the data directory.
-fn open_kv(kind: KvBackendKind, data_dir: &Path, has_stores: bool) -> anyhow::Result<Kv> {
+pub fn open_kv(kind: KvBackendKind, data_dir: &Path, has_stores: bool) -> anyhow::Result<Kv> {
     let file = data_dir.join(KV_FILE);
     let backend: Arc<dyn verge_store::Backend> = match kind {
         KvBackendKind::Memory => Arc::new(MemoryBackend::new()),
@@ -666,7 +682,7 @@ fn compile_cache_dir(args: &Args) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(dirs.cache_dir().join("verge").join("compiled")))
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -63,6 +63,19 @@ struct State {
     registry: Arc<dyn AppRegistry>,
     cache: Cache,
     metrics: Metrics,
+    /// More routes, under a path prefix (the node's deploy API).
+    extra: Option<(&'static str, Arc<dyn AdminRoutes>)>,
+}
+
+/// The answer of an admin route.
+pub type Reply = Response<Full<Bytes>>;
+/// Admin routes served by someone else (the node's control plane, which the server
+/// does not know), after the token check.
+pub trait AdminRoutes: Send + Sync + 'static {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>>;
 }
 
 /// Largest request body the admin API reads.
@@ -83,8 +96,17 @@ impl AdminServer {
                 registry,
                 cache,
                 metrics,
+                extra: None,
             }),
         })
+    }
+
+    /// Serves `routes` for every path under `prefix` (after the token check).
+    pub fn with_routes(mut self, prefix: &'static str, routes: Arc<dyn AdminRoutes>) -> Self {
+        Arc::get_mut(&mut self.state)
+            .expect("routes are added before the server runs")
+            .extra = Some((prefix, routes));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -112,8 +134,6 @@ impl AdminServer {
         }
     }
 }
-
-type Reply = Response<Full<Bytes>>;
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -176,6 +196,11 @@ impl State {
             return reply;
         }
         let path = req.uri().path().to_owned();
+        if let Some((prefix, routes)) = &self.extra
+            && path.starts_with(prefix)
+        {
+            return routes.handle(req).await;
+        }
         let soft = req
             .uri()
             .query()

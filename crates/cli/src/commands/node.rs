@@ -1,0 +1,182 @@
+//! `verge node`: a long-running edge node serving many services, deployed to through
+//! its admin API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use verge_cache::{Cache, CacheConfig};
+use verge_control::{ControlState, PackageStore, RedbState};
+use verge_manifest::{ByteSize, LimitsSection, Package};
+use verge_runtime::{NodeServices, Runtime, RuntimeConfig};
+use verge_server::admin::{AdminConfig, AdminServer};
+use verge_server::{LogWriter, Metrics, NodeRegistry, Server, ServerConfig};
+
+use crate::commands::serve::{
+    KvBackendKind, MAX_PACKAGED_COMPONENT, admin_token, load, open_kv, prepare_packaged,
+    shutdown_signal,
+};
+use crate::node_api::{DeployApi, Node};
+use crate::ui;
+
+/// Run an edge node: many services side by side, each on its domains, deployed and
+/// activated through the admin API (`/admin/v1/services`).
+///
+/// Everything lives in --data-dir: services, versions and domains (control.redb),
+/// package bytes (packages/), KV data (kv.redb), compiled code (compile-cache/). A
+/// restarted node serves exactly the versions that were active.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    VERGE_ADMIN_TOKEN=$(openssl rand -hex 24) verge node --data-dir /var/lib/verge \\\n      \
+    --listen 0.0.0.0:80 --admin-listen 127.0.0.1:9000")]
+pub struct Args {
+    /// Where the node keeps its state.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "VERGE_DATA_DIR",
+        default_value = "verge-node"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Address for client traffic; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7878", env = "VERGE_LISTEN")]
+    pub listen: SocketAddr,
+
+    /// Address of the admin API (deploys, purges, metrics).
+    #[arg(long, default_value = "127.0.0.1:7879", env = "VERGE_ADMIN_LISTEN")]
+    pub admin_listen: SocketAddr,
+
+    /// A file holding the admin API's bearer token [default: $VERGE_ADMIN_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// The node's name, as guests see it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "node",
+        env = "VERGE_NODE_NAME"
+    )]
+    pub node_name: String,
+
+    /// Instances that may run at once.
+    #[arg(long, default_value_t = RuntimeConfig::default().max_concurrent_instances)]
+    pub max_instances: u32,
+
+    /// Memory for the edge cache.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "256MiB")]
+    pub edge_cache_memory: ByteSize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let token = admin_token(args.admin_token_file.as_deref())?;
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let control: Arc<dyn ControlState> = Arc::new(
+        RedbState::open(&dir.join("control.redb")).context("opening the node's control state")?,
+    );
+    let packages = PackageStore::open(&dir.join("packages"))?;
+    let log = LogWriter::spawn(std::io::stdout());
+    let defaults = RuntimeConfig::default();
+    let runtime = Runtime::new(RuntimeConfig {
+        node: NodeServices {
+            name: args.node_name.clone(),
+            kv: open_kv(KvBackendKind::Redb, dir, false)?,
+            cache: Cache::new(CacheConfig {
+                memory_bytes: args.edge_cache_memory.0,
+                ..CacheConfig::default()
+            }),
+            ..NodeServices::default()
+        },
+        compile_cache_dir: Some(dir.join("compile-cache")),
+        max_concurrent_instances: args.max_instances,
+        ..defaults
+    })
+    .context("starting the Wasm runtime")?;
+    let node = Arc::new(Node {
+        control,
+        packages,
+        runtime,
+        registry: Arc::new(NodeRegistry::default()),
+        log,
+        metrics: Metrics::default(),
+    });
+    // Serve what was active when the node stopped.
+    for service in node.control.services()? {
+        if let Some(active) = service.active {
+            node.serve_version(&service, active)
+                .with_context(|| format!("starting service `{}`", service.name.as_str()))?;
+        }
+    }
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async {
+        let server = Server::bind(
+            ServerConfig {
+                listen: args.listen,
+                ..ServerConfig::default()
+            },
+            node.registry.clone(),
+            node.log.clone(),
+        )
+        .await?;
+        let admin = AdminServer::bind(
+            AdminConfig {
+                listen: args.admin_listen,
+                token,
+            },
+            node.registry.clone(),
+            node.runtime.config().node.cache.clone(),
+            node.metrics.clone(),
+        )
+        .await?
+        .with_routes("/admin/v1/services", Arc::new(DeployApi(node.clone())));
+        println!("Admin API on http://{}", admin.local_addr());
+        tokio::spawn(admin.run());
+        println!("Listening on http://{}", server.local_addr());
+        server.run(shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    ui::status("Stopped", "all requests finished");
+    Ok(())
+}
+
+impl Node {
+    /// Loads version `number` of `service` (from the compile cache when it was
+    /// compiled before) and routes the service's domains to it.
+    pub(crate) fn serve_version(
+        &self,
+        service: &verge_control::Service,
+        number: u32,
+    ) -> anyhow::Result<()> {
+        let versions = self.control.versions(&service.name)?;
+        let version = versions
+            .iter()
+            .find(|v| v.number == number)
+            .with_context(|| format!("version {number} is not recorded"))?;
+        let bytes = self.packages.get(&version.sha256)?;
+        let package = Package::read_from(&bytes[..], MAX_PACKAGED_COMPONENT)?;
+        let mut prepared = prepare_packaged(
+            package,
+            std::path::Path::new(&format!("{}@{number}", service.name.as_str())),
+            &LimitsSection::default(),
+        )?;
+        // The service's name is its namespace (KV, cache, logs), whatever the
+        // package's app is called.
+        prepared.config.name = service.name.as_str().to_owned();
+        prepared.config.version = Some(number.to_string());
+        let app = load(&self.runtime, prepared, &self.log, &self.metrics)?;
+        let patterns: Vec<String> = service
+            .domains
+            .iter()
+            .map(|d| d.as_str().to_owned())
+            .collect();
+        self.registry.set(app, &patterns);
+        Ok(())
+    }
+}

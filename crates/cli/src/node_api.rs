@@ -1,0 +1,288 @@
+//! The node's deploy API, under `/admin/v1/services` on the admin listener (the
+//! server checks the token first):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /admin/v1/services` | the services |
+//! | `POST /admin/v1/services` `{"name", "domains"}` | create one |
+//! | `DELETE /admin/v1/services/{name}` | delete one (stops serving it) |
+//! | `GET /admin/v1/services/{name}/versions` | its versions |
+//! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
+//! | `POST /admin/v1/services/{name}/activate` `{"version"}` | serve that version |
+//! | `POST /admin/v1/services/{name}/rollback` | serve the one active before |
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::http::{self, Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use verge_control::{
+    ControlError, ControlState, NewVersion, PackageStore, PackageStoreError, ServiceName,
+};
+use verge_manifest::{DomainPattern, Package};
+use verge_runtime::Runtime;
+use verge_server::admin::{AdminRoutes, Reply};
+use verge_server::{LogWriter, Metrics, NodeRegistry};
+
+use crate::commands::serve::MAX_PACKAGED_COMPONENT;
+
+/// What the node runs on.
+pub(crate) struct Node {
+    pub(crate) control: Arc<dyn ControlState>,
+    pub(crate) packages: PackageStore,
+    pub(crate) runtime: Runtime,
+    pub(crate) registry: Arc<NodeRegistry>,
+    pub(crate) log: LogWriter,
+    pub(crate) metrics: Metrics,
+}
+
+pub(crate) struct DeployApi(pub(crate) Arc<Node>);
+
+fn reply(status: StatusCode, body: &impl serde::Serialize) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(body).unwrap_or_default(),
+    )));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+    reply(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+fn control_error(e: ControlError) -> Reply {
+    let status = match e {
+        ControlError::NoSuchService(_) | ControlError::NoSuchVersion { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        ControlError::ServiceExists(_)
+        | ControlError::DomainTaken { .. }
+        | ControlError::NothingToRollBack(_) => StatusCode::CONFLICT,
+        ControlError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    refuse(status, e)
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reply> {
+    let body = http_body_util::Limited::new(req.into_body(), 64 << 10)
+        .collect()
+        .await
+        .map_err(|e| refuse(StatusCode::PAYLOAD_TOO_LARGE, e))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
+}
+
+impl AdminRoutes for DeployApi {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>> {
+        Box::pin(async move {
+            let path = req.uri().path().trim_end_matches('/').to_owned();
+            let rest = path.strip_prefix("/admin/v1/services").unwrap_or("");
+            let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+            let node = &self.0;
+            let method = req.method().clone();
+            let name = match parts.first().map(|n| ServiceName::new(n)) {
+                Some(Ok(name)) => Some(name),
+                Some(Err(e)) => return refuse(StatusCode::BAD_REQUEST, e),
+                None => None,
+            };
+            match (method, name, parts.get(1).copied()) {
+                (Method::GET, None, None) => match node.control.services() {
+                    Ok(services) => reply(StatusCode::OK, &services),
+                    Err(e) => control_error(e),
+                },
+                (Method::POST, None, None) => {
+                    #[derive(Deserialize)]
+                    #[serde(deny_unknown_fields)]
+                    struct Create {
+                        name: ServiceName,
+                        #[serde(default)]
+                        domains: Vec<DomainPattern>,
+                    }
+                    let create: Create = match json_body(req).await {
+                        Ok(c) => c,
+                        Err(reply) => return reply,
+                    };
+                    match node.control.create_service(&create.name, &create.domains) {
+                        Ok(service) => reply(StatusCode::CREATED, &service),
+                        Err(e) => control_error(e),
+                    }
+                }
+                (Method::DELETE, Some(name), None) => match node.control.delete_service(&name) {
+                    Ok(()) => {
+                        node.registry.remove(name.as_str());
+                        reply(
+                            StatusCode::OK,
+                            &serde_json::json!({ "deleted": name.as_str() }),
+                        )
+                    }
+                    Err(e) => control_error(e),
+                },
+                (Method::GET, Some(name), Some("versions")) => match node.control.versions(&name) {
+                    Ok(versions) => reply(StatusCode::OK, &versions),
+                    Err(e) => control_error(e),
+                },
+                (Method::POST, Some(name), Some("versions")) => upload(node, &name, req).await,
+                (Method::POST, Some(name), Some("activate")) => {
+                    #[derive(Deserialize)]
+                    #[serde(deny_unknown_fields)]
+                    struct Activate {
+                        version: u32,
+                    }
+                    let activate: Activate = match json_body(req).await {
+                        Ok(a) => a,
+                        Err(reply) => return reply,
+                    };
+                    activate_version(node, &name, Some(activate.version)).await
+                }
+                (Method::POST, Some(name), Some("rollback")) => {
+                    activate_version(node, &name, None).await
+                }
+                _ => refuse(StatusCode::NOT_FOUND, "no such route"),
+            }
+        })
+    }
+}
+
+/// Streams an upload to disk while hashing it, reads the package, compiles it, and
+/// records the version. Any failure leaves no version behind.
+async fn upload(node: &Arc<Node>, name: &ServiceName, req: Request<Incoming>) -> Reply {
+    if let Err(e) = node
+        .control
+        .service(name)
+        .and_then(|s| s.ok_or_else(|| ControlError::NoSuchService(name.as_str().to_owned())))
+    {
+        return control_error(e);
+    }
+    let mut spool = match tempfile::tempfile() {
+        Ok(file) => file,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut body = req.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the upload broke: {e}")),
+        };
+        if let Some(data) = frame.data_ref() {
+            received += data.len() as u64;
+            if received > MAX_PACKAGED_COMPONENT {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("packages are limited to {MAX_PACKAGED_COMPONENT} bytes"),
+                );
+            }
+            if let Err(e) = spool.write_all(data) {
+                return refuse(StatusCode::INTERNAL_SERVER_ERROR, e);
+            }
+        }
+    }
+    let node2 = node.clone();
+    let checked = tokio::task::spawn_blocking(move || check_and_store(&node2, spool)).await;
+    let (sha256, size) = match checked {
+        Ok(Ok(stored)) => stored,
+        Ok(Err((status, why))) => return refuse(status, why),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let version = NewVersion {
+        sha256,
+        size,
+        uploaded_by: "admin".into(),
+    };
+    match node.control.add_version(name, version) {
+        Ok(version) => reply(StatusCode::CREATED, &version),
+        Err(e) => control_error(e),
+    }
+}
+
+/// Activates `version` (or rolls back when `None`): the app is loaded and routed
+/// first, then recorded, so a version that fails to load is never the active one.
+async fn activate_version(node: &Arc<Node>, name: &ServiceName, version: Option<u32>) -> Reply {
+    let service = match node.control.service(name) {
+        Ok(Some(service)) => service,
+        Ok(None) => return control_error(ControlError::NoSuchService(name.as_str().to_owned())),
+        Err(e) => return control_error(e),
+    };
+    let number = match version {
+        Some(n) => n,
+        None => match service.history.last() {
+            Some(&n) => n,
+            None => {
+                return control_error(ControlError::NothingToRollBack(name.as_str().to_owned()));
+            }
+        },
+    };
+    if let Err(e) = node.control.versions(name).and_then(|vs| {
+        vs.iter()
+            .any(|v| v.number == number)
+            .then_some(())
+            .ok_or(ControlError::NoSuchVersion {
+                service: name.as_str().to_owned(),
+                version: number,
+            })
+    }) {
+        return control_error(e);
+    }
+    let node2 = node.clone();
+    let loaded = tokio::task::spawn_blocking(move || node2.serve_version(&service, number)).await;
+    match loaded {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+    let recorded = match version {
+        Some(n) => node.control.activate(name, n),
+        None => node.control.rollback(name),
+    };
+    match recorded {
+        Ok(service) => reply(StatusCode::OK, &service),
+        Err(e) => control_error(e),
+    }
+}
+
+/// Reads the spooled upload as a package, compiles it (so a component that does not
+/// compile or serve wasi:http is refused now, and activating it later is quick),
+/// then stores it by its SHA-256. The error is the status and the reason.
+fn check_and_store(
+    node: &Node,
+    mut spool: std::fs::File,
+) -> Result<(String, u64), (StatusCode, String)> {
+    use std::io::Seek;
+    let internal = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    spool.rewind().map_err(internal)?;
+    let package = Package::read_from(std::io::BufReader::new(&spool), MAX_PACKAGED_COMPONENT)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("not a valid package: {e}")))?;
+    let prepared = crate::commands::serve::prepare_packaged(
+        package,
+        std::path::Path::new("the upload"),
+        &verge_manifest::LimitsSection::default(),
+    )
+    .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
+    if let crate::commands::serve::Component::Bytes { bytes, .. } = &prepared.component {
+        verge_runtime::App::load(&node.runtime, bytes, prepared.config.clone()).map_err(|e| {
+            let why = anyhow::Error::from(e);
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the package does not load: {why:#}"),
+            )
+        })?;
+    }
+    spool.rewind().map_err(internal)?;
+    node.packages
+        .put(&spool, MAX_PACKAGED_COMPONENT, None)
+        .map_err(|e| match e {
+            PackageStoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })
+}

@@ -1,0 +1,212 @@
+//! `verge node`: services created, packages uploaded (checked and compiled first),
+//! versions activated and rolled back through the admin API, requests routed by Host,
+//! and a restart that serves what was active.
+
+mod common;
+
+use common::*;
+
+const TOKEN: &str = "node-token-0123456789abcdef";
+
+/// A package of the `config-std` guest answering `GET /greeting` with `greeting`.
+fn package(dir: &std::path::Path, greeting: &str) -> Vec<u8> {
+    let app = app_dir_for(
+        &guest("config-std"),
+        &format!("[config]\ngreeting = \"{greeting}\"\n"),
+    );
+    let out = dir.join(format!("{greeting}.vpkg"));
+    let pack = verge(
+        &["pack", "--no-build", "-o", out.to_str().unwrap()],
+        app.path(),
+    );
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+    std::fs::read(out).unwrap()
+}
+
+fn start(data: &std::path::Path) -> (Verge, String) {
+    let verge = Verge::node(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("VERGE_ADMIN_TOKEN", TOKEN)],
+    );
+    let admin = verge
+        .stdout
+        .wait_for(std::time::Duration::from_secs(10), |l| {
+            l.starts_with("Admin API on http://")
+        })
+        .trim_start_matches("Admin API on ")
+        .trim()
+        .to_owned();
+    (verge, admin)
+}
+
+async fn call(
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, serde_json::Value) {
+    let mut req = client()
+        .request(method.parse().unwrap(), format!("{admin}{path}"))
+        .bearer_auth(TOKEN);
+    if let Some(body) = body {
+        req = req.body(body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+async fn greeting(verge: &Verge, host: &str) -> (u16, String) {
+    let resp = client()
+        .get(verge.url("/greeting"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_activate_roll_back_and_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start(data.path());
+
+    let create = serde_json::json!({"name": "shop", "domains": ["shop.test", "*.shop.test"]});
+    let (status, _) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services",
+        Some(create.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let taken = serde_json::json!({"name": "blog", "domains": ["shop.test"]});
+    let (status, body) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services",
+        Some(taken.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to service `shop`")
+    );
+
+    // Nothing active yet: the host is known to no app.
+    assert_eq!(greeting(&verge, "shop.test").await.0, 404);
+
+    let (status, v1) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/versions",
+        Some(package(packages.path(), "hello")),
+    )
+    .await;
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(v1["number"], 1);
+    assert_eq!(v1["sha256"].as_str().unwrap().len(), 64);
+    let (status, v2) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/versions",
+        Some(package(packages.path(), "bonjour")),
+    )
+    .await;
+    assert_eq!((status, v2["number"].as_u64()), (201, Some(2)));
+
+    // A damaged upload is refused with the reason, and adds no version.
+    let (status, body) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/versions",
+        Some(b"not a package".to_vec()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid package"),
+        "{body}"
+    );
+    let (_, versions) = call(&admin, "GET", "/admin/v1/services/shop/versions", None).await;
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+
+    let activate = |n: u32| serde_json::json!({ "version": n }).to_string().into_bytes();
+    let (status, _) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/activate",
+        Some(activate(1)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
+    assert_eq!(
+        greeting(&verge, "eu.shop.test").await,
+        (200, "hello".into())
+    );
+    assert_eq!(greeting(&verge, "other.test").await.0, 404);
+
+    let (status, _) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/activate",
+        Some(activate(2)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(greeting(&verge, "shop.test").await, (200, "bonjour".into()));
+    let (status, service) = call(&admin, "POST", "/admin/v1/services/shop/rollback", None).await;
+    assert_eq!((status, service["active"].as_u64()), (200, Some(1)));
+    assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
+    let (status, _) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/activate",
+        Some(activate(9)),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Without the token, nothing.
+    let resp = client()
+        .get(format!("{admin}/admin/v1/services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // A restarted node serves what was active, compiled code from its cache.
+    drop(verge);
+    let (verge, _admin) = start(data.path());
+    assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
+    assert!(
+        verge
+            .stderr
+            .all()
+            .iter()
+            .any(|l| l.contains("from the compile cache")),
+        "{:?}",
+        verge.stderr.all()
+    );
+}
