@@ -105,6 +105,16 @@ pub enum Transaction {
     Pass,
 }
 
+/// What [`Cache::lead`] found.
+enum Lead {
+    /// Nobody is fetching: this caller does.
+    Fill(Fill),
+    /// Somebody is: wait for them.
+    Wait(watch::Receiver<FlightState>),
+    /// A usable object was stored meanwhile.
+    Stored,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FlightState {
     Running,
@@ -291,7 +301,10 @@ impl Cache {
                     }
                     Usability::StaleWhileRevalidate => {
                         bump(&stats.stale);
-                        let refresh = self.lead(key).ok();
+                        let refresh = match self.lead(key, None) {
+                            Lead::Fill(fill) => Some(fill),
+                            Lead::Wait(_) | Lead::Stored => None,
+                        };
                         return Transaction::Stale {
                             found: found.clone(),
                             refresh,
@@ -304,12 +317,14 @@ impl Cache {
                 bump(&stats.pass);
                 return Transaction::Pass;
             }
-            match self.lead(key) {
-                Ok(fill) => {
+            match self.lead(key, Some(request)) {
+                Lead::Fill(fill) => {
                     bump(&stats.miss);
                     return Transaction::Miss { stale: found, fill };
                 }
-                Err(mut waiting) => {
+                // Stored since this loop looked: look again.
+                Lead::Stored => {}
+                Lead::Wait(mut waiting) => {
                     collapsed = true;
                     let end = waiting
                         .wait_for(|s| *s != FlightState::Running)
@@ -324,21 +339,29 @@ impl Cache {
         }
     }
 
-    /// Becomes the one fetching `key`, or joins whoever is.
-    fn lead(&self, key: &Key) -> Result<Fill, watch::Receiver<FlightState>> {
+    /// Becomes the one fetching `key`, or joins whoever is. With `request`, first
+    /// checks (under the lock) that no fill finished between the caller's lookup and
+    /// now: a fill commits before it leaves the map, so an object stored by then is
+    /// seen here, and the caller looks again instead of fetching a second time.
+    fn lead(&self, key: &Key, request: Option<&HeaderMap>) -> Lead {
         let mut flights = self
             .inner
             .flights
             .lock()
             .expect("the flights lock is never poisoned");
         if let Some(flight) = flights.get(key) {
-            return Err(flight.state.subscribe());
+            return Lead::Wait(flight.state.subscribe());
+        }
+        if let Some(request) = request
+            && self.usable_in_memory(key, request)
+        {
+            return Lead::Stored;
         }
         let (state, _) = watch::channel(FlightState::Running);
         let flight = Arc::new(Flight { state });
         flights.insert(key.clone(), flight.clone());
         drop(flights);
-        Ok(Fill {
+        Lead::Fill(Fill {
             guard: FlightGuard {
                 cache: self.clone(),
                 key: key.clone(),
@@ -346,6 +369,25 @@ impl Cache {
                 done: false,
             },
             epoch: self.purge_epoch(),
+        })
+    }
+
+    /// Whether memory holds a fresh (or stale-while-revalidate) variant for `request`.
+    fn usable_in_memory(&self, key: &Key, request: &HeaderMap) -> bool {
+        let Some(entry) = self.inner.memory.get(key) else {
+            return false;
+        };
+        let now = Instant::now();
+        entry.variants.iter().any(|v| {
+            (v.meta.vary.is_empty() || v.meta.vary.secondary_key(request) == v.secondary)
+                && matches!(
+                    (Found {
+                        object: v.clone(),
+                        now,
+                    })
+                    .usability(),
+                    Usability::Fresh | Usability::StaleWhileRevalidate
+                )
         })
     }
 
