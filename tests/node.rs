@@ -210,3 +210,84 @@ async fn deploy_activate_roll_back_and_restart() {
         verge.stderr.all()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn activations_under_load_fail_no_request() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start(data.path());
+    let create = serde_json::json!({"name": "shop", "domains": ["shop.test"]});
+    call(
+        &admin,
+        "POST",
+        "/admin/v1/services",
+        Some(create.to_string().into_bytes()),
+    )
+    .await;
+    for greeting in ["one", "two"] {
+        let (status, _) = call(
+            &admin,
+            "POST",
+            "/admin/v1/services/shop/versions",
+            Some(package(packages.path(), greeting)),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let activate = |n: u32| serde_json::json!({ "version": n }).to_string().into_bytes();
+    call(
+        &admin,
+        "POST",
+        "/admin/v1/services/shop/activate",
+        Some(activate(1)),
+    )
+    .await;
+
+    // Four clients request without pause while the version flips 20 times.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, stop) = (verge.url("/greeting"), stop.clone());
+            tokio::spawn(async move {
+                let client = client();
+                let (mut ok, mut failed, mut seen) =
+                    (0u32, Vec::new(), std::collections::BTreeSet::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client.get(&url).header("host", "shop.test").send().await {
+                        Ok(resp) if resp.status() == 200 => {
+                            seen.insert(resp.text().await.unwrap());
+                            ok += 1;
+                        }
+                        Ok(resp) => failed.push(resp.status().to_string()),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (ok, failed, seen)
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        let (status, body) = call(
+            &admin,
+            "POST",
+            "/admin/v1/services/shop/activate",
+            Some(activate(2 - i % 2)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut total, mut seen) = (0, std::collections::BTreeSet::new());
+    for c in clients {
+        let (ok, failed, versions) = c.await.unwrap();
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        total += ok;
+        seen.extend(versions);
+    }
+    assert!(total > 20, "only {total} requests were made");
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["one", "two"],
+        "both versions answered"
+    );
+}
