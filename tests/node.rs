@@ -291,3 +291,94 @@ async fn activations_under_load_fail_no_request() {
         "both versions answered"
     );
 }
+
+/// Runs `verge ARGS` in `dir` against the node at `admin` with `token`.
+fn cli(dir: &std::path::Path, admin: &str, token: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(verge_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("VERGE_NODE", admin)
+        .env("VERGE_ADMIN_TOKEN", token)
+        .env("CARGO_TARGET_DIR", guest_target_dir())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_deploys_lists_activates_and_rolls_back() {
+    let data = tempfile::tempdir().unwrap();
+    let (verge, admin) = start(data.path());
+    let app = app_dir_for(&guest("config-std"), "[config]\ngreeting = \"v-one\"\n");
+    // `domains` is a top-level key: before the tables.
+    let manifest = std::fs::read_to_string(app.path().join("verge.toml")).unwrap();
+    let with_domains = format!("domains = [\"app.test\"]\n{manifest}");
+    std::fs::write(app.path().join("verge.toml"), &with_domains).unwrap();
+
+    let out = cli(app.path(), &admin, TOKEN, &["deploy", "--no-build"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Created") && stderr.contains("app.test"),
+        "{stderr}"
+    );
+    assert_eq!(greeting(&verge, "app.test").await, (200, "v-one".into()));
+
+    std::fs::write(
+        app.path().join("verge.toml"),
+        with_domains.replace("v-one", "v-two"),
+    )
+    .unwrap();
+    let out = cli(
+        app.path(),
+        &admin,
+        TOKEN,
+        &["deploy", "--no-build", "--no-activate"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        greeting(&verge, "app.test").await.1,
+        "v-one",
+        "not active yet"
+    );
+
+    let out = cli(app.path(), &admin, TOKEN, &["versions"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listed.lines().any(|l| l.starts_with("* 1")), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("  2")), "{listed}");
+
+    let out = cli(app.path(), &admin, TOKEN, &["activate", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(greeting(&verge, "app.test").await.1, "v-two");
+    assert!(
+        cli(app.path(), &admin, TOKEN, &["rollback"])
+            .status
+            .success()
+    );
+    assert_eq!(greeting(&verge, "app.test").await.1, "v-one");
+
+    let out = cli(app.path(), &admin, TOKEN, &["services"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("test-app\tactive 1\tapp.test"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Errors say what to do next.
+    let out = cli(app.path(), &admin, "wrong-token-0123456789", &["services"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+    let out = cli(app.path(), &admin, TOKEN, &["activate", "9"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no version 9"));
+    let out = cli(app.path(), "http://127.0.0.1:1", TOKEN, &["services"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is it running"));
+}

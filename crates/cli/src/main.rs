@@ -41,6 +41,11 @@ enum Command {
     Serve(Box<commands::serve::Args>),
     Kv(commands::kv::Args),
     Node(Box<commands::node::Args>),
+    Deploy(commands::remote::DeployArgs),
+    Services(commands::remote::ServicesArgs),
+    Versions(commands::remote::VersionsArgs),
+    Activate(commands::remote::ActivateArgs),
+    Rollback(commands::remote::RollbackArgs),
     Pack(commands::pack::Args),
     Purge(commands::purge::Args),
 }
@@ -54,6 +59,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(*args),
         Command::Kv(args) => commands::kv::run(args),
         Command::Node(args) => commands::node::run(*args),
+        Command::Deploy(args) => commands::remote::deploy(args),
+        Command::Services(args) => commands::remote::services(args),
+        Command::Versions(args) => commands::remote::versions(args),
+        Command::Activate(args) => commands::remote::activate(args),
+        Command::Rollback(args) => commands::remote::rollback(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Purge(args) => commands::purge::run(args),
     };
@@ -63,5 +73,17 @@ fn main() -> ExitCode {
             ui::print_error(&err);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command's arguments are well formed (clap checks names, conflicts and
+    /// flags only when a command is parsed; this checks them all at once).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

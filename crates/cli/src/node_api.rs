@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /admin/v1/services` | the services |
 //! | `POST /admin/v1/services` `{"name", "domains"}` | create one |
+//! | `GET /admin/v1/services/{name}` | one service |
 //! | `DELETE /admin/v1/services/{name}` | delete one (stops serving it) |
 //! | `GET /admin/v1/services/{name}/versions` | its versions |
 //! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
@@ -118,6 +119,13 @@ impl AdminRoutes for DeployApi {
                         Err(e) => control_error(e),
                     }
                 }
+                (Method::GET, Some(name), None) => match node.control.service(&name) {
+                    Ok(Some(service)) => reply(StatusCode::OK, &service),
+                    Ok(None) => {
+                        control_error(ControlError::NoSuchService(name.as_str().to_owned()))
+                    }
+                    Err(e) => control_error(e),
+                },
                 (Method::DELETE, Some(name), None) => match node.control.delete_service(&name) {
                     Ok(()) => {
                         node.registry.remove(name.as_str());

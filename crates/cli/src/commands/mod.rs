@@ -6,5 +6,6 @@ pub mod kv;
 pub mod node;
 pub mod pack;
 pub mod purge;
+pub mod remote;
 pub mod serve;
 pub mod watch;

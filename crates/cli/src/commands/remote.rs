@@ -1,0 +1,369 @@
+//! Commands that drive a node's admin API: `verge deploy`, `verge services`,
+//! `verge versions`, `verge activate`, `verge rollback`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use verge_manifest::{Manifest, Package, PackageManifest};
+
+use crate::commands::build::build_app;
+use crate::ui;
+
+/// Where the node is and how to prove who you are.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's admin API, e.g. http://127.0.0.1:9000.
+    #[arg(long, value_name = "URL", env = "VERGE_NODE")]
+    node: Option<String>,
+
+    /// A file holding the admin token [default: $VERGE_ADMIN_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// The service a command is about.
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// The service [default: the app name in DIR's verge.toml].
+    #[arg(long, short, value_name = "NAME")]
+    service: Option<String>,
+
+    /// The app directory, for its name.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    app: PathBuf,
+}
+
+impl ServiceArgs {
+    fn name(&self) -> anyhow::Result<String> {
+        match &self.service {
+            Some(name) => Ok(name.clone()),
+            None => Ok(Manifest::load_dir(&self.app)
+                .context("finding the service's name (or pass --service NAME)")?
+                .name
+                .as_str()
+                .to_owned()),
+        }
+    }
+}
+
+/// A blocking client of one node's admin API.
+struct Node {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Node {
+    fn connect(args: &NodeArgs) -> anyhow::Result<Node> {
+        let Some(base) = &args.node else {
+            bail!("say which node: --node URL (its admin API) or VERGE_NODE");
+        };
+        let token = match &args.token_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the token from {}", file.display()))?,
+            None => std::env::var("VERGE_ADMIN_TOKEN").map_err(|_| {
+                anyhow::anyhow!("the node needs a token: --token-file FILE or VERGE_ADMIN_TOKEN")
+            })?,
+        };
+        Ok(Node {
+            base: format!("{}/admin/v1/services", base.trim_end_matches('/')),
+            token: token.trim().to_owned(),
+            client: reqwest::Client::new(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        })
+    }
+
+    /// Sends a request; the JSON answer, or an error that says what to do.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        self.runtime.block_on(async {
+            let mut req = self
+                .client
+                .request(method, format!("{}{path}", self.base))
+                .bearer_auth(&self.token);
+            if let Some(body) = body {
+                req = req.body(body);
+            }
+            let resp = req.send().await.with_context(|| {
+                format!(
+                    "reaching the node at {}; is it running, and is --node right?",
+                    self.base
+                )
+            })?;
+            let status = resp.status().as_u16();
+            let value: serde_json::Value = resp.json().await.unwrap_or_default();
+            if status == 401 {
+                bail!("the node refused the token; check --token-file or VERGE_ADMIN_TOKEN");
+            }
+            Ok((status, value))
+        })
+    }
+
+    fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (status, value) = self.call(method, path, body)?;
+        if !(200..300).contains(&status) {
+            bail!(
+                "{}",
+                value["error"]
+                    .as_str()
+                    .unwrap_or("the node refused the request")
+            );
+        }
+        Ok(value)
+    }
+}
+
+fn json(value: &serde_json::Value) -> reqwest::Body {
+    reqwest::Body::from(value.to_string())
+}
+
+/// Build, pack and upload the app to a node, then activate it.
+///
+/// Creates the service (named after the app, with the manifest's `domains`) if the
+/// node has none of that name.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    VERGE_NODE=http://127.0.0.1:9000 VERGE_ADMIN_TOKEN=… verge deploy")]
+pub struct DeployArgs {
+    /// The app directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+
+    /// Upload only; activate later with `verge activate`.
+    #[arg(long)]
+    no_activate: bool,
+
+    /// Deploy the app's last build instead of building it first.
+    #[arg(long)]
+    no_build: bool,
+
+    /// The service [default: the app's name].
+    #[arg(long, short, value_name = "NAME")]
+    service: Option<String>,
+
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
+    let node = Node::connect(&args.node)?;
+    let (manifest, component) = if args.no_build {
+        let manifest = Manifest::load_dir(&args.dir)?;
+        let component = args.dir.join(manifest.output());
+        (manifest, component)
+    } else {
+        let built = build_app(&args.dir)?;
+        (built.manifest, built.component)
+    };
+    let service = args
+        .service
+        .clone()
+        .unwrap_or_else(|| manifest.name.as_str().to_owned());
+    let package = Package {
+        manifest: PackageManifest::from_manifest(&manifest)?,
+        component: std::fs::read(&component)
+            .with_context(|| format!("reading {}", component.display()))?,
+    };
+    let mut bytes = Vec::new();
+    let sha256 = package.write_to(&mut bytes)?;
+
+    let (status, _) = node.call(reqwest::Method::GET, &format!("/{service}"), None)?;
+    if status == 404 {
+        let domains: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
+        node.ok(
+            reqwest::Method::POST,
+            "",
+            Some(json(
+                &serde_json::json!({ "name": service, "domains": domains }),
+            )),
+        )?;
+        ui::status("Created", format!("service {service}"));
+    }
+    let version = upload(&node, &service, bytes)?;
+    let number = version["number"].as_u64().unwrap_or_default();
+    ui::status(
+        "Uploaded",
+        format!("{service} version {number} (sha256 {})", &sha256[..16]),
+    );
+    if !args.no_activate {
+        node.ok(
+            reqwest::Method::POST,
+            &format!("/{service}/activate"),
+            Some(json(&serde_json::json!({ "version": number }))),
+        )?;
+        let hosts: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
+        let where_ = if hosts.is_empty() {
+            "no domains yet (add `domains = [...]` to verge.toml)".to_string()
+        } else {
+            hosts.join(", ")
+        };
+        ui::status("Active", format!("{service} version {number} on {where_}"));
+    }
+    println!("{number}");
+    Ok(())
+}
+
+/// Uploads with a progress bar (on a terminal).
+fn upload(node: &Node, service: &str, bytes: Vec<u8>) -> anyhow::Result<serde_json::Value> {
+    let total = bytes.len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner:.green} uploading {bytes}/{total_bytes} {bar:30.cyan/blue}",
+        )
+        .expect("a valid template"),
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(256 << 10).map(|c| Ok(c.to_vec())).collect();
+    let progress = bar.clone();
+    let stream = futures::stream::iter(chunks).map(move |chunk| {
+        if let Ok(c) = &chunk {
+            progress.inc(c.len() as u64);
+        }
+        chunk
+    });
+    let result = node.ok(
+        reqwest::Method::POST,
+        &format!("/{service}/versions"),
+        Some(reqwest::Body::wrap_stream(stream)),
+    );
+    bar.finish_and_clear();
+    result
+}
+
+/// List the node's services.
+#[derive(Debug, clap::Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn services(args: ServicesArgs) -> anyhow::Result<()> {
+    let node = Node::connect(&args.node)?;
+    let list = node.ok(reqwest::Method::GET, "", None)?;
+    if args.json {
+        println!("{list}");
+        return Ok(());
+    }
+    for s in list.as_array().into_iter().flatten() {
+        let domains: Vec<&str> = s["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+            .collect();
+        let active = s["active"]
+            .as_u64()
+            .map_or("none".to_string(), |v| v.to_string());
+        println!(
+            "{}\tactive {active}\t{}",
+            s["name"].as_str().unwrap_or("?"),
+            domains.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// List a service's versions; the active one is marked.
+#[derive(Debug, clap::Args)]
+pub struct VersionsArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn versions(args: VersionsArgs) -> anyhow::Result<()> {
+    let node = Node::connect(&args.node)?;
+    let name = args.service.name()?;
+    let service = node.ok(reqwest::Method::GET, &format!("/{name}"), None)?;
+    let list = node.ok(reqwest::Method::GET, &format!("/{name}/versions"), None)?;
+    if args.json {
+        println!("{list}");
+        return Ok(());
+    }
+    let active = service["active"].as_u64();
+    for v in list.as_array().into_iter().flatten() {
+        let number = v["number"].as_u64().unwrap_or_default();
+        let mark = if Some(number) == active { "*" } else { " " };
+        let when = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(
+                    v["uploaded_at_ms"].as_u64().unwrap_or_default(),
+                ),
+        );
+        println!(
+            "{mark} {number}\t{}\t{}\t{when}\t{}",
+            &v["sha256"].as_str().unwrap_or("")[..16.min(v["sha256"].as_str().unwrap_or("").len())],
+            ui::human_bytes(v["size"].as_u64().unwrap_or_default()),
+            v["uploaded_by"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Serve a version of a service.
+#[derive(Debug, clap::Args)]
+pub struct ActivateArgs {
+    /// The version number (see `verge versions`).
+    #[arg(value_name = "VERSION")]
+    number: u32,
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+pub fn activate(args: ActivateArgs) -> anyhow::Result<()> {
+    let node = Node::connect(&args.node)?;
+    let name = args.service.name()?;
+    node.ok(
+        reqwest::Method::POST,
+        &format!("/{name}/activate"),
+        Some(json(&serde_json::json!({ "version": args.number }))),
+    )?;
+    ui::status("Active", format!("{name} version {}", args.number));
+    Ok(())
+}
+
+/// Serve the version that was active before the current one.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
+    let node = Node::connect(&args.node)?;
+    let name = args.service.name()?;
+    let service = node.ok(reqwest::Method::POST, &format!("/{name}/rollback"), None)?;
+    ui::status(
+        "Active",
+        format!(
+            "{name} version {}",
+            service["active"].as_u64().unwrap_or_default()
+        ),
+    );
+    Ok(())
+}
