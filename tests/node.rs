@@ -357,7 +357,11 @@ async fn the_cli_deploys_lists_activates_and_rolls_back() {
     assert!(listed.lines().any(|l| l.starts_with("  2")), "{listed}");
 
     let out = cli(app.path(), &admin, TOKEN, &["activate", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(greeting(&verge, "app.test").await.1, "v-two");
     assert!(
         cli(app.path(), &admin, TOKEN, &["rollback"])
@@ -381,4 +385,161 @@ async fn the_cli_deploys_lists_activates_and_rolls_back() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no version 9"));
     let out = cli(app.path(), "http://127.0.0.1:1", TOKEN, &["services"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is it running"));
+}
+
+/// Packs the test program `name` with `manifest` into `dir`.
+fn package_of(dir: &std::path::Path, name: &str, manifest: &str) -> Vec<u8> {
+    let app = app_dir_for(&guest(name), manifest);
+    let out = dir.join(format!("{name}.vpkg"));
+    let pack = verge(
+        &["pack", "--no-build", "-o", out.to_str().unwrap()],
+        app.path(),
+    );
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+    std::fs::read(out).unwrap()
+}
+
+/// Creates service `name` on `host`, uploads `package` and activates it.
+async fn deploy(admin: &str, name: &str, host: &str, package: Vec<u8>) {
+    let create = serde_json::json!({"name": name, "domains": [host]});
+    let (status, body) = call(
+        admin,
+        "POST",
+        "/admin/v1/services",
+        Some(create.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        admin,
+        "POST",
+        &format!("/admin/v1/services/{name}/versions"),
+        Some(package),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let activate = serde_json::json!({ "version": 1 }).to_string().into_bytes();
+    let (status, body) = call(
+        admin,
+        "POST",
+        &format!("/admin/v1/services/{name}/activate"),
+        Some(activate),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn on(verge: &Verge, host: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let resp = client()
+        .request(method.parse().unwrap(), verge.url(path))
+        .header("host", host)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_never_see_each_others_kv_data_or_cache_objects() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start(data.path());
+    // The same app twice, as two services: only the service tells them apart.
+    let kv = package_of(packages.path(), "keyvalue", "[kv_stores.data]\n");
+    deploy(&admin, "alpha", "alpha.test", kv.clone()).await;
+    deploy(&admin, "beta", "beta.test", kv).await;
+    assert_eq!(
+        on(&verge, "alpha.test", "PUT", "/kv/data/k", "from alpha")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        on(&verge, "alpha.test", "GET", "/kv/data/k", "").await,
+        (200, "from alpha".into())
+    );
+    assert_eq!(
+        on(&verge, "beta.test", "GET", "/kv/data/k", "").await.0,
+        404
+    );
+
+    let cache = package_of(packages.path(), "cache-api", "");
+    deploy(&admin, "gamma", "gamma.test", cache.clone()).await;
+    deploy(&admin, "delta", "delta.test", cache).await;
+    assert_eq!(
+        on(
+            &verge,
+            "gamma.test",
+            "PUT",
+            "/put/obj?sk=shared",
+            "from gamma"
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        on(&verge, "gamma.test", "GET", "/get/obj", "").await,
+        (200, "from gamma".into())
+    );
+    assert_eq!(on(&verge, "delta.test", "GET", "/get/obj", "").await.0, 404);
+    // A purge by surrogate key stays in its tenant too.
+    assert_eq!(
+        on(&verge, "delta.test", "POST", "/purge/shared", "")
+            .await
+            .1,
+        "purged 0"
+    );
+    assert_eq!(on(&verge, "gamma.test", "GET", "/get/obj", "").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_package_that_does_not_load_is_refused_at_upload() {
+    let data = tempfile::tempdir().unwrap();
+    let (_verge, admin) = start(data.path());
+    let create = serde_json::json!({"name": "broken", "domains": []});
+    call(
+        &admin,
+        "POST",
+        "/admin/v1/services",
+        Some(create.to_string().into_bytes()),
+    )
+    .await;
+    // A well-formed package whose component is not a wasi:http component.
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("broken.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(
+        app.path().join("verge.toml"),
+        "manifest_version = 1\nname = \"broken\"\n[build]\noutput = \"broken.wasm\"\n",
+    )
+    .unwrap();
+    let out = app.path().join("broken.vpkg");
+    let pack = verge(
+        &["pack", "--no-build", "-o", out.to_str().unwrap()],
+        app.path(),
+    );
+    assert!(
+        pack.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pack.stderr)
+    );
+    let (status, body) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/broken/versions",
+        Some(std::fs::read(out).unwrap()),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("does not load"),
+        "{body}"
+    );
+    let (_, versions) = call(&admin, "GET", "/admin/v1/services/broken/versions", None).await;
+    assert_eq!(versions, serde_json::json!([]), "no version recorded");
 }
