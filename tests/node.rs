@@ -543,3 +543,56 @@ async fn a_package_that_does_not_load_is_refused_at_upload() {
     let (_, versions) = call(&admin, "GET", "/admin/v1/services/broken/versions", None).await;
     assert_eq!(versions, serde_json::json!([]), "no version recorded");
 }
+
+/// The OpenAPI description in the repository matches the admin listener: every route
+/// it describes is served (a request reaches the route, not "no such route"), and
+/// every one but the health checks refuses a request without the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_description_matches_the_admin_routes() {
+    let text = std::fs::read_to_string(repo_root().join("docs/admin-api.openapi.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (_verge, admin) = start(data.path());
+    let mut checked = 0;
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{app}", "ghost")
+            .replace("{name}", "ghost")
+            .replace("{key}", "k");
+        for (method, op) in methods.as_object().unwrap() {
+            let open = op
+                .get("security")
+                .is_some_and(|s| s == &serde_json::json!([]));
+            let url = format!("{admin}{concrete}");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let anonymous = client().request(method.clone(), &url).send().await.unwrap();
+            if open {
+                assert_ne!(anonymous.status(), 401, "{method} {path}");
+            } else {
+                assert_eq!(anonymous.status(), 401, "{method} {path}");
+            }
+            let resp = client()
+                .request(method.clone(), &url)
+                .bearer_auth(TOKEN)
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let body = resp.text().await.unwrap();
+            assert!(
+                !body.contains("no such route"),
+                "{method} {path} is not served: {body}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "the description lists routes");
+    // And a route that is not described is not served.
+    let resp = client()
+        .get(format!("{admin}/admin/v1/nothing"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.text().await.unwrap().contains("no such route"));
+}
