@@ -385,6 +385,43 @@ async fn the_cli_deploys_lists_activates_and_rolls_back() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no version 9"));
     let out = cli(app.path(), "http://127.0.0.1:1", TOKEN, &["services"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is it running"));
+
+    // A token made with `verge token` deploys its service, and only that.
+    let out = cli(
+        app.path(),
+        &admin,
+        TOKEN,
+        &["token", "create", "ci", "--service", "test-app", "--write"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ci = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = cli(app.path(), &admin, &ci, &["deploy", "--no-build"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(app.path(), &admin, &ci, &["services"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("scoped to service `test-app`") && stderr.contains("verge token"),
+        "{stderr}"
+    );
+    let out = cli(app.path(), &admin, TOKEN, &["versions"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("* 3") && l.ends_with("\tci")),
+        "uploaded by the token's name: {listed}"
+    );
+    let out = cli(app.path(), &admin, TOKEN, &["token", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\tci\ttest-app\twrite"));
 }
 
 /// Packs the test program `name` with `manifest` into `dir`.
@@ -558,7 +595,8 @@ async fn the_openapi_description_matches_the_admin_routes() {
         let concrete = path
             .replace("{app}", "ghost")
             .replace("{name}", "ghost")
-            .replace("{key}", "k");
+            .replace("{key}", "k")
+            .replace("{id}", "000000000000");
         for (method, op) in methods.as_object().unwrap() {
             let open = op
                 .get("security")
@@ -595,4 +633,130 @@ async fn the_openapi_description_matches_the_admin_routes() {
         .await
         .unwrap();
     assert!(resp.text().await.unwrap().contains("no such route"));
+}
+
+/// What a route needs: `None` for a node-wide route, else the service it belongs to;
+/// and whether it changes things.
+fn need(method: &str, path: &str) -> Option<(Option<&'static str>, bool)> {
+    let write = method != "GET";
+    Some(match path {
+        "/healthz" | "/readyz" => return None,
+        "/metrics" | "/admin/v1/services" | "/admin/v1/tokens" | "/admin/v1/tokens/{id}" => {
+            (None, write)
+        }
+        "/admin/v1/services/{name}" if method == "DELETE" => (None, true),
+        _ => (Some("shop"), write),
+    })
+}
+
+/// Every route of the admin API, with every kind of token: none and a wrong one get
+/// 401; a token outside its scope or right gets 403; the others reach the route.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_admin_route_checks_the_token_and_its_scope() {
+    let data = tempfile::tempdir().unwrap();
+    let (_verge, admin) = start(data.path());
+    for name in ["shop", "blog"] {
+        let create = serde_json::json!({ "name": name, "domains": [] });
+        let (status, _) = call(
+            &admin,
+            "POST",
+            "/admin/v1/services",
+            Some(create.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // (token, its service scope, whether it may write)
+    let mut tokens: Vec<(String, Option<&str>, bool)> = Vec::new();
+    for (name, service, write) in [
+        ("shop-read", Some("shop"), false),
+        ("shop-write", Some("shop"), true),
+        ("blog-write", Some("blog"), true),
+        ("node-read", None, false),
+    ] {
+        let body = serde_json::json!({ "name": name, "service": service, "write": write });
+        let (status, made) = call(
+            &admin,
+            "POST",
+            "/admin/v1/tokens",
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+        let token = made["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("vrg_"));
+        tokens.push((token, service, write));
+    }
+    tokens.push((TOKEN.to_owned(), None, true));
+    let (_, listed) = call(&admin, "GET", "/admin/v1/tokens", None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 4);
+    assert!(
+        !listed.to_string().contains("vrg_"),
+        "secrets are never listed"
+    );
+
+    let text = std::fs::read_to_string(repo_root().join("docs/admin-api.openapi.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut checked = 0;
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            let Some((service, write)) = need(&method, path) else {
+                continue;
+            };
+            // Deleting is tried on a service that does not exist (404 when allowed).
+            let name = if method == "DELETE" { "gone" } else { "shop" };
+            let concrete = path
+                .replace("{app}", "shop")
+                .replace("{name}", name)
+                .replace("{key}", "k")
+                .replace("{id}", "000000000000");
+            let send = |token: Option<&str>| {
+                let mut req = client()
+                    .request(method.parse().unwrap(), format!("{admin}{concrete}"))
+                    .body("{}");
+                if let Some(token) = token {
+                    req = req.bearer_auth(token);
+                }
+                req.send()
+            };
+            assert_eq!(send(None).await.unwrap().status(), 401, "{method} {path}");
+            assert_eq!(
+                send(Some("vrg_000000000000_nope")).await.unwrap().status(),
+                401
+            );
+            for (token, scope, may_write) in &tokens {
+                let in_scope = match (scope, service) {
+                    (None, _) => true,
+                    (Some(own), Some(route)) => own == &route,
+                    (Some(_), None) => false,
+                };
+                let allowed = in_scope && (*may_write || !write);
+                let status = send(Some(token)).await.unwrap().status().as_u16();
+                if allowed {
+                    assert!(
+                        status != 401 && status != 403,
+                        "{method} {path} with {scope:?}/{may_write}: {status}"
+                    );
+                } else {
+                    assert_eq!(status, 403, "{method} {path} with {scope:?}/{may_write}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "{checked} checks");
+
+    // A revoked token stops working at once.
+    let shop_write = tokens[1].0.clone();
+    let id = shop_write.split('_').nth(1).unwrap().to_owned();
+    let (status, _) = call(&admin, "DELETE", &format!("/admin/v1/tokens/{id}"), None).await;
+    assert_eq!(status, 200);
+    let resp = client()
+        .get(format!("{admin}/admin/v1/services/shop"))
+        .bearer_auth(&shop_write)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
 }

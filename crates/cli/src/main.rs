@@ -46,6 +46,7 @@ enum Command {
     Versions(commands::remote::VersionsArgs),
     Activate(commands::remote::ActivateArgs),
     Rollback(commands::remote::RollbackArgs),
+    Token(commands::remote::TokenArgs),
     Pack(commands::pack::Args),
     Purge(commands::purge::Args),
 }
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         Command::Versions(args) => commands::remote::versions(args),
         Command::Activate(args) => commands::remote::activate(args),
         Command::Rollback(args) => commands::remote::rollback(args),
+        Command::Token(args) => commands::remote::token(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Purge(args) => commands::purge::run(args),
     };

@@ -11,6 +11,13 @@
 //! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
 //! | `POST /admin/v1/services/{name}/activate` `{"version"}` | serve that version |
 //! | `POST /admin/v1/services/{name}/rollback` | serve the one active before |
+//! | `GET /admin/v1/tokens` | the tokens (never their secrets) |
+//! | `POST /admin/v1/tokens` `{"name", "service", "write"}` | make one: its secret is shown once |
+//! | `DELETE /admin/v1/tokens/{id}` | revoke one |
+//!
+//! Tokens are scoped to the node or to one service, read or read-write; the node's
+//! root token (`--admin-token-file`) can do everything. A route outside a token's
+//! scope answers 403 with the reason.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -23,10 +30,13 @@ use hyper::http::{self, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use verge_control::{
     ControlError, ControlState, NewVersion, PackageStore, PackageStoreError, ServiceName,
+    TokenRecord,
 };
 use verge_manifest::{DomainPattern, Package};
 use verge_runtime::Runtime;
-use verge_server::admin::{AdminRoutes, Reply};
+use verge_server::admin::{
+    AdminRoutes, Authenticator, Need, Principal, Reply, Right, RootToken, Scope, forbidden,
+};
 use verge_server::{LogWriter, Metrics, NodeRegistry};
 
 use crate::commands::serve::MAX_PACKAGED_COMPONENT;
@@ -85,6 +95,7 @@ impl AdminRoutes for DeployApi {
     fn handle(
         &self,
         req: Request<Incoming>,
+        principal: Principal,
     ) -> Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>> {
         Box::pin(async move {
             let path = req.uri().path().trim_end_matches('/').to_owned();
@@ -97,7 +108,20 @@ impl AdminRoutes for DeployApi {
                 Some(Err(e)) => return refuse(StatusCode::BAD_REQUEST, e),
                 None => None,
             };
-            match (method, name, parts.get(1).copied()) {
+            let action = parts.get(1).copied();
+            // Service routes are the service's; listing and creating are the node's.
+            let need = Need {
+                service: if method == Method::DELETE {
+                    None
+                } else {
+                    name.as_ref().map(|n| n.as_str())
+                },
+                write: method != Method::GET,
+            };
+            if let Err(why) = principal.check(need) {
+                return forbidden(&why);
+            }
+            match (method, name, action) {
                 (Method::GET, None, None) => match node.control.services() {
                     Ok(services) => reply(StatusCode::OK, &services),
                     Err(e) => control_error(e),
@@ -140,7 +164,9 @@ impl AdminRoutes for DeployApi {
                     Ok(versions) => reply(StatusCode::OK, &versions),
                     Err(e) => control_error(e),
                 },
-                (Method::POST, Some(name), Some("versions")) => upload(node, &name, req).await,
+                (Method::POST, Some(name), Some("versions")) => {
+                    upload(node, &name, req, &principal.name).await
+                }
                 (Method::POST, Some(name), Some("activate")) => {
                     #[derive(Deserialize)]
                     #[serde(deny_unknown_fields)]
@@ -164,7 +190,12 @@ impl AdminRoutes for DeployApi {
 
 /// Streams an upload to disk while hashing it, reads the package, compiles it, and
 /// records the version. Any failure leaves no version behind.
-async fn upload(node: &Arc<Node>, name: &ServiceName, req: Request<Incoming>) -> Reply {
+async fn upload(
+    node: &Arc<Node>,
+    name: &ServiceName,
+    req: Request<Incoming>,
+    uploaded_by: &str,
+) -> Reply {
     if let Err(e) = node
         .control
         .service(name)
@@ -206,7 +237,7 @@ async fn upload(node: &Arc<Node>, name: &ServiceName, req: Request<Incoming>) ->
     let version = NewVersion {
         sha256,
         size,
-        uploaded_by: "admin".into(),
+        uploaded_by: uploaded_by.to_owned(),
     };
     match node.control.add_version(name, version) {
         Ok(version) => reply(StatusCode::CREATED, &version),
@@ -293,4 +324,154 @@ fn check_and_store(
             PackageStoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
             other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })
+}
+
+/// The node's tokens: its root token, and the scoped ones in the control state
+/// (`vrg_ID_SECRET`, found by id, the secret compared by its SHA-256).
+pub(crate) struct NodeAuth {
+    pub(crate) root: RootToken,
+    pub(crate) control: Arc<dyn ControlState>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Authenticator for NodeAuth {
+    fn authenticate(&self, token: &str) -> Option<Principal> {
+        if let Some(root) = self.root.authenticate(token) {
+            return Some(root);
+        }
+        let (id, secret) = token.strip_prefix("vrg_")?.split_once('_')?;
+        let record = self.control.token(id).ok()??;
+        let presented = sha256_hex(secret.as_bytes());
+        verge_server::admin::constant_time_eq(presented.as_bytes(), record.secret_sha256.as_bytes())
+            .then(|| Principal {
+                name: record.name,
+                scope: record.service.map_or(Scope::Node, Scope::Service),
+                right: if record.write {
+                    Right::Write
+                } else {
+                    Right::Read
+                },
+            })
+    }
+}
+
+/// `/admin/v1/tokens`.
+pub(crate) struct TokensApi(pub(crate) Arc<Node>);
+
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl AdminRoutes for TokensApi {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        principal: Principal,
+    ) -> Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>> {
+        Box::pin(async move {
+            let node = &self.0;
+            let path = req.uri().path().trim_end_matches('/').to_owned();
+            let id = path
+                .strip_prefix("/admin/v1/tokens")
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .to_owned();
+            let method = req.method().clone();
+            if let Err(why) = principal.check(Need {
+                service: None,
+                write: method != Method::GET,
+            }) {
+                return forbidden(&why);
+            }
+            /// A token as listed: never its secret.
+            fn listed(t: &TokenRecord) -> serde_json::Value {
+                serde_json::json!({
+                    "id": t.id, "name": t.name, "service": t.service,
+                    "write": t.write, "created_at_ms": t.created_at_ms,
+                })
+            }
+            match (method, id.is_empty()) {
+                (Method::GET, true) => match node.control.tokens() {
+                    Ok(tokens) => reply(
+                        StatusCode::OK,
+                        &tokens.iter().map(listed).collect::<Vec<_>>(),
+                    ),
+                    Err(e) => control_error(e),
+                },
+                (Method::POST, true) => {
+                    #[derive(Deserialize)]
+                    #[serde(deny_unknown_fields)]
+                    struct Create {
+                        name: String,
+                        #[serde(default)]
+                        service: Option<ServiceName>,
+                        #[serde(default)]
+                        write: bool,
+                    }
+                    let create: Create = match json_body(req).await {
+                        Ok(c) => c,
+                        Err(reply) => return reply,
+                    };
+                    let name = create.name.trim();
+                    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                        return refuse(
+                            StatusCode::BAD_REQUEST,
+                            "a token's name is 1 to 64 characters",
+                        );
+                    }
+                    if let Some(service) = &create.service {
+                        match node.control.service(service) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => {
+                                return control_error(ControlError::NoSuchService(
+                                    service.as_str().to_owned(),
+                                ));
+                            }
+                            Err(e) => return control_error(e),
+                        }
+                    }
+                    let (id, secret) = match (random_hex(6), random_hex(24)) {
+                        (Ok(id), Ok(secret)) => (id, secret),
+                        (Err(e), _) | (_, Err(e)) => {
+                            return refuse(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                format!("no randomness for a token: {e}"),
+                            );
+                        }
+                    };
+                    let record = TokenRecord {
+                        id: id.clone(),
+                        name: name.to_owned(),
+                        service: create.service.map(|s| s.as_str().to_owned()),
+                        write: create.write,
+                        secret_sha256: sha256_hex(secret.as_bytes()),
+                        created_at_ms: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64),
+                    };
+                    if let Err(e) = node.control.add_token(record.clone()) {
+                        return control_error(e);
+                    }
+                    let mut body = listed(&record);
+                    body["token"] = format!("vrg_{id}_{secret}").into();
+                    reply(StatusCode::CREATED, &body)
+                }
+                (Method::DELETE, false) => match node.control.revoke_token(&id) {
+                    Ok(true) => reply(StatusCode::OK, &serde_json::json!({ "revoked": id })),
+                    Ok(false) => refuse(StatusCode::NOT_FOUND, format!("no token with id `{id}`")),
+                    Err(e) => control_error(e),
+                },
+                _ => refuse(StatusCode::NOT_FOUND, "no such route"),
+            }
+        })
+    }
 }

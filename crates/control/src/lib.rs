@@ -11,7 +11,7 @@ mod model;
 mod packages;
 mod redb_state;
 
-pub use model::{NewVersion, Service, ServiceName, Version};
+pub use model::{NewVersion, Service, ServiceName, TokenRecord, Version};
 pub use packages::{PackageStore, PackageStoreError};
 pub use redb_state::RedbState;
 
@@ -61,4 +61,10 @@ pub trait ControlState: Send + Sync + 'static {
     fn activate(&self, name: &ServiceName, number: u32) -> Result<Service, ControlError>;
     /// Makes the version active before the current one active again.
     fn rollback(&self, name: &ServiceName) -> Result<Service, ControlError>;
+    /// Records an admin token (its id must be new).
+    fn add_token(&self, token: TokenRecord) -> Result<(), ControlError>;
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, ControlError>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>, ControlError>;
+    /// Revokes a token; whether it existed.
+    fn revoke_token(&self, id: &str) -> Result<bool, ControlError>;
 }

@@ -31,6 +31,21 @@ pub struct NewVersion {
     pub uploaded_by: String,
 }
 
+/// An admin token as stored: its secret only as a SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public part of the token (`vrg_ID_SECRET`), 12 hex digits.
+    pub id: String,
+    pub name: String,
+    /// `None`: the whole node; `Some(service)`: that service only.
+    pub service: Option<String>,
+    /// Read and write, or read only.
+    pub write: bool,
+    /// SHA-256 of the secret part, hex.
+    pub secret_sha256: String,
+    pub created_at_ms: u64,
+}
+
 /// A version of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {

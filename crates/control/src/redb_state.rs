@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use verge_manifest::DomainPattern;
 
-use crate::{ControlError, ControlState, NewVersion, Service, ServiceName, Version};
+use crate::{ControlError, ControlState, NewVersion, Service, ServiceName, TokenRecord, Version};
 
 /// Service name → [`Service`] (JSON).
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
@@ -16,6 +16,8 @@ const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const VERSIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("versions");
 /// Domain pattern → the service it belongs to.
 const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
+/// Token id → [`TokenRecord`] (JSON).
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
 /// The control state in a redb file.
 pub struct RedbState {
@@ -46,6 +48,7 @@ impl RedbState {
         txn.open_table(SERVICES).map_err(storage)?;
         txn.open_table(VERSIONS).map_err(storage)?;
         txn.open_table(DOMAINS).map_err(storage)?;
+        txn.open_table(TOKENS).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(RedbState { db })
     }
@@ -276,6 +279,51 @@ impl ControlState for RedbState {
             service.active = Some(previous);
             save(txn, &service)?;
             Ok(service)
+        })
+    }
+
+    fn add_token(&self, token: TokenRecord) -> Result<(), ControlError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(TOKENS).map_err(storage)?;
+            if table.get(token.id.as_str()).map_err(storage)?.is_some() {
+                return Err(ControlError::Storage(format!(
+                    "token id {} exists",
+                    token.id
+                )));
+            }
+            let bytes = serde_json::to_vec(&token).map_err(storage)?;
+            table
+                .insert(token.id.as_str(), bytes.as_slice())
+                .map_err(storage)?;
+            Ok(())
+        })
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, ControlError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TOKENS).map_err(storage)?;
+        let found = table.get(id).map_err(storage)?;
+        found
+            .map(|bytes| serde_json::from_slice(bytes.value()).map_err(storage))
+            .transpose()
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, ControlError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TOKENS).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            let (_, bytes) = row.map_err(storage)?;
+            out.push(serde_json::from_slice(bytes.value()).map_err(storage)?);
+        }
+        Ok(out)
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<bool, ControlError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(TOKENS).map_err(storage)?;
+            let removed = table.remove(id).map_err(storage)?.is_some();
+            Ok(removed)
         })
     }
 }

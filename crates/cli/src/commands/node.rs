@@ -10,14 +10,14 @@ use verge_cache::{Cache, CacheConfig};
 use verge_control::{ControlState, PackageStore, RedbState};
 use verge_manifest::{ByteSize, LimitsSection, Package};
 use verge_runtime::{NodeServices, Runtime, RuntimeConfig};
-use verge_server::admin::{AdminConfig, AdminServer};
+use verge_server::admin::{AdminConfig, AdminServer, RootToken};
 use verge_server::{LogWriter, Metrics, NodeRegistry, Server, ServerConfig};
 
 use crate::commands::serve::{
     KvBackendKind, MAX_PACKAGED_COMPONENT, admin_token, load, open_kv, prepare_packaged,
     shutdown_signal,
 };
-use crate::node_api::{DeployApi, Node};
+use crate::node_api::{DeployApi, Node, NodeAuth, TokensApi};
 use crate::ui;
 
 /// Run an edge node: many services side by side, each on its domains, deployed and
@@ -71,7 +71,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let token = admin_token(args.admin_token_file.as_deref())?;
+    let root_token = admin_token(args.admin_token_file.as_deref())?;
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let control: Arc<dyn ControlState> = Arc::new(
@@ -128,14 +128,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let admin = AdminServer::bind(
             AdminConfig {
                 listen: args.admin_listen,
-                token,
+                token: root_token.clone(),
             },
             node.registry.clone(),
             node.runtime.config().node.cache.clone(),
             node.metrics.clone(),
         )
         .await?
-        .with_routes("/admin/v1/services", Arc::new(DeployApi(node.clone())));
+        .with_authenticator(Arc::new(NodeAuth {
+            root: RootToken(root_token),
+            control: node.control.clone(),
+        }))
+        .with_routes("/admin/v1/services", Arc::new(DeployApi(node.clone())))
+        .with_routes("/admin/v1/tokens", Arc::new(TokensApi(node.clone())));
         println!("Admin API on http://{}", admin.local_addr());
         tokio::spawn(admin.run());
         println!("Listening on http://{}", server.local_addr());

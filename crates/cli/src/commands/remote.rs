@@ -103,6 +103,14 @@ impl Node {
             if status == 401 {
                 bail!("the node refused the token; check --token-file or VERGE_ADMIN_TOKEN");
             }
+            if status == 403 {
+                bail!(
+                    "{}; use a token with that scope (see `verge token`)",
+                    value["error"]
+                        .as_str()
+                        .unwrap_or("the token may not do this")
+                );
+            }
             Ok((status, value))
         })
     }
@@ -365,5 +373,89 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
             service["active"].as_u64().unwrap_or_default()
         ),
     );
+    Ok(())
+}
+
+/// Make, list and revoke a node's admin tokens (needs a node token with write).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    verge token create ci --service shop --write     a CI token that deploys `shop`\n  \
+    verge token create grafana                       read-only, the whole node (metrics)\n  \
+    verge token list\n  \
+    verge token revoke 3f9a2c4b1d0e")]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    action: TokenAction,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenAction {
+    /// Make a token; its secret is printed once.
+    Create {
+        /// A name for people (shown as "uploaded by").
+        name: String,
+        /// Scope it to one service [default: the whole node].
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Let it change things [default: read only].
+        #[arg(long)]
+        write: bool,
+    },
+    /// The tokens, without their secrets.
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+pub fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let mut node = Node::connect(&args.node)?;
+    node.base = node.base.replace("/admin/v1/services", "/admin/v1/tokens");
+    match args.action {
+        TokenAction::Create {
+            name,
+            service,
+            write,
+        } => {
+            let made = node.ok(
+                reqwest::Method::POST,
+                "",
+                Some(json(
+                    &serde_json::json!({ "name": name, "service": service, "write": write }),
+                )),
+            )?;
+            ui::status(
+                "Created",
+                format!(
+                    "token {} ({}, {}); keep it secret, it is not shown again",
+                    made["id"].as_str().unwrap_or("?"),
+                    service.map_or("the whole node".to_string(), |s| format!("service {s}")),
+                    if write { "read and write" } else { "read only" }
+                ),
+            );
+            println!("{}", made["token"].as_str().unwrap_or(""));
+        }
+        TokenAction::List => {
+            let list = node.ok(reqwest::Method::GET, "", None)?;
+            for t in list.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    t["id"].as_str().unwrap_or("?"),
+                    t["name"].as_str().unwrap_or("?"),
+                    t["service"].as_str().unwrap_or("(node)"),
+                    if t["write"].as_bool() == Some(true) {
+                        "write"
+                    } else {
+                        "read"
+                    }
+                );
+            }
+        }
+        TokenAction::Revoke { id } => {
+            node.ok(reqwest::Method::DELETE, &format!("/{id}"), None)?;
+            ui::status("Revoked", format!("token {id}"));
+        }
+    }
     Ok(())
 }

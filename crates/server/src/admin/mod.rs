@@ -14,6 +14,7 @@
 //! `{"app", "purged", "soft"}` once no lookup can find the purged objects. The
 //! health routes are for load balancers and say nothing about the apps.
 
+mod auth;
 mod metrics;
 mod purge;
 
@@ -33,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::registry::AppRegistry;
 use crate::serve::ServerError;
 
+pub use auth::{Authenticator, Need, Principal, Right, RootToken, Scope, constant_time_eq};
 pub use purge::{PurgeError, PurgeRequest, PurgeTarget, Purged, purge};
 
 /// Where the admin API listens and the token it takes.
@@ -59,23 +61,30 @@ pub struct AdminServer {
 }
 
 struct State {
-    expected: Vec<u8>,
+    auth: Arc<dyn Authenticator>,
     registry: Arc<dyn AppRegistry>,
     cache: Cache,
     metrics: Metrics,
-    /// More routes, under a path prefix (the node's deploy API).
-    extra: Option<(&'static str, Arc<dyn AdminRoutes>)>,
+    /// More routes, each under a path prefix (the node's deploy API).
+    extra: Vec<(&'static str, Arc<dyn AdminRoutes>)>,
 }
 
 /// The answer of an admin route.
 pub type Reply = Response<Full<Bytes>>;
 /// Admin routes served by someone else (the node's control plane, which the server
-/// does not know), after the token check.
+/// does not know), for an authenticated principal; they check what each route needs
+/// with [`Principal::check`].
 pub trait AdminRoutes: Send + Sync + 'static {
     fn handle(
         &self,
         req: Request<Incoming>,
+        principal: Principal,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>>;
+}
+
+/// The 403 for a principal that may not do what a route needs.
+pub fn forbidden(why: &str) -> Reply {
+    error(StatusCode::FORBIDDEN, why)
 }
 
 /// Largest request body the admin API reads.
@@ -92,11 +101,11 @@ impl AdminServer {
         Ok(AdminServer {
             listener,
             state: Arc::new(State {
-                expected: format!("Bearer {}", config.token).into_bytes(),
+                auth: Arc::new(RootToken(config.token)),
                 registry,
                 cache,
                 metrics,
-                extra: None,
+                extra: Vec::new(),
             }),
         })
     }
@@ -105,7 +114,16 @@ impl AdminServer {
     pub fn with_routes(mut self, prefix: &'static str, routes: Arc<dyn AdminRoutes>) -> Self {
         Arc::get_mut(&mut self.state)
             .expect("routes are added before the server runs")
-            .extra = Some((prefix, routes));
+            .extra
+            .push((prefix, routes));
+        self
+    }
+
+    /// Authenticates tokens with `auth` instead of the one configured token.
+    pub fn with_authenticator(mut self, auth: Arc<dyn Authenticator>) -> Self {
+        Arc::get_mut(&mut self.state)
+            .expect("the authenticator is set before the server runs")
+            .auth = auth;
         self
     }
 
@@ -162,12 +180,6 @@ fn error(status: StatusCode, message: &str) -> Reply {
     json(status, &ErrorBody { error: message })
 }
 
-/// Compares without stopping at the first difference, so response times say nothing
-/// about how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl State {
     async fn handle(&self, req: Request<Incoming>) -> Reply {
         match (req.method(), req.uri().path()) {
@@ -180,11 +192,12 @@ impl State {
             }
             _ => {}
         }
-        let authorized = req
+        let principal = req
             .headers()
             .get(header::AUTHORIZATION)
-            .is_some_and(|v| constant_time_eq(v.as_bytes(), &self.expected));
-        if !authorized {
+            .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
+            .and_then(|token| self.auth.authenticate(token.trim()));
+        let Some(principal) = principal else {
             let mut reply = error(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong token: send Authorization: Bearer <token>",
@@ -194,18 +207,26 @@ impl State {
                 http::HeaderValue::from_static("Bearer"),
             );
             return reply;
-        }
+        };
         let path = req.uri().path().to_owned();
-        if let Some((prefix, routes)) = &self.extra
-            && path.starts_with(prefix)
+        if let Some((_, routes)) = self
+            .extra
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix))
         {
-            return routes.handle(req).await;
+            return routes.handle(req, principal).await;
         }
         let soft = req
             .uri()
             .query()
             .is_some_and(|q| q.split('&').any(|p| p == "soft=true" || p == "soft=1"));
         if path == "/metrics" {
+            if let Err(why) = principal.check(Need {
+                service: None,
+                write: false,
+            }) {
+                return forbidden(&why);
+            }
             return match *req.method() {
                 Method::GET => metrics::render(&self.metrics, &self.cache),
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
@@ -219,6 +240,12 @@ impl State {
         };
         if req.method() != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "purges are POST");
+        }
+        if let Err(why) = principal.check(Need {
+            service: Some(app),
+            write: true,
+        }) {
+            return forbidden(&why);
         }
         let target = match action {
             "all" => PurgeTarget::All,
