@@ -760,3 +760,85 @@ async fn every_admin_route_checks_the_token_and_its_scope() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_memory_bombs_on_one_service_leaves_the_node_and_the_others_up() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let verge = Verge::node(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--memory-budget",
+            "512MiB",
+            "--max-concurrent-per-service",
+            "2",
+        ],
+        &[("VERGE_ADMIN_TOKEN", TOKEN)],
+    );
+    let admin = verge
+        .stdout
+        .wait_for(std::time::Duration::from_secs(10), |l| {
+            l.starts_with("Admin API on http://")
+        })
+        .trim_start_matches("Admin API on ")
+        .trim()
+        .to_owned();
+    // Bombs get the CPU to reach their memory limit.
+    let bomb = package_of(packages.path(), "hostile", "[limits]\ncpu_time = \"2s\"\n");
+    deploy(&admin, "flood", "flood.test", bomb).await;
+    let calm = package_of(
+        packages.path(),
+        "config-std",
+        "[config]\ngreeting = \"calm\"\n",
+    );
+    deploy(&admin, "calm", "calm.test", calm).await;
+    let rss_before = verge.peak_rss();
+
+    let bombs: Vec<_> = (0..300)
+        .map(|_| {
+            let url = verge.url("/memory-bomb");
+            tokio::spawn(async move {
+                let resp = client()
+                    .get(url)
+                    .header("host", "flood.test")
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (resp.status().as_u16(), retry, resp.text().await.unwrap())
+            })
+        })
+        .collect();
+    // Meanwhile the other service answers every request.
+    for _ in 0..20 {
+        assert_eq!(greeting(&verge, "calm.test").await, (200, "calm".into()));
+    }
+    let (mut overloaded, mut bombed) = (0, 0);
+    for b in bombs {
+        let (status, retry, body) = b.await.unwrap();
+        match status {
+            503 => {
+                assert_eq!(retry.as_deref(), Some("1"), "{body}");
+                assert!(body.contains("try again shortly"), "{body}");
+                overloaded += 1;
+            }
+            // The bomb reached its memory limit.
+            500 => bombed += 1,
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(
+        overloaded > 0 && bombed > 0,
+        "{overloaded} overloaded, {bombed} bombed"
+    );
+    assert_eq!(greeting(&verge, "calm.test").await, (200, "calm".into()));
+    // At most two bombs ran at once: the node's memory grew by about two instances.
+    let growth = verge.peak_rss().saturating_sub(rss_before);
+    assert!(growth < 512 << 20, "peak RSS grew by {growth} bytes");
+}

@@ -49,6 +49,8 @@ pub(crate) struct Node {
     pub(crate) registry: Arc<NodeRegistry>,
     pub(crate) log: LogWriter,
     pub(crate) metrics: Metrics,
+    /// The instance cap of services whose packages set none.
+    pub(crate) max_concurrent_per_service: u32,
 }
 
 pub(crate) struct DeployApi(pub(crate) Arc<Node>);

@@ -329,6 +329,9 @@ pub struct LimitsSection {
     pub wall_time: Option<DurationValue>,
     pub max_request_body: Option<ByteSize>,
     pub max_outbound_requests: Option<u32>,
+    /// Instances of the app that may run at once; past it, requests wait briefly, then
+    /// get 503.
+    pub max_concurrent: Option<u32>,
 }
 
 impl LimitsSection {
@@ -340,6 +343,7 @@ impl LimitsSection {
             wall_time: over.wall_time.or(self.wall_time),
             max_request_body: over.max_request_body.or(self.max_request_body),
             max_outbound_requests: over.max_outbound_requests.or(self.max_outbound_requests),
+            max_concurrent: over.max_concurrent.or(self.max_concurrent),
         }
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct AppInner {
     /// Each host API's per-app state.
     pub(crate) host: Arc<AppHost>,
     pub(crate) load_info: LoadInfo,
+    /// The app's own cap on concurrent instances (`limits.max_concurrent`).
+    pub(crate) instances: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl App {
@@ -76,9 +78,14 @@ impl App {
             }
         };
         let host = Arc::new(AppHost::new(&config, &runtime.config().node, version)?);
+        let instances = config
+            .limits
+            .max_concurrent
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
         Ok(App {
             inner: Arc::new(AppInner {
                 runtime: runtime.clone(),
+                instances,
                 pre,
                 config,
                 host,

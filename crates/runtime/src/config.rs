@@ -322,6 +322,7 @@ impl Limits {
             max_outbound_requests: section
                 .max_outbound_requests
                 .unwrap_or(self.max_outbound_requests),
+            max_concurrent: section.max_concurrent.or(self.max_concurrent),
         }
     }
 }

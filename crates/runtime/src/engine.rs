@@ -37,6 +37,12 @@ pub struct RuntimeConfig {
     pub max_wasm_stack_bytes: usize,
     /// What this node offers every app (its name, geolocation data).
     pub node: NodeServices,
+    /// Memory all running instances may claim together, counted by their apps'
+    /// memory limits; `None`: no budget beyond the instance pool.
+    pub memory_budget_bytes: Option<u64>,
+    /// How long a request waits for room (the budget, its app's instance cap) before
+    /// it is answered 503 `overloaded`.
+    pub admission_wait: Duration,
 }
 
 /// Node-wide services the host APIs draw on.
@@ -87,6 +93,8 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(1),
             max_wasm_stack_bytes: 512 << 10,
             node: NodeServices::default(),
+            memory_budget_bytes: None,
+            admission_wait: Duration::from_secs(1),
         }
     }
 }
@@ -103,6 +111,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<RequestState>,
     pub(crate) config: RuntimeConfig,
+    /// The memory budget in MiB permits, if there is one.
+    pub(crate) memory_budget: Option<Arc<tokio::sync::Semaphore>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -119,10 +129,15 @@ impl Runtime {
         let linker = crate::state::linker(&engine).map_err(LoadError::Engine)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(&engine, config.epoch_tick, ticker_stop.clone());
+        let memory_budget = config.memory_budget_bytes.map(|bytes| {
+            let mib = (bytes >> 20).clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u64);
+            Arc::new(tokio::sync::Semaphore::new(mib as usize))
+        });
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                memory_budget,
                 config,
                 ticker_stop,
             }),

@@ -133,6 +133,11 @@ impl App {
             );
         }
 
+        // Room to run: the app's instance cap and the node's memory budget.
+        let Some(admitted) = self.admit().await else {
+            return failed(&ctx, Report::failed_before_start(Failure::Overloaded));
+        };
+
         let trace = TraceContext::from_headers(req.headers());
         let mut store = self.new_store(&ctx, trace);
         let body_too_large = Arc::new(AtomicBool::new(false));
@@ -170,6 +175,8 @@ impl App {
         let pre = self.inner.pre.clone();
         let wall_time = limits.wall_time;
         let guest = async move {
+            // Held until the guest has finished.
+            let _admitted = admitted;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -271,6 +278,41 @@ impl App {
         }
     }
 
+    /// Waits (up to the runtime's `admission_wait`) for a place under the app's
+    /// instance cap and for its memory limit's worth of the node's budget. `None`:
+    /// no room in time. Without cap or budget, this costs two `None` checks.
+    async fn admit(&self) -> Option<Admitted> {
+        let runtime = &self.inner.runtime.inner;
+        if self.inner.instances.is_none() && runtime.memory_budget.is_none() {
+            return Some(Admitted::default());
+        }
+        let deadline = tokio::time::Instant::now() + runtime.config.admission_wait;
+        let mut admitted = Admitted::default();
+        if let Some(instances) = &self.inner.instances {
+            let permit = match instances.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => tokio::time::timeout_at(deadline, instances.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?,
+            };
+            admitted.instance = Some(permit);
+        }
+        if let Some(budget) = &runtime.memory_budget {
+            let mib = (self.inner.config.limits.memory_bytes >> 20).max(1);
+            let mib = u32::try_from(mib).unwrap_or(u32::MAX);
+            let permit = match budget.clone().try_acquire_many_owned(mib) {
+                Ok(permit) => permit,
+                Err(_) => tokio::time::timeout_at(deadline, budget.clone().acquire_many_owned(mib))
+                    .await
+                    .ok()?
+                    .ok()?,
+            };
+            admitted.memory = Some(permit);
+        }
+        Some(admitted)
+    }
+
     fn new_store(&self, ctx: &RequestContext, trace: TraceContext) -> Store<RequestState> {
         RequestState::new(&self.inner, ctx, trace).into_store(self.inner.runtime.engine())
     }
@@ -283,6 +325,13 @@ fn content_length<B>(req: &http::Request<B>) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// The places a running request holds; released when the guest has finished.
+#[derive(Default)]
+struct Admitted {
+    instance: Option<tokio::sync::OwnedSemaphorePermit>,
+    memory: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A plain-text error response carrying the request id, for a request that failed
@@ -300,9 +349,14 @@ fn failed(ctx: &RequestContext, report: Report) -> Execution {
         failure.describe(),
         ctx.request_id
     );
-    let response = http::Response::builder()
+    let mut response = http::Response::builder()
         .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    if failure == Failure::Overloaded {
+        // Worth retrying soon: the node is busy, not broken.
+        response = response.header(http::header::RETRY_AFTER, "1");
+    }
+    let response = response
         .body(
             Full::new(Bytes::from(body))
                 .map_err(|e| match e {})

@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_request_body_bytes: u64,
     /// Outbound HTTP requests one request may make.
     pub max_outbound_requests: u32,
+    /// Instances of the app that may run at once; `None`: no cap of its own.
+    pub max_concurrent: Option<u32>,
 }
 
 impl Limits {
@@ -28,6 +30,7 @@ impl Limits {
         wall_time: Duration::from_secs(60),
         max_request_body_bytes: 100 << 20,
         max_outbound_requests: 32,
+        max_concurrent: None,
     };
 }
 

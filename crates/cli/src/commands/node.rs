@@ -68,6 +68,29 @@ pub struct Args {
     /// Memory for the edge cache.
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "256MiB")]
     pub edge_cache_memory: ByteSize,
+
+    /// Memory all running instances may claim together, each counting its service's
+    /// memory limit [default: half of the machine's memory]. Past it, requests wait
+    /// up to a second, then get 503 `overloaded` with Retry-After.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse)]
+    pub memory_budget: Option<ByteSize>,
+
+    /// Instances one service may run at once, unless its package sets
+    /// `max_concurrent`: one service's flood leaves room for the others.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_concurrent_per_service: u32,
+}
+
+/// Half of the machine's memory (from /proc/meminfo), or 4 GiB if it cannot be read.
+fn default_memory_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 2)
+        })
+        .unwrap_or(4 << 30)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -92,6 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         compile_cache_dir: Some(dir.join("compile-cache")),
         max_concurrent_instances: args.max_instances,
+        memory_budget_bytes: Some(
+            args.memory_budget
+                .map_or_else(default_memory_budget, |b| b.0),
+        ),
         ..defaults
     })
     .context("starting the Wasm runtime")?;
@@ -102,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         registry: Arc::new(NodeRegistry::default()),
         log,
         metrics: Metrics::default(),
+        max_concurrent_per_service: args.max_concurrent_per_service,
     });
     // Serve what was active when the node stopped.
     for service in node.control.services()? {
@@ -171,6 +199,10 @@ impl Node {
             std::path::Path::new(&format!("{}@{number}", service.name.as_str())),
             &LimitsSection::default(),
         )?;
+        let limits = &mut prepared.config.limits;
+        limits.max_concurrent = limits
+            .max_concurrent
+            .or(Some(self.max_concurrent_per_service));
         // The service's name is its namespace (KV, cache, logs), whatever the
         // package's app is called.
         prepared.config.name = service.name.as_str().to_owned();

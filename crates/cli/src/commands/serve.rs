@@ -67,6 +67,16 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse)]
     pub max_request_body: Option<ByteSize>,
 
+    /// Instances of the app that may run at once; more requests wait up to a second,
+    /// then get 503 with Retry-After [default: no cap, or verge.toml's].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<u32>,
+
+    /// Memory all running instances may claim together (each counts its memory
+    /// limit), e.g. 2GiB; past it, requests wait up to a second, then get 503.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse)]
+    pub memory_budget: Option<ByteSize>,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:7878", env = "VERGE_LISTEN")]
     pub listen: SocketAddr,
@@ -255,6 +265,7 @@ impl Source {
                 wall_time: args.wall_time,
                 max_request_body: args.max_request_body,
                 max_outbound_requests: None,
+                max_concurrent: args.max_concurrent,
             },
         })
     }
@@ -314,6 +325,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .max(first.config.limits.memory_bytes),
         memory_keep_resident_bytes: args.memory_keep_resident,
         pagemap_scan: !args.no_pagemap_scan,
+        memory_budget_bytes: args.memory_budget.map(|b| b.0),
         ..defaults
     })
     .context("starting the Wasm runtime")?;
