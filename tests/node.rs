@@ -842,3 +842,86 @@ async fn a_flood_of_memory_bombs_on_one_service_leaves_the_node_and_the_others_u
     let growth = verge.peak_rss().saturating_sub(rss_before);
     assert!(growth < 512 << 20, "peak RSS grew by {growth} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_sees_only_its_own_secret_stores_and_its_lines_carry_its_name() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let verge = Verge::node(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("VERGE_ADMIN_TOKEN", TOKEN),
+            ("VERGE_TEST_NODE_SECRET", "alpha-only-secret"),
+        ],
+    );
+    let admin = verge
+        .stdout
+        .wait_for(std::time::Duration::from_secs(10), |l| {
+            l.starts_with("Admin API on http://")
+        })
+        .trim_start_matches("Admin API on ")
+        .trim()
+        .to_owned();
+    let with_secret = package_of(
+        packages.path(),
+        "config-secrets",
+        "[secret_stores.keys]\nenv = { token = \"VERGE_TEST_NODE_SECRET\" }\n",
+    );
+    deploy(&admin, "alpha", "alpha.test", with_secret).await;
+    let without = package_of(packages.path(), "config-secrets", "");
+    deploy(&admin, "beta", "beta.test", without).await;
+
+    let resp = client()
+        .get(verge.url("/secret/keys/token"))
+        .header("host", "alpha.test")
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&resp);
+    assert_eq!(resp.text().await.unwrap(), "alpha-only-secret");
+    assert_eq!(
+        verge.access_line(&id)["app"],
+        "alpha",
+        "lines carry the service"
+    );
+    let (status, body) = on(&verge, "beta.test", "GET", "/secret/keys/token", "").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("this app has no secret store `keys`"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_limit_above_the_nodes_slot_size_is_refused_at_upload() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (_verge, admin) = start(data.path());
+    let create = serde_json::json!({"name": "big", "domains": []});
+    call(
+        &admin,
+        "POST",
+        "/admin/v1/services",
+        Some(create.to_string().into_bytes()),
+    )
+    .await;
+    let big = package_of(
+        packages.path(),
+        "config-std",
+        "[limits]\nmemory = \"256MiB\"\n",
+    );
+    let (status, body) = call(&admin, "POST", "/admin/v1/services/big/versions", Some(big)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-memory-per-instance"),
+        "{body}"
+    );
+}

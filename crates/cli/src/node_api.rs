@@ -312,10 +312,16 @@ fn check_and_store(
     .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
     if let crate::commands::serve::Component::Bytes { bytes, .. } = &prepared.component {
         verge_runtime::App::load(&node.runtime, bytes, prepared.config.clone()).map_err(|e| {
+            let hint = match e {
+                verge_runtime::LoadError::MemoryLimitTooLarge { .. } => {
+                    "; start the node with a larger --max-memory-per-instance"
+                }
+                _ => "",
+            };
             let why = anyhow::Error::from(e);
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("the package does not load: {why:#}"),
+                format!("the package does not load: {why:#}{hint}"),
             )
         })?;
     }

@@ -75,6 +75,11 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse)]
     pub memory_budget: Option<ByteSize>,
 
+    /// The largest memory limit a service may have (the size of every instance's
+    /// memory slot); a package asking for more is refused at upload.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "128MiB")]
+    pub max_memory_per_instance: ByteSize,
+
     /// Instances one service may run at once, unless its package sets
     /// `max_concurrent`: one service's flood leaves room for the others.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -115,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         compile_cache_dir: Some(dir.join("compile-cache")),
         max_concurrent_instances: args.max_instances,
+        max_memory_bytes: args.max_memory_per_instance.0,
         memory_budget_bytes: Some(
             args.memory_budget
                 .map_or_else(default_memory_budget, |b| b.0),
