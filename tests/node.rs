@@ -28,15 +28,21 @@ fn package(dir: &std::path::Path, greeting: &str) -> Vec<u8> {
 }
 
 fn start(data: &std::path::Path) -> (Verge, String) {
-    let verge = Verge::node(
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[("VERGE_ADMIN_TOKEN", TOKEN)],
-    );
+    start_with(data, &[], &[])
+}
+
+/// `verge node` on `data` with `args` and `env` added; the node and its admin URL.
+fn start_with(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Verge, String) {
+    let mut all = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    all.extend_from_slice(args);
+    let mut all_env = vec![("VERGE_ADMIN_TOKEN", TOKEN)];
+    all_env.extend_from_slice(env);
+    let verge = Verge::node(&all, &all_env);
     let admin = verge
         .stdout
         .wait_for(std::time::Duration::from_secs(10), |l| {
@@ -765,27 +771,16 @@ async fn every_admin_route_checks_the_token_and_its_scope() {
 async fn a_flood_of_memory_bombs_on_one_service_leaves_the_node_and_the_others_up() {
     let data = tempfile::tempdir().unwrap();
     let packages = tempfile::tempdir().unwrap();
-    let verge = Verge::node(
+    let (verge, admin) = start_with(
+        data.path(),
         &[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
             "--memory-budget",
             "512MiB",
             "--max-concurrent-per-service",
             "2",
         ],
-        &[("VERGE_ADMIN_TOKEN", TOKEN)],
+        &[],
     );
-    let admin = verge
-        .stdout
-        .wait_for(std::time::Duration::from_secs(10), |l| {
-            l.starts_with("Admin API on http://")
-        })
-        .trim_start_matches("Admin API on ")
-        .trim()
-        .to_owned();
     // Bombs get the CPU to reach their memory limit.
     let bomb = package_of(packages.path(), "hostile", "[limits]\ncpu_time = \"2s\"\n");
     deploy(&admin, "flood", "flood.test", bomb).await;
@@ -847,26 +842,11 @@ async fn a_flood_of_memory_bombs_on_one_service_leaves_the_node_and_the_others_u
 async fn a_service_sees_only_its_own_secret_stores_and_its_lines_carry_its_name() {
     let data = tempfile::tempdir().unwrap();
     let packages = tempfile::tempdir().unwrap();
-    let verge = Verge::node(
-        &[
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--admin-listen",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("VERGE_ADMIN_TOKEN", TOKEN),
-            ("VERGE_TEST_NODE_SECRET", "alpha-only-secret"),
-        ],
+    let (verge, admin) = start_with(
+        data.path(),
+        &[],
+        &[("VERGE_TEST_NODE_SECRET", "alpha-only-secret")],
     );
-    let admin = verge
-        .stdout
-        .wait_for(std::time::Duration::from_secs(10), |l| {
-            l.starts_with("Admin API on http://")
-        })
-        .trim_start_matches("Admin API on ")
-        .trim()
-        .to_owned();
     let with_secret = package_of(
         packages.path(),
         "config-secrets",
