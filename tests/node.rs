@@ -10,21 +10,11 @@ const TOKEN: &str = "node-token-0123456789abcdef";
 
 /// A package of the `config-std` guest answering `GET /greeting` with `greeting`.
 fn package(dir: &std::path::Path, greeting: &str) -> Vec<u8> {
-    let app = app_dir_for(
-        &guest("config-std"),
+    package_of(
+        dir,
+        "config-std",
         &format!("[config]\ngreeting = \"{greeting}\"\n"),
-    );
-    let out = dir.join(format!("{greeting}.vpkg"));
-    let pack = verge(
-        &["pack", "--no-build", "-o", out.to_str().unwrap()],
-        app.path(),
-    );
-    assert!(
-        pack.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pack.stderr)
-    );
-    std::fs::read(out).unwrap()
+    )
 }
 
 fn start(data: &std::path::Path) -> (Verge, String) {
@@ -76,13 +66,7 @@ async fn call(
 }
 
 async fn greeting(verge: &Verge, host: &str) -> (u16, String) {
-    let resp = client()
-        .get(verge.url("/greeting"))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    on(verge, host, "GET", "/greeting", "").await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,21 +75,15 @@ async fn deploy_activate_roll_back_and_restart() {
     let packages = tempfile::tempdir().unwrap();
     let (verge, admin) = start(data.path());
 
-    let create = serde_json::json!({"name": "shop", "domains": ["shop.test", "*.shop.test"]});
-    let (status, _) = call(
+    let (status, _) = create(
         &admin,
-        "POST",
-        "/admin/v1/services",
-        Some(create.to_string().into_bytes()),
+        serde_json::json!({"name": "shop", "domains": ["shop.test", "*.shop.test"]}),
     )
     .await;
     assert_eq!(status, 201);
-    let taken = serde_json::json!({"name": "blog", "domains": ["shop.test"]});
-    let (status, body) = call(
+    let (status, body) = create(
         &admin,
-        "POST",
-        "/admin/v1/services",
-        Some(taken.to_string().into_bytes()),
+        serde_json::json!({"name": "blog", "domains": ["shop.test"]}),
     )
     .await;
     assert_eq!(status, 409, "{body}");
@@ -156,15 +134,7 @@ async fn deploy_activate_roll_back_and_restart() {
     );
     let (_, versions) = call(&admin, "GET", "/admin/v1/services/shop/versions", None).await;
     assert_eq!(versions.as_array().unwrap().len(), 2);
-
-    let activate = |n: u32| serde_json::json!({ "version": n }).to_string().into_bytes();
-    let (status, _) = call(
-        &admin,
-        "POST",
-        "/admin/v1/services/shop/activate",
-        Some(activate(1)),
-    )
-    .await;
+    let (status, _) = activate(&admin, "shop", 1).await;
     assert_eq!(status, 200);
     assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
     assert_eq!(
@@ -173,25 +143,13 @@ async fn deploy_activate_roll_back_and_restart() {
     );
     assert_eq!(greeting(&verge, "other.test").await.0, 404);
 
-    let (status, _) = call(
-        &admin,
-        "POST",
-        "/admin/v1/services/shop/activate",
-        Some(activate(2)),
-    )
-    .await;
+    let (status, _) = activate(&admin, "shop", 2).await;
     assert_eq!(status, 200);
     assert_eq!(greeting(&verge, "shop.test").await, (200, "bonjour".into()));
     let (status, service) = call(&admin, "POST", "/admin/v1/services/shop/rollback", None).await;
     assert_eq!((status, service["active"].as_u64()), (200, Some(1)));
     assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
-    let (status, _) = call(
-        &admin,
-        "POST",
-        "/admin/v1/services/shop/activate",
-        Some(activate(9)),
-    )
-    .await;
+    let (status, _) = activate(&admin, "shop", 9).await;
     assert_eq!(status, 404);
 
     // Without the token, nothing.
@@ -222,12 +180,9 @@ async fn activations_under_load_fail_no_request() {
     let data = tempfile::tempdir().unwrap();
     let packages = tempfile::tempdir().unwrap();
     let (verge, admin) = start(data.path());
-    let create = serde_json::json!({"name": "shop", "domains": ["shop.test"]});
-    call(
+    create(
         &admin,
-        "POST",
-        "/admin/v1/services",
-        Some(create.to_string().into_bytes()),
+        serde_json::json!({"name": "shop", "domains": ["shop.test"]}),
     )
     .await;
     for greeting in ["one", "two"] {
@@ -240,14 +195,7 @@ async fn activations_under_load_fail_no_request() {
         .await;
         assert_eq!(status, 201);
     }
-    let activate = |n: u32| serde_json::json!({ "version": n }).to_string().into_bytes();
-    call(
-        &admin,
-        "POST",
-        "/admin/v1/services/shop/activate",
-        Some(activate(1)),
-    )
-    .await;
+    activate(&admin, "shop", 1).await;
 
     // Four clients request without pause while the version flips 20 times.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -273,13 +221,7 @@ async fn activations_under_load_fail_no_request() {
         })
         .collect();
     for i in 0..20 {
-        let (status, body) = call(
-            &admin,
-            "POST",
-            "/admin/v1/services/shop/activate",
-            Some(activate(2 - i % 2)),
-        )
-        .await;
+        let (status, body) = activate(&admin, "shop", 2 - i % 2).await;
         assert_eq!(status, 200, "{body}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -446,16 +388,32 @@ fn package_of(dir: &std::path::Path, name: &str, manifest: &str) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-/// Creates service `name` on `host`, uploads `package` and activates it.
-async fn deploy(admin: &str, name: &str, host: &str, package: Vec<u8>) {
-    let create = serde_json::json!({"name": name, "domains": [host]});
-    let (status, body) = call(
+/// `POST /admin/v1/services` with `body`, as root.
+async fn create(admin: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    call(
         admin,
         "POST",
         "/admin/v1/services",
-        Some(create.to_string().into_bytes()),
+        Some(body.to_string().into_bytes()),
     )
-    .await;
+    .await
+}
+
+/// Activates version `n` of `service`, as root.
+async fn activate(admin: &str, service: &str, n: u32) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "version": n }).to_string().into_bytes();
+    call(
+        admin,
+        "POST",
+        &format!("/admin/v1/services/{service}/activate"),
+        Some(body),
+    )
+    .await
+}
+
+/// Creates service `name` on `host`, uploads `package` and activates it.
+async fn deploy(admin: &str, name: &str, host: &str, package: Vec<u8>) {
+    let (status, body) = create(admin, serde_json::json!({"name": name, "domains": [host]})).await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = call(
         admin,
@@ -465,14 +423,7 @@ async fn deploy(admin: &str, name: &str, host: &str, package: Vec<u8>) {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let activate = serde_json::json!({ "version": 1 }).to_string().into_bytes();
-    let (status, body) = call(
-        admin,
-        "POST",
-        &format!("/admin/v1/services/{name}/activate"),
-        Some(activate),
-    )
-    .await;
+    let (status, body) = activate(admin, name, 1).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -545,14 +496,7 @@ async fn tenants_never_see_each_others_kv_data_or_cache_objects() {
 async fn a_package_that_does_not_load_is_refused_at_upload() {
     let data = tempfile::tempdir().unwrap();
     let (_verge, admin) = start(data.path());
-    let create = serde_json::json!({"name": "broken", "domains": []});
-    call(
-        &admin,
-        "POST",
-        "/admin/v1/services",
-        Some(create.to_string().into_bytes()),
-    )
-    .await;
+    create(&admin, serde_json::json!({"name": "broken", "domains": []})).await;
     // A well-formed package whose component is not a wasi:http component.
     let app = tempfile::tempdir().unwrap();
     std::fs::write(app.path().join("broken.wasm"), b"\0asm\x01\0\0\0").unwrap();
@@ -662,14 +606,7 @@ async fn every_admin_route_checks_the_token_and_its_scope() {
     let data = tempfile::tempdir().unwrap();
     let (_verge, admin) = start(data.path());
     for name in ["shop", "blog"] {
-        let create = serde_json::json!({ "name": name, "domains": [] });
-        let (status, _) = call(
-            &admin,
-            "POST",
-            "/admin/v1/services",
-            Some(create.to_string().into_bytes()),
-        )
-        .await;
+        let (status, _) = create(&admin, serde_json::json!({ "name": name, "domains": [] })).await;
         assert_eq!(status, 201);
     }
     // (token, its service scope, whether it may write)
@@ -882,14 +819,7 @@ async fn a_memory_limit_above_the_nodes_slot_size_is_refused_at_upload() {
     let data = tempfile::tempdir().unwrap();
     let packages = tempfile::tempdir().unwrap();
     let (_verge, admin) = start(data.path());
-    let create = serde_json::json!({"name": "big", "domains": []});
-    call(
-        &admin,
-        "POST",
-        "/admin/v1/services",
-        Some(create.to_string().into_bytes()),
-    )
-    .await;
+    create(&admin, serde_json::json!({"name": "big", "domains": []})).await;
     let big = package_of(
         packages.path(),
         "config-std",
