@@ -1,5 +1,6 @@
 //! The `verge:edge` APIs and the SDK's outbound calls, reported as JSON:
-//! `/info` (client IP, its location, request/trace id, node, app, version, CPU),
+//! `/info` (client IP, its location, request/trace id, node, app, version, CPU, the
+//! URL as the guest sees it, TLS parameters),
 //! `/geo?ip=IP` (a lookup; 400 for text that is not an address),
 //! `/fetch?url=URL` (`verge::http::fetch`, passed through with `x-fetched: yes`, or
 //! 502 naming the error), `/send/BACKEND` (the request forwarded with
@@ -34,6 +35,11 @@ fn main(req: Request) -> Result<Response, Error> {
                 "version": verge::runtime::app_version(),
                 "cpu_used_us": verge::runtime::cpu_used().as_micros() as u64,
                 "cpu_limit_us": verge::runtime::cpu_limit().as_micros() as u64,
+                "url": req.uri().to_string(),
+                "tls": req.tls().map(|tls| serde_json::json!({
+                    "protocol": tls.protocol, "cipher_suite": tls.cipher_suite,
+                    "server_name": tls.server_name, "alpn": tls.alpn,
+                })),
             }))
         }
         "/geo" => {

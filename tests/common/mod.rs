@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod geo;
+pub mod node;
 pub mod origin;
 
 use std::io::{BufRead, BufReader};

@@ -18,6 +18,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::app::App;
 use crate::coalesce::Coalesced;
 use crate::guest_log::GuestLogSink;
+use crate::host::downstream::TlsInfo;
 use crate::outcome::{Failure, Report, error_chain};
 use crate::state::RequestState;
 use crate::trace::TraceContext;
@@ -34,8 +35,10 @@ pub struct RequestContext {
     pub log: Arc<dyn GuestLogSink>,
     /// The client's address: the socket peer, or what a trusted proxy said it was.
     pub client_addr: Option<SocketAddr>,
-    /// The scheme the client used (`http`, or `https` once TLS is terminated).
+    /// The scheme the client used: `https` when the server terminated TLS.
     pub scheme: http::uri::Scheme,
+    /// The client connection's TLS parameters; `None` for plain HTTP.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 impl RequestContext {
@@ -46,6 +49,7 @@ impl RequestContext {
             log,
             client_addr: None,
             scheme: http::uri::Scheme::HTTP,
+            tls: None,
         }
     }
 }

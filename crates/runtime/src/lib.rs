@@ -33,6 +33,7 @@ pub use engine::{NodeServices, Runtime, RuntimeConfig};
 pub use error::LoadError;
 pub use execute::{Execution, PendingReport, RequestContext, ResponseBody};
 pub use guest_log::{GuestLogSink, GuestStream, LogLevel};
+pub use host::downstream::TlsInfo;
 pub use host::geo::{GeoDbError, GeoProvider, GeoRecord, MaxmindGeo};
 pub use host::ratelimit::{RateLimitError, RateLimiter};
 pub use limits::Limits;

@@ -28,6 +28,7 @@ pub(crate) struct RequestState {
     /// Where the request's log lines go.
     pub(crate) log: Arc<dyn GuestLogSink>,
     pub(crate) client_addr: Option<SocketAddr>,
+    pub(crate) tls: Option<Arc<host::downstream::TlsInfo>>,
     pub(crate) memory: MemoryMeter,
     pub(crate) cpu: CpuMeter,
 }
@@ -67,6 +68,7 @@ impl RequestState {
             request_id: ctx.request_id.clone(),
             log: ctx.log.clone(),
             client_addr: ctx.client_addr,
+            tls: ctx.tls.clone(),
             memory: MemoryMeter::new(limits.memory_bytes),
             cpu: CpuMeter::new(limits.cpu_time),
         }
@@ -115,6 +117,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
     host::geo::add_to_linker(&mut linker, |s| host::geo::Geo(&s.host.geo))?;
     host::downstream::add_to_linker(&mut linker, |s| host::downstream::Downstream {
         client_addr: s.client_addr,
+        tls: s.tls.clone(),
     })?;
     host::kv::add_to_linker(&mut linker, |s| host::kv::KvView {
         app: &s.host.kv,

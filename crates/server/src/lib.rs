@@ -17,6 +17,7 @@ mod registry;
 mod request_id;
 mod routes;
 mod serve;
+mod tls;
 
 pub use body::ServerBody;
 pub use config::ServerConfig;
@@ -25,3 +26,4 @@ pub use metrics::{AppMetrics, Metrics};
 pub use registry::{AppRegistry, HttpCache, RoutedApp, SingleApp};
 pub use routes::{HostRoutes, NodeRegistry};
 pub use serve::{Server, ServerError};
+pub use tls::{Certificates, TlsError};

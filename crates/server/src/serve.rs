@@ -11,6 +11,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use verge_runtime::TlsInfo;
 
 use crate::body::ServerBody;
 use crate::client_ip::read_proxy_v2;
@@ -18,6 +20,7 @@ use crate::config::ServerConfig;
 use crate::log::LogWriter;
 use crate::pipeline;
 use crate::registry::AppRegistry;
+use crate::tls::{self, Certificates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -40,6 +43,16 @@ pub(crate) async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError>
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Set when this listener speaks HTTPS.
+    tls: Option<TlsAcceptor>,
+}
+
+/// Who is on the other end of a connection.
+#[derive(Clone)]
+pub(crate) struct ConnInfo {
+    /// The client, as far as the socket or a PROXY header says.
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: Option<Arc<TlsInfo>>,
 }
 
 pub(crate) struct Shared {
@@ -69,7 +82,15 @@ impl Server {
                 registry,
                 log,
             }),
+            tls: None,
         })
+    }
+
+    /// Makes this listener speak HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with the
+    /// certificate `certs` holds for the name each client asks for.
+    pub fn with_tls(mut self, certs: &Arc<Certificates>) -> Server {
+        self.tls = Some(TlsAcceptor::from(certs.server_config()));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -114,9 +135,12 @@ impl Server {
             let shared = self.shared.clone();
             let needs_proxy_header =
                 config.proxy_protocol && config.trusted_proxies.contains(peer.ip());
-            if !needs_proxy_header {
+            if !needs_proxy_header && self.tls.is_none() {
                 let conn = builder
-                    .serve_connection(TokioIo::new(stream), service(shared, peer))
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service(shared, ConnInfo { peer, tls: None }),
+                    )
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -126,25 +150,57 @@ impl Server {
                 });
                 continue;
             }
-            // A trusted proxy speaking the PROXY protocol names the client first.
-            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            // A PROXY header to read first, or a TLS handshake: both bounded by the
+            // time a client has to send its request head.
+            let (builder, watcher, acceptor) =
+                (builder.clone(), graceful.watcher(), self.tls.clone());
             let timeout = config.header_read_timeout;
             tokio::spawn(async move {
                 let mut stream = stream;
-                let header = tokio::time::timeout(timeout, read_proxy_v2(&mut stream)).await;
-                let peer = match header {
-                    Ok(Ok(client)) => client.unwrap_or(peer),
+                let mut peer = peer;
+                if needs_proxy_header {
+                    let header = tokio::time::timeout(timeout, read_proxy_v2(&mut stream)).await;
+                    peer = match header {
+                        Ok(Ok(client)) => client.unwrap_or(peer),
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "closing a proxied connection");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "no PROXY protocol header in time; closing");
+                            return;
+                        }
+                    };
+                }
+                let Some(acceptor) = acceptor else {
+                    let conn = builder
+                        .serve_connection(
+                            TokioIo::new(stream),
+                            service(shared, ConnInfo { peer, tls: None }),
+                        )
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                };
+                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        tracing::warn!(%peer, error = %e, "closing a proxied connection");
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;
                     }
                     Err(_) => {
-                        tracing::warn!(%peer, "no PROXY protocol header in time; closing");
+                        tracing::debug!(%peer, "no TLS handshake in time; closing");
                         return;
                     }
                 };
+                let tls = Some(Arc::new(tls::info(&stream)));
                 let conn = builder
-                    .serve_connection(TokioIo::new(stream), service(shared, peer))
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service(shared, ConnInfo { peer, tls }),
+                    )
                     .into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -162,11 +218,10 @@ impl Server {
     }
 }
 
-/// The service of one connection whose client (as far as the socket or PROXY header
-/// says) is `peer`.
+/// The service of one connection.
 fn service(
     shared: Arc<Shared>,
-    peer: SocketAddr,
+    conn: ConnInfo,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<ServerBody>,
@@ -176,7 +231,7 @@ fn service(
 + Send
 + 'static {
     hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(&shared, req, peer).await) }
+        let (shared, conn) = (shared.clone(), conn.clone());
+        async move { Ok::<_, Infallible>(pipeline::handle(&shared, req, &conn).await) }
     })
 }

@@ -26,7 +26,8 @@
 //! `#[fastly::main]`. Build it with `verge build`, run it with `verge serve`.
 //!
 //! - [`Request`]: method, URI, headers, query parameters ([`Request::query_param`],
-//!   typed with [`Request::query_as`]), the client's IP ([`Request::client_ip`]), and a
+//!   typed with [`Request::query_as`]), the client's IP ([`Request::client_ip`]), the
+//!   connection's TLS ([`Request::tls`]), and a
 //!   body read as bytes, text, JSON or a stream; [`Request::send`] forwards it to a
 //!   backend.
 //! - [`Response`]: `from_*` constructors, `with_*` builders, `set_*` setters; a body
@@ -70,7 +71,7 @@ pub mod secrets;
 
 pub use ::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 pub use body::{Body, IncomingBody, RequestBody};
-pub use request::Request;
+pub use request::{Request, TlsInfo};
 pub use response::{IntoStatus, Response};
 pub use router::{Params, Router};
 pub use verge_macros::main;

@@ -186,6 +186,27 @@ impl Request {
         crate::edge::downstream::client_ip()?.parse().ok()
     }
 
+    /// The TLS parameters of the client's connection (for the request the handler
+    /// received); `None` when it came over plain HTTP.
+    ///
+    /// ```no_run
+    /// # fn handle(req: verge::Request) -> verge::Response {
+    /// match req.tls() {
+    ///     Some(tls) => verge::Response::from_text(format!("{} via {}", tls.protocol, tls.cipher_suite)),
+    ///     None => verge::Response::from_text("plain HTTP"),
+    /// }
+    /// # }
+    /// ```
+    pub fn tls(&self) -> Option<TlsInfo> {
+        let tls = crate::edge::downstream::tls()?;
+        Some(TlsInfo {
+            protocol: tls.protocol,
+            cipher_suite: tls.cipher_suite,
+            server_name: tls.server_name,
+            alpn: tls.alpn,
+        })
+    }
+
     /// The body as a stream. Passed on as a body ([`crate::Response::with_body`],
     /// [`Request::with_body`]) it is forwarded inside the host without buffering.
     pub fn into_body(self) -> Body {
@@ -228,4 +249,18 @@ impl Request {
     pub(crate) fn into_parts(self) -> (Method, Uri, HeaderMap, Body) {
         (self.method, self.uri, self.headers, self.body)
     }
+}
+
+/// What the edge agreed on with the client over TLS: see [`Request::tls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub protocol: String,
+    /// The IANA name of the cipher suite: `TLS_AES_128_GCM_SHA256`.
+    pub cipher_suite: String,
+    /// The server name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// The HTTP protocol agreed on by ALPN: `h2` or `http/1.1`.
+    pub alpn: Option<String>,
 }

@@ -11,7 +11,7 @@ use verge_control::{ControlState, PackageStore, RedbState};
 use verge_manifest::{ByteSize, LimitsSection, Package};
 use verge_runtime::{NodeServices, Runtime, RuntimeConfig};
 use verge_server::admin::{AdminConfig, AdminServer, RootToken};
-use verge_server::{LogWriter, Metrics, NodeRegistry, Server, ServerConfig};
+use verge_server::{Certificates, LogWriter, Metrics, NodeRegistry, Server, ServerConfig};
 
 use crate::commands::serve::{
     KvBackendKind, MAX_PACKAGED_COMPONENT, admin_token, load, open_kv, prepare_packaged,
@@ -40,9 +40,33 @@ pub struct Args {
     )]
     pub data_dir: PathBuf,
 
-    /// Address for client traffic; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:7878", env = "VERGE_LISTEN")]
-    pub listen: SocketAddr,
+    /// Address for plain-HTTP client traffic; port 0 picks a free port
+    /// [default: 127.0.0.1:7878, or none when --tls-listen is given].
+    #[arg(long, env = "VERGE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address for HTTPS client traffic (HTTP/2 and HTTP/1.1 by ALPN), with the
+    /// certificates of --tls-certs.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "VERGE_TLS_LISTEN",
+        requires = "tls_certs"
+    )]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// A directory of PEM certificates: NAME.crt with NAME.key (or NAME.pem holding
+    /// both) per certificate, each serving the DNS names it lists, wildcards included;
+    /// the one named `default` also answers clients asking for a name no certificate
+    /// has (without it, their handshake fails). Changed files are picked up within
+    /// two seconds, without a restart.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "VERGE_TLS_CERTS",
+        requires = "tls_listen"
+    )]
+    pub tls_certs: Option<PathBuf>,
 
     /// Address of the admin API (deploys, purges, metrics).
     #[arg(long, default_value = "127.0.0.1:7879", env = "VERGE_ADMIN_LISTEN")]
@@ -100,6 +124,20 @@ fn default_memory_budget() -> u64 {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root_token = admin_token(args.admin_token_file.as_deref())?;
+    let certs = match &args.tls_certs {
+        Some(dir) => {
+            let certs = Certificates::load(dir)
+                .context("loading the TLS certificates (see `verge node --help`)")?;
+            certs.watch(std::time::Duration::from_secs(2));
+            Some(certs)
+        }
+        None => None,
+    };
+    let listen = match (args.listen, args.tls_listen) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(_)) => None,
+        (None, None) => Some(SocketAddr::from(([127, 0, 0, 1], 7878))),
+    };
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let control: Arc<dyn ControlState> = Arc::new(
@@ -150,15 +188,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     tokio.block_on(async {
-        let server = Server::bind(
-            ServerConfig {
-                listen: args.listen,
-                ..ServerConfig::default()
-            },
-            node.registry.clone(),
-            node.log.clone(),
-        )
-        .await?;
+        let bind = |listen| {
+            Server::bind(
+                ServerConfig {
+                    listen,
+                    ..ServerConfig::default()
+                },
+                node.registry.clone(),
+                node.log.clone(),
+            )
+        };
+        let https = match (args.tls_listen, &certs) {
+            (Some(addr), Some(certs)) => Some(bind(addr).await?.with_tls(certs)),
+            _ => None,
+        };
+        let http = match listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let admin = AdminServer::bind(
             AdminConfig {
                 listen: args.admin_listen,
@@ -177,8 +224,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_routes("/admin/v1/tokens", Arc::new(TokensApi(node.clone())));
         println!("Admin API on http://{}", admin.local_addr());
         tokio::spawn(admin.run());
-        println!("Listening on http://{}", server.local_addr());
-        server.run(shutdown_signal()).await;
+        // Both listeners stop on the same signal.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        if let Some(https) = &https {
+            let certificates = certs.as_ref().map_or(0, |c| c.count());
+            println!(
+                "Listening on https://{} ({certificates} certificates)",
+                https.local_addr()
+            );
+        }
+        if let Some(http) = &http {
+            println!("Listening on http://{}", http.local_addr());
+        }
+        let https = async {
+            if let Some(server) = https {
+                server.run(stopped(stopping.clone())).await;
+            }
+        };
+        let http = async {
+            if let Some(server) = http {
+                server.run(stopped(stopping.clone())).await;
+            }
+        };
+        tokio::join!(https, http);
         anyhow::Ok(())
     })?;
     ui::status("Stopped", "all requests finished");

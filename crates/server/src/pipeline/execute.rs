@@ -16,7 +16,12 @@ where
         request_id: exchange.request_id.clone(),
         log: exchange.routed.guest_log.clone(),
         client_addr: Some(exchange.client_addr),
-        scheme: http::uri::Scheme::HTTP,
+        scheme: if exchange.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        },
+        tls: exchange.tls.clone(),
     };
     exchange.routed.app.handle(req, ctx).await
 }

@@ -13,14 +13,14 @@ use std::time::Instant;
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use verge_runtime::{PendingReport, Report};
+use verge_runtime::{PendingReport, Report, TlsInfo};
 
 use crate::body::ServerBody;
 use crate::drain::DrainOnDrop;
 use crate::log::{AccessRecord, LogWriter};
 use crate::registry::RoutedApp;
 use crate::request_id;
-use crate::serve::Shared;
+use crate::serve::{ConnInfo, Shared};
 
 pub(crate) use cache::CacheOutcome;
 
@@ -33,6 +33,7 @@ pub(crate) struct Exchange {
     routed: RoutedApp,
     request_id: Arc<str>,
     client_addr: SocketAddr,
+    tls: Option<Arc<TlsInfo>>,
     /// The normalised host the request was routed by.
     host: Arc<str>,
     method: http::Method,
@@ -71,7 +72,7 @@ pub(crate) struct Served {
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    conn: &ConnInfo,
 ) -> Response<ServerBody> {
     let started = Instant::now();
     let request_id: Arc<str> = request_id::next().into();
@@ -80,7 +81,11 @@ pub(crate) async fn handle(
         Err(refusal) => return tagged(refusal.into_response(), &request_id),
     };
     let exchange = Exchange {
-        client_addr: shared.config.trusted_proxies.client(peer, req.headers()),
+        client_addr: shared
+            .config
+            .trusted_proxies
+            .client(conn.peer, req.headers()),
+        tls: conn.tls.clone(),
         shared: shared.clone(),
         routed,
         request_id,
