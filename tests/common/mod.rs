@@ -70,7 +70,7 @@ fn build_test_programs() -> PathBuf {
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl Lines {
-    fn collect(&self, reader: impl std::io::Read + Send + 'static) {
+    pub fn collect(&self, reader: impl std::io::Read + Send + 'static) {
         let lines = self.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(reader).lines().map_while(Result::ok) {

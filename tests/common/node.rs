@@ -130,3 +130,50 @@ pub async fn on(verge: &Verge, host: &str, method: &str, path: &str, body: &str)
         .unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
+
+/// Runs `verge ARGS` in `dir` against the node at `admin` with `token` (from the
+/// environment); profiles come from `config` (never the user's own).
+pub fn cli_with(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(verge_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("VERGE_NODE")
+        .env_remove("VERGE_ADMIN_TOKEN")
+        .env_remove("VERGE_PROFILE")
+        .env("VERGE_CONFIG_DIR", config)
+        .envs(env.iter().copied())
+        .env("CARGO_TARGET_DIR", guest_target_dir())
+        .output()
+        .unwrap()
+}
+
+/// `verge ARGS` in `dir` against the node at `admin` with `token`.
+pub fn cli(dir: &std::path::Path, admin: &str, token: &str, args: &[&str]) -> std::process::Output {
+    let config = dir.join(".verge-config");
+    cli_with(
+        dir,
+        &config,
+        &[("VERGE_NODE", admin), ("VERGE_ADMIN_TOKEN", token)],
+        args,
+    )
+}
+
+/// Makes a token as root; its secret.
+pub async fn token(admin: &str, name: &str, service: Option<&str>, write: bool) -> String {
+    let body = serde_json::json!({"name": name, "service": service, "write": write});
+    let (status, made) = call(
+        admin,
+        "POST",
+        "/admin/v1/tokens",
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    made["token"].as_str().unwrap().to_owned()
+}

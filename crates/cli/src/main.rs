@@ -7,6 +7,7 @@ mod commands;
 mod dev_control;
 mod kv_ops;
 mod node_api;
+mod node_client;
 mod ui;
 
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Activate(commands::remote::ActivateArgs),
     Rollback(commands::remote::RollbackArgs),
     Token(commands::remote::TokenArgs),
+    Logs(commands::logs::Args),
+    Login(commands::login::Args),
     Pack(commands::pack::Args),
     Purge(commands::purge::Args),
 }
@@ -66,6 +69,8 @@ fn main() -> ExitCode {
         Command::Activate(args) => commands::remote::activate(args),
         Command::Rollback(args) => commands::remote::rollback(args),
         Command::Token(args) => commands::remote::token(args),
+        Command::Logs(args) => commands::logs::run(args),
+        Command::Login(args) => commands::login::run(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Purge(args) => commands::purge::run(args),
     };

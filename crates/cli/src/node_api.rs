@@ -11,6 +11,7 @@
 //! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
 //! | `POST /admin/v1/services/{name}/activate` `{"version"}` | serve that version |
 //! | `POST /admin/v1/services/{name}/rollback` | serve the one active before |
+//! | `POST /admin/v1/services/{name}/kv/{store}` (an operation, as `verge kv` sends it) | get, put, delete or list in a KV store of the active version |
 //! | `GET /admin/v1/tokens` | the tokens (never their secrets) |
 //! | `POST /admin/v1/tokens` `{"name", "service", "write"}` | make one: its secret is shown once |
 //! | `DELETE /admin/v1/tokens/{id}` | revoke one |
@@ -23,10 +24,9 @@ use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::http::{self, Method, Request, Response, StatusCode};
+use hyper::http::{Method, Request, StatusCode};
 use serde::Deserialize;
 use verge_control::{
     ControlError, ControlState, NewVersion, PackageStore, PackageStoreError, ServiceName,
@@ -37,9 +37,11 @@ use verge_runtime::Runtime;
 use verge_server::admin::{
     AdminRoutes, Authenticator, Need, Principal, Reply, Right, RootToken, Scope, forbidden,
 };
-use verge_server::{LogWriter, Metrics, NodeRegistry};
+use verge_server::{AppRegistry, LogWriter, Metrics, NodeRegistry};
+use verge_store::Namespace;
 
 use crate::commands::serve::MAX_PACKAGED_COMPONENT;
+use crate::kv_ops::{self, Op};
 
 /// What the node runs on.
 pub(crate) struct Node {
@@ -56,15 +58,7 @@ pub(crate) struct Node {
 pub(crate) struct DeployApi(pub(crate) Arc<Node>);
 
 fn reply(status: StatusCode, body: &impl serde::Serialize) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(body).unwrap_or_default(),
-    )));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    resp
+    verge_server::admin::json(status, body)
 }
 
 fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Reply {
@@ -111,6 +105,13 @@ impl AdminRoutes for DeployApi {
                 None => None,
             };
             let action = parts.get(1).copied();
+            if let (Some(name), Some("kv")) = (&name, action) {
+                return match (parts.get(2), parts.len(), &method) {
+                    (Some(store), 3, &Method::POST) => kv(node, &principal, name, store, req).await,
+                    (_, _, &Method::POST) => refuse(StatusCode::NOT_FOUND, "no such route"),
+                    _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "KV operations are POST"),
+                };
+            }
             // Service routes are the service's; listing and creating are the node's.
             let need = Need {
                 service: if method == Method::DELETE {
@@ -187,6 +188,66 @@ impl AdminRoutes for DeployApi {
                 _ => refuse(StatusCode::NOT_FOUND, "no such route"),
             }
         })
+    }
+}
+
+/// One KV operation (`verge kv`) on a store of the service's active version: reads
+/// need the service's read right, writes its write right.
+async fn kv(
+    node: &Arc<Node>,
+    principal: &Principal,
+    name: &ServiceName,
+    store: &str,
+    req: Request<Incoming>,
+) -> Reply {
+    // The scope first, so a token outside it learns nothing from the body's errors.
+    let need = |write| Need {
+        service: Some(name.as_str()),
+        write,
+    };
+    if let Err(why) = principal.check(need(false)) {
+        return forbidden(&why);
+    }
+    let op: Op = match json_body(req).await {
+        Ok(op) => op,
+        Err(reply) => return reply,
+    };
+    if matches!(op, Op::Put { .. } | Op::Delete { .. })
+        && let Err(why) = principal.check(need(true))
+    {
+        return forbidden(&why);
+    }
+    let Some(routed) = node.registry.by_name(name.as_str()) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service `{}` has no active version: its KV stores are those its package declares",
+                name.as_str()
+            ),
+        );
+    };
+    let config = routed.app.config();
+    let Some(declared) = config.kv_stores.iter().find(|s| s.name == store) else {
+        let names: Vec<&str> = config.kv_stores.iter().map(|s| s.name.as_str()).collect();
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service `{}` declares no KV store `{store}` (it declares: {})",
+                name.as_str(),
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        );
+    };
+    let ns = Namespace::new(&config.name, &declared.name, declared.limits);
+    let kv = node.runtime.config().node.kv.clone();
+    match tokio::task::spawn_blocking(move || kv_ops::run(&kv, &ns, op)).await {
+        Ok(Ok(answer)) => reply(StatusCode::OK, &answer),
+        Ok(Err(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.error),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

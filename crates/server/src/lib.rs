@@ -11,6 +11,7 @@ mod config;
 mod drain;
 pub mod host;
 mod log;
+pub mod log_tap;
 mod metrics;
 mod pipeline;
 mod registry;

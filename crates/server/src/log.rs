@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use serde::Serialize;
 use verge_runtime::{GuestLogSink, GuestStream, LogLevel, Report};
+
+use crate::log_tap::{LogTap, TapLine};
 
 /// How long the writer waits after a batch; bounds how late a line can appear.
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
@@ -21,6 +24,7 @@ const BATCH_PAUSE: Duration = Duration::from_millis(2);
 pub struct LogWriter {
     tx: mpsc::Sender<(Output, Vec<u8>)>,
     console: Option<Console>,
+    tap: Arc<LogTap>,
 }
 
 /// Which stream a line goes to.
@@ -104,7 +108,11 @@ impl LogWriter {
                 }
             })
             .expect("spawning the log writer thread");
-        LogWriter { tx, console: None }
+        LogWriter {
+            tx,
+            console: None,
+            tap: Arc::default(),
+        }
     }
 
     /// Also shows guest log lines on stderr as they come (for a terminal).
@@ -113,16 +121,30 @@ impl LogWriter {
         self
     }
 
-    fn write<T: Serialize>(&self, record: &T) {
+    /// Where tails (`verge logs --tail`) watch the lines written here.
+    pub fn tap(&self) -> &Arc<LogTap> {
+        &self.tap
+    }
+
+    /// Writes `record`, a line of `app` about `request_id` (answered with `status`).
+    fn write<T: Serialize>(&self, app: &str, request_id: &str, status: Option<u16>, record: &T) {
         let mut line = Vec::with_capacity(256);
         if serde_json::to_writer(&mut line, record).is_ok() {
+            if self.tap.watched() {
+                self.tap.offer(TapLine {
+                    app: app.into(),
+                    request_id: request_id.into(),
+                    status,
+                    json: Bytes::copy_from_slice(&line),
+                });
+            }
             line.push(b'\n');
             let _ = self.tx.send((Output::Json, line));
         }
     }
 
     pub fn access(&self, record: &AccessRecord<'_>) {
-        self.write(record);
+        self.write(record.app, record.request_id, Some(record.status), record);
     }
 
     /// A guest-output sink tagging lines with `app`.
@@ -238,37 +260,52 @@ struct GuestLines {
 
 impl GuestLogSink for GuestLines {
     fn guest_line(&self, request_id: &str, stream: GuestStream, line: &str) {
-        self.writer.write(&GuestRecord {
-            ts: timestamp(),
-            kind: "guest",
+        self.writer.write(
+            &self.app,
             request_id,
-            app: &self.app,
-            stream: stream.as_str(),
-            message: line,
-        });
+            None,
+            &GuestRecord {
+                ts: timestamp(),
+                kind: "guest",
+                request_id,
+                app: &self.app,
+                stream: stream.as_str(),
+                message: line,
+            },
+        );
     }
 
     fn host_line(&self, request_id: &str, kind: &str, line: &str) {
-        self.writer.write(&HostRecord {
-            ts: timestamp(),
-            kind: "host",
+        self.writer.write(
+            &self.app,
             request_id,
-            app: &self.app,
-            event: kind,
-            message: line,
-        });
+            None,
+            &HostRecord {
+                ts: timestamp(),
+                kind: "host",
+                request_id,
+                app: &self.app,
+                event: kind,
+                message: line,
+            },
+        );
     }
 
     fn log_line(&self, request_id: &str, level: LogLevel, context: &str, message: &str) {
-        self.writer.write(&LogRecord {
-            ts: timestamp(),
-            kind: "log",
+        self.writer.write(
+            &self.app,
             request_id,
-            app: &self.app,
-            level: level.as_str(),
-            context,
-            message,
-        });
+            None,
+            &LogRecord {
+                ts: timestamp(),
+                kind: "log",
+                request_id,
+                app: &self.app,
+                level: level.as_str(),
+                context,
+                message,
+            },
+        );
         if let Some(console) = &self.writer.console {
             let line = console.format(level, context, message, request_id);
             let _ = self.writer.tx.send((Output::Console, line.into_bytes()));
@@ -276,14 +313,19 @@ impl GuestLogSink for GuestLines {
     }
 
     fn endpoint_line(&self, request_id: &str, endpoint: &str, line: &str) {
-        self.writer.write(&EndpointRecord {
-            ts: timestamp(),
-            kind: "endpoint",
+        self.writer.write(
+            &self.app,
             request_id,
-            app: &self.app,
-            endpoint,
-            message: line,
-        });
+            None,
+            &EndpointRecord {
+                ts: timestamp(),
+                kind: "endpoint",
+                request_id,
+                app: &self.app,
+                endpoint,
+                message: line,
+            },
+        );
         if let Some(console) = &self.writer.console {
             let line = console.format(LogLevel::Info, endpoint, line, request_id);
             let _ = self.writer.tx.send((Output::Console, line.into_bytes()));

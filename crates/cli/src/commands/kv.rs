@@ -14,12 +14,15 @@ use verge_store::{Kv, Namespace, OpenError, RedbBackend};
 use crate::commands::serve::KV_FILE;
 use crate::dev_control::ControlFile;
 use crate::kv_ops::{self, Answer, Mode, Op};
+use crate::node_client::{NodeArgs, NodeClient, encode, refused};
 use crate::ui;
 
 /// Read and write the KV stores of an app (its `[kv_stores]`).
 ///
 /// Works on the app's local store file (`.verge/kv.redb`), or, while `verge serve`
-/// runs for the app, through the running server (which holds the file).
+/// runs for the app, through the running server (which holds the file). With
+/// --node or --profile (or VERGE_NODE / VERGE_PROFILE), on the service's stores on
+/// that node, through its admin API.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     verge kv put --store links home https://example.com/\n  \
@@ -27,7 +30,9 @@ use crate::ui;
     echo -n hello | verge kv put --store links greeting -\n  \
     verge kv get --store links home\n  \
     verge kv list --store links --prefix user: --json\n  \
-    verge kv delete --store links home")]
+    verge kv delete --store links home
+  \
+    verge kv get --store links home --node http://127.0.0.1:9000 --service shop")]
 pub struct Args {
     #[command(subcommand)]
     action: Action,
@@ -47,6 +52,13 @@ pub struct Args {
     /// Print JSON instead of plain text.
     #[arg(long, global = true)]
     json: bool,
+
+    /// On a node: the service [default: the app's name].
+    #[arg(long, global = true, value_name = "NAME")]
+    service: Option<String>,
+
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -96,6 +108,12 @@ enum Action {
 enum Access {
     /// On the store file, opened by this process.
     Direct { kv: Kv, ns: Namespace },
+    /// Through a node's admin API.
+    Node {
+        client: NodeClient,
+        /// `/admin/v1/services/{service}/kv/{store}`.
+        path: String,
+    },
     /// Through a running `verge serve`.
     Remote {
         control: ControlFile,
@@ -109,6 +127,26 @@ impl Access {
     fn run(&self, op: Op) -> anyhow::Result<Answer> {
         match self {
             Access::Direct { kv, ns } => Ok(kv_ops::run(kv, ns, op)?),
+            Access::Node { client, path } => client.runtime.block_on(async {
+                let resp = client
+                    .request(reqwest::Method::POST, path)
+                    .json(&op)
+                    .send()
+                    .await
+                    .with_context(|| client.unreachable())?;
+                let status = resp.status().as_u16();
+                if status == 200 {
+                    return Ok(resp.json::<Answer>().await?);
+                }
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                refused(status, &body)?;
+                bail!(
+                    "{}",
+                    body["error"]
+                        .as_str()
+                        .unwrap_or("the node refused the operation")
+                )
+            }),
             Access::Remote {
                 control,
                 store,
@@ -134,29 +172,11 @@ impl Access {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = Manifest::load_dir(&args.app)?;
-    let config = AppConfig::try_from(&manifest)
-        .with_context(|| format!("the settings of app `{}`", manifest.name.as_str()))?;
-    let declared: Vec<&str> = config.kv_stores.iter().map(|s| s.name.as_str()).collect();
-    let Some(store_name) = &args.store else {
-        bail!(
-            "pass --store NAME; app `{}` declares {}",
-            config.name,
-            list_or_none(&declared)
-        );
+    let access = if args.node.names_a_node() {
+        on_node(&args)?
+    } else {
+        local(&args)?
     };
-    let Some(store) = config.kv_stores.iter().find(|s| &s.name == store_name) else {
-        bail!(
-            "app `{}` has no KV store `{store_name}`; it declares {}",
-            config.name,
-            list_or_none(&declared)
-        );
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| args.app.join(".verge"));
-    let access = open(&data_dir, &config, store)?;
     let mut out = std::io::stdout().lock();
     match args.action {
         Action::Get { key } => match access.run(Op::Get { key })? {
@@ -182,7 +202,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     out.write_all(&value)?;
                 }
             }
-            Answer::NotFound { key } => bail!("no key `{key}` in store `{store_name}`"),
+            Answer::NotFound { key } => bail!(
+                "no key `{key}` in store `{}`",
+                args.store.as_deref().unwrap_or_default()
+            ),
             other => bail!("unexpected answer {other:?}"),
         },
         Action::Put {
@@ -293,6 +316,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The store of the service on the node the user named.
+fn on_node(args: &Args) -> anyhow::Result<Access> {
+    let service = match &args.service {
+        Some(name) => name.clone(),
+        None => Manifest::load_dir(&args.app)
+            .context("finding the service's name (or pass --service NAME)")?
+            .name
+            .as_str()
+            .to_owned(),
+    };
+    let Some(store) = &args.store else {
+        bail!("pass --store NAME: one of the service's [kv_stores]");
+    };
+    Ok(Access::Node {
+        client: NodeClient::connect(&args.node)?,
+        path: format!(
+            "/admin/v1/services/{}/kv/{}",
+            encode(&service),
+            encode(store)
+        ),
+    })
+}
+
+/// The app's store on this machine: through its running `verge serve`, or the file.
+fn local(args: &Args) -> anyhow::Result<Access> {
+    let manifest = Manifest::load_dir(&args.app)?;
+    let config = AppConfig::try_from(&manifest)
+        .with_context(|| format!("the settings of app `{}`", manifest.name.as_str()))?;
+    let declared: Vec<&str> = config.kv_stores.iter().map(|s| s.name.as_str()).collect();
+    let Some(store_name) = &args.store else {
+        bail!(
+            "pass --store NAME; app `{}` declares {}",
+            config.name,
+            list_or_none(&declared)
+        );
+    };
+    let Some(store) = config.kv_stores.iter().find(|s| &s.name == store_name) else {
+        bail!(
+            "app `{}` has no KV store `{store_name}`; it declares {}",
+            config.name,
+            list_or_none(&declared)
+        );
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| args.app.join(".verge"));
+    open(&data_dir, &config, store)
 }
 
 fn list_or_none(names: &[&str]) -> String {

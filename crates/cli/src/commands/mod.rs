@@ -3,6 +3,8 @@
 pub mod build;
 pub mod init;
 pub mod kv;
+pub mod login;
+pub mod logs;
 pub mod node;
 pub mod pack;
 pub mod purge;

@@ -220,6 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             root: RootToken(root_token),
             control: node.control.clone(),
         }))
+        .with_logs(node.log.tap().clone())
         .with_routes("/admin/v1/services", Arc::new(DeployApi(node.clone())))
         .with_routes("/admin/v1/tokens", Arc::new(TokensApi(node.clone())));
         println!("Admin API on http://{}", admin.local_addr());

@@ -7,19 +7,21 @@ use verge_manifest::Manifest;
 use verge_server::admin::{PurgeRequest, PurgeTarget, Purged};
 
 use crate::dev_control::ControlFile;
+use crate::node_client::{NodeArgs, NodeClient, encode, refused};
 use crate::ui;
 
 /// Purge an app's objects from the edge cache: by surrogate key, by URL, or all.
 ///
-/// Goes to the admin API given with --admin (a `verge serve --admin-listen` or a
-/// node), or else to the `verge serve` running for the app in --app. Returns once the
+/// Goes to the admin API named with --node or --profile (a node, or a
+/// `verge serve --admin-listen`), or else to the `verge serve` running for the app
+/// in --app. Returns once the
 /// server no longer serves the purged objects.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     verge purge --key item-42                 objects tagged Surrogate-Key: item-42\n  \
     verge purge --url http://localhost/items  one URL's objects\n  \
     verge purge --all --soft                  mark everything stale\n  \
-    verge purge --key items --admin http://127.0.0.1:9000 --token-file admin.token")]
+    verge purge --key items --node http://127.0.0.1:9000 --token-file admin.token")]
 pub struct Args {
     /// Objects carrying this surrogate key. Repeatable.
     #[arg(long = "key", value_name = "KEY")]
@@ -46,13 +48,8 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
 
-    /// The admin API to use, e.g. http://127.0.0.1:9000.
-    #[arg(long, value_name = "URL", env = "VERGE_ADMIN_URL")]
-    admin: Option<String>,
-
-    /// A file holding the admin API's token [default: $VERGE_ADMIN_TOKEN].
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
 
     /// The data directory of a local `verge serve` [default: .verge/ in the app directory].
     #[arg(long, value_name = "DIR", env = "VERGE_DATA_DIR")]
@@ -73,12 +70,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let client = reqwest::Client::new();
+    let node = match args.node.names_a_node() {
+        true => Some(NodeClient::connect(&args.node)?),
+        false => None,
+    };
     for target in targets {
         let request = PurgeRequest {
             target: target.clone(),
             soft: args.soft,
         };
-        let purged = runtime.block_on(send(&args, &client, &request))?;
+        let purged = runtime.block_on(send(&args, node.as_ref(), &client, &request))?;
         let what = match &target {
             PurgeTarget::SurrogateKey(k) => format!("key {k}"),
             PurgeTarget::Url(u) => u.clone(),
@@ -95,32 +96,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn send(
     args: &Args,
+    node: Option<&NodeClient>,
     client: &reqwest::Client,
     request: &PurgeRequest,
 ) -> anyhow::Result<Purged> {
-    let resp = match &args.admin {
-        Some(admin) => {
+    let resp = match node {
+        Some(node) => {
             let app = match &args.name {
                 Some(name) => name.clone(),
                 None => Manifest::load_dir(&args.app)?.name.as_str().to_owned(),
             };
-            let token = admin_token(args)?;
-            let base = admin.trim_end_matches('/');
-            let app_url = format!("{base}/admin/v1/apps/{}", encode(&app));
+            let app_path = format!("/admin/v1/apps/{}", encode(&app));
             let soft = if request.soft { "?soft=true" } else { "" };
+            let post = |path: String| node.request(reqwest::Method::POST, &path);
             let req = match &request.target {
-                PurgeTarget::All => client.post(format!("{app_url}/purge/all{soft}")),
+                PurgeTarget::All => post(format!("{app_path}/purge/all{soft}")),
                 PurgeTarget::SurrogateKey(key) => {
-                    client.post(format!("{app_url}/purge/keys/{}{soft}", encode(key)))
+                    post(format!("{app_path}/purge/keys/{}{soft}", encode(key)))
                 }
-                PurgeTarget::Url(url) => client
-                    .post(format!("{app_url}/purge/url{soft}"))
+                PurgeTarget::Url(url) => post(format!("{app_path}/purge/url{soft}"))
                     .json(&serde_json::json!({ "url": url })),
             };
-            req.bearer_auth(token)
-                .send()
-                .await
-                .with_context(|| format!("reaching the admin API at {admin}; is it running?"))?
+            req.send().await.with_context(|| node.unreachable())?
         }
         None => {
             let data_dir = args
@@ -130,7 +127,7 @@ async fn send(
             let Some(control) = ControlFile::find(&data_dir) else {
                 bail!(
                     "no running `verge serve` with an edge cache found for {} (looked in {}); \
-                     start one, or pass --admin URL for a remote server",
+                     start one, or pass --node URL for a node or another server's admin API",
                     args.app.display(),
                     data_dir.display()
                 );
@@ -149,35 +146,7 @@ async fn send(
         return Ok(resp.json().await?);
     }
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    refused(status.as_u16(), &body)?;
     let message = body["error"].as_str().unwrap_or("no reason given");
-    match status.as_u16() {
-        401 => bail!(
-            "the admin API refused the token ({message}); check --token-file or VERGE_ADMIN_TOKEN"
-        ),
-        _ => bail!("the purge failed ({status}): {message}"),
-    }
-}
-
-fn admin_token(args: &Args) -> anyhow::Result<String> {
-    let token = match &args.token_file {
-        Some(file) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading the admin token from {}", file.display()))?,
-        None => std::env::var("VERGE_ADMIN_TOKEN").map_err(|_| {
-            anyhow::anyhow!("the admin API needs a token: --token-file FILE or VERGE_ADMIN_TOKEN")
-        })?,
-    };
-    Ok(token.trim().to_owned())
-}
-
-/// Percent-encodes a path segment.
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    bail!("the purge failed ({status}): {message}")
 }

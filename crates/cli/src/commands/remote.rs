@@ -3,24 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::StreamExt;
 use verge_manifest::{Manifest, Package, PackageManifest};
 
 use crate::commands::build::build_app;
+use crate::node_client::{NodeArgs, NodeClient, json};
 use crate::ui;
-
-/// Where the node is and how to prove who you are.
-#[derive(Debug, clap::Args)]
-pub struct NodeArgs {
-    /// The node's admin API, e.g. http://127.0.0.1:9000.
-    #[arg(long, value_name = "URL", env = "VERGE_NODE")]
-    node: Option<String>,
-
-    /// A file holding the admin token [default: $VERGE_ADMIN_TOKEN].
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-}
 
 /// The service a command is about.
 #[derive(Debug, clap::Args)]
@@ -47,95 +36,9 @@ impl ServiceArgs {
     }
 }
 
-/// A blocking client of one node's admin API.
-struct Node {
-    base: String,
-    token: String,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Node {
-    fn connect(args: &NodeArgs) -> anyhow::Result<Node> {
-        let Some(base) = &args.node else {
-            bail!("say which node: --node URL (its admin API) or VERGE_NODE");
-        };
-        let token = match &args.token_file {
-            Some(file) => std::fs::read_to_string(file)
-                .with_context(|| format!("reading the token from {}", file.display()))?,
-            None => std::env::var("VERGE_ADMIN_TOKEN").map_err(|_| {
-                anyhow::anyhow!("the node needs a token: --token-file FILE or VERGE_ADMIN_TOKEN")
-            })?,
-        };
-        Ok(Node {
-            base: format!("{}/admin/v1/services", base.trim_end_matches('/')),
-            token: token.trim().to_owned(),
-            client: reqwest::Client::new(),
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?,
-        })
-    }
-
-    /// Sends a request; the JSON answer, or an error that says what to do.
-    fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<reqwest::Body>,
-    ) -> anyhow::Result<(u16, serde_json::Value)> {
-        self.runtime.block_on(async {
-            let mut req = self
-                .client
-                .request(method, format!("{}{path}", self.base))
-                .bearer_auth(&self.token);
-            if let Some(body) = body {
-                req = req.body(body);
-            }
-            let resp = req.send().await.with_context(|| {
-                format!(
-                    "reaching the node at {}; is it running, and is --node right?",
-                    self.base
-                )
-            })?;
-            let status = resp.status().as_u16();
-            let value: serde_json::Value = resp.json().await.unwrap_or_default();
-            if status == 401 {
-                bail!("the node refused the token; check --token-file or VERGE_ADMIN_TOKEN");
-            }
-            if status == 403 {
-                bail!(
-                    "{}; use a token with that scope (see `verge token`)",
-                    value["error"]
-                        .as_str()
-                        .unwrap_or("the token may not do this")
-                );
-            }
-            Ok((status, value))
-        })
-    }
-
-    fn ok(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<reqwest::Body>,
-    ) -> anyhow::Result<serde_json::Value> {
-        let (status, value) = self.call(method, path, body)?;
-        if !(200..300).contains(&status) {
-            bail!(
-                "{}",
-                value["error"]
-                    .as_str()
-                    .unwrap_or("the node refused the request")
-            );
-        }
-        Ok(value)
-    }
-}
-
-fn json(value: &serde_json::Value) -> reqwest::Body {
-    reqwest::Body::from(value.to_string())
+/// A path under `/admin/v1/services`.
+fn services_path(rest: impl std::fmt::Display) -> String {
+    format!("/admin/v1/services{rest}")
 }
 
 /// Build, pack and upload the app to a node, then activate it.
@@ -167,7 +70,7 @@ pub struct DeployArgs {
 }
 
 pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
-    let node = Node::connect(&args.node)?;
+    let node = NodeClient::connect(&args.node)?;
     let (manifest, component) = if args.no_build {
         let manifest = Manifest::load_dir(&args.dir)?;
         let component = args.dir.join(manifest.output());
@@ -188,12 +91,16 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let mut bytes = Vec::new();
     let sha256 = package.write_to(&mut bytes)?;
 
-    let (status, _) = node.call(reqwest::Method::GET, &format!("/{service}"), None)?;
+    let (status, _) = node.call(
+        reqwest::Method::GET,
+        &services_path(format!("/{service}")),
+        None,
+    )?;
     if status == 404 {
         let domains: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
         node.ok(
             reqwest::Method::POST,
-            "",
+            &services_path(""),
             Some(json(
                 &serde_json::json!({ "name": service, "domains": domains }),
             )),
@@ -209,7 +116,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     if !args.no_activate {
         node.ok(
             reqwest::Method::POST,
-            &format!("/{service}/activate"),
+            &services_path(format!("/{service}/activate")),
             Some(json(&serde_json::json!({ "version": number }))),
         )?;
         let hosts: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
@@ -225,7 +132,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
 }
 
 /// Uploads with a progress bar (on a terminal).
-fn upload(node: &Node, service: &str, bytes: Vec<u8>) -> anyhow::Result<serde_json::Value> {
+fn upload(node: &NodeClient, service: &str, bytes: Vec<u8>) -> anyhow::Result<serde_json::Value> {
     let total = bytes.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -245,7 +152,7 @@ fn upload(node: &Node, service: &str, bytes: Vec<u8>) -> anyhow::Result<serde_js
     });
     let result = node.ok(
         reqwest::Method::POST,
-        &format!("/{service}/versions"),
+        &services_path(format!("/{service}/versions")),
         Some(reqwest::Body::wrap_stream(stream)),
     );
     bar.finish_and_clear();
@@ -263,8 +170,8 @@ pub struct ServicesArgs {
 }
 
 pub fn services(args: ServicesArgs) -> anyhow::Result<()> {
-    let node = Node::connect(&args.node)?;
-    let list = node.ok(reqwest::Method::GET, "", None)?;
+    let node = NodeClient::connect(&args.node)?;
+    let list = node.ok(reqwest::Method::GET, &services_path(""), None)?;
     if args.json {
         println!("{list}");
         return Ok(());
@@ -301,10 +208,18 @@ pub struct VersionsArgs {
 }
 
 pub fn versions(args: VersionsArgs) -> anyhow::Result<()> {
-    let node = Node::connect(&args.node)?;
+    let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
-    let service = node.ok(reqwest::Method::GET, &format!("/{name}"), None)?;
-    let list = node.ok(reqwest::Method::GET, &format!("/{name}/versions"), None)?;
+    let service = node.ok(
+        reqwest::Method::GET,
+        &services_path(format!("/{name}")),
+        None,
+    )?;
+    let list = node.ok(
+        reqwest::Method::GET,
+        &services_path(format!("/{name}/versions")),
+        None,
+    )?;
     if args.json {
         println!("{list}");
         return Ok(());
@@ -342,11 +257,11 @@ pub struct ActivateArgs {
 }
 
 pub fn activate(args: ActivateArgs) -> anyhow::Result<()> {
-    let node = Node::connect(&args.node)?;
+    let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
     node.ok(
         reqwest::Method::POST,
-        &format!("/{name}/activate"),
+        &services_path(format!("/{name}/activate")),
         Some(json(&serde_json::json!({ "version": args.number }))),
     )?;
     ui::status("Active", format!("{name} version {}", args.number));
@@ -363,9 +278,13 @@ pub struct RollbackArgs {
 }
 
 pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
-    let node = Node::connect(&args.node)?;
+    let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
-    let service = node.ok(reqwest::Method::POST, &format!("/{name}/rollback"), None)?;
+    let service = node.ok(
+        reqwest::Method::POST,
+        &services_path(format!("/{name}/rollback")),
+        None,
+    )?;
     ui::status(
         "Active",
         format!(
@@ -410,8 +329,7 @@ enum TokenAction {
 }
 
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let mut node = Node::connect(&args.node)?;
-    node.base = node.base.replace("/admin/v1/services", "/admin/v1/tokens");
+    let node = NodeClient::connect(&args.node)?;
     match args.action {
         TokenAction::Create {
             name,
@@ -420,7 +338,7 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
         } => {
             let made = node.ok(
                 reqwest::Method::POST,
-                "",
+                "/admin/v1/tokens",
                 Some(json(
                     &serde_json::json!({ "name": name, "service": service, "write": write }),
                 )),
@@ -437,7 +355,7 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
             println!("{}", made["token"].as_str().unwrap_or(""));
         }
         TokenAction::List => {
-            let list = node.ok(reqwest::Method::GET, "", None)?;
+            let list = node.ok(reqwest::Method::GET, "/admin/v1/tokens", None)?;
             for t in list.as_array().into_iter().flatten() {
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -453,7 +371,11 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { id } => {
-            node.ok(reqwest::Method::DELETE, &format!("/{id}"), None)?;
+            node.ok(
+                reqwest::Method::DELETE,
+                &format!("/admin/v1/tokens/{id}"),
+                None,
+            )?;
             ui::status("Revoked", format!("token {id}"));
         }
     }

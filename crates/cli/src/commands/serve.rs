@@ -373,7 +373,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 runtime.config().node.cache.clone(),
                 metrics.clone(),
             )
-            .await?;
+            .await?
+            .with_logs(log.tap().clone());
             println!("Admin API on http://{}", admin.local_addr());
             tokio::spawn(admin.run());
         }

@@ -2,14 +2,12 @@
 
 use std::fmt::Write;
 
-use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use http_body_util::Full;
 use verge_cache::Cache;
 
 use crate::metrics::Metrics;
 
-pub(super) fn render(metrics: &Metrics, cache: &Cache) -> Response<Full<Bytes>> {
+pub(super) fn render(metrics: &Metrics, cache: &Cache) -> super::Reply {
     let stats = cache.stats();
     let mut text = String::with_capacity(4096);
     metrics.render(&mut text);
@@ -56,7 +54,7 @@ pub(super) fn render(metrics: &Metrics, cache: &Cache) -> Response<Full<Bytes>> 
         stats.disk_bytes,
         stats.disk_keys
     );
-    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    let mut resp = Response::new(super::full(text));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -6,6 +6,8 @@
 //! | `POST /admin/v1/apps/{app}/purge/all` | purge everything of an app |
 //! | `POST /admin/v1/apps/{app}/purge/keys/{surrogate_key}` | purge objects by surrogate key |
 //! | `POST /admin/v1/apps/{app}/purge/url` | purge a URL's objects; body `{"url": "https://host/path?q"}` |
+//! | `GET /admin/v1/apps/{app}/logs?status=5xx&search=TEXT` | the app's lines, live (server-sent events; see [`logs`]) |
+//! | `GET /admin/v1/whoami` | the token's name and scope (any valid token) |
 //! | `GET /metrics` | per-app request metrics, cache counters and size (Prometheus) |
 //! | `GET /healthz` | 200 while the process serves (no token needed) |
 //! | `GET /readyz` | 200 when an app is loaded, else 503 (no token needed) |
@@ -15,6 +17,7 @@
 //! health routes are for load balancers and say nothing about the apps.
 
 mod auth;
+mod logs;
 mod metrics;
 mod purge;
 
@@ -23,18 +26,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use verge_cache::Cache;
 
+use crate::log_tap::LogTap;
 use crate::metrics::Metrics;
 use crate::registry::AppRegistry;
 use crate::serve::ServerError;
 
 pub use auth::{Authenticator, Need, Principal, Right, RootToken, Scope, constant_time_eq};
+pub use logs::HELD_REQUESTS;
 pub use purge::{PurgeError, PurgeRequest, PurgeTarget, Purged, purge};
 
 /// Where the admin API listens and the token it takes.
@@ -67,10 +73,24 @@ struct State {
     metrics: Metrics,
     /// More routes, each under a path prefix (the node's deploy API).
     extra: Vec<(&'static str, Arc<dyn AdminRoutes>)>,
+    /// Where `logs` routes watch the lines; none: no such route.
+    logs: Option<Arc<LogTap>>,
 }
 
+/// How long a client may take to send a request head, and the largest head taken
+/// (hyper answers 431 past it): an admin listener is not for slow or huge requests.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const MAX_HEAD: usize = 16 << 10;
+
+/// The body of an admin answer: whole, or streamed (a log tail).
+pub type AdminBody = UnsyncBoxBody<Bytes, std::convert::Infallible>;
 /// The answer of an admin route.
-pub type Reply = Response<Full<Bytes>>;
+pub type Reply = Response<AdminBody>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> AdminBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
 /// Admin routes served by someone else (the node's control plane, which the server
 /// does not know), for an authenticated principal; they check what each route needs
 /// with [`Principal::check`].
@@ -106,6 +126,7 @@ impl AdminServer {
                 cache,
                 metrics,
                 extra: Vec::new(),
+                logs: None,
             }),
         })
     }
@@ -116,6 +137,14 @@ impl AdminServer {
             .expect("routes are added before the server runs")
             .extra
             .push((prefix, routes));
+        self
+    }
+
+    /// Serves the apps' log lines, live, from `tap`.
+    pub fn with_logs(mut self, tap: Arc<LogTap>) -> Self {
+        Arc::get_mut(&mut self.state)
+            .expect("the log tap is set before the server runs")
+            .logs = Some(tap);
         self
     }
 
@@ -146,6 +175,9 @@ impl AdminServer {
                     async move { Ok::<_, std::convert::Infallible>(state.handle(req).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT)
+                    .max_buf_size(MAX_HEAD)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -158,10 +190,9 @@ struct ErrorBody<'a> {
     error: &'a str,
 }
 
-pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(body).unwrap_or_default(),
-    )));
+/// A JSON answer.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Reply {
+    let mut resp = Response::new(full(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -171,7 +202,7 @@ pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Reply {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut resp = Response::new(full(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
     resp
 }
@@ -209,6 +240,19 @@ impl State {
             return reply;
         };
         let path = req.uri().path().to_owned();
+        if path == "/admin/v1/whoami" {
+            return json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "name": principal.name,
+                    "service": match &principal.scope {
+                        Scope::Node => None,
+                        Scope::Service(s) => Some(s),
+                    },
+                    "write": principal.right == Right::Write,
+                }),
+            );
+        }
         if let Some((_, routes)) = self
             .extra
             .iter()
@@ -235,6 +279,9 @@ impl State {
         let Some(rest) = path.strip_prefix("/admin/v1/apps/") else {
             return error(StatusCode::NOT_FOUND, "no such route");
         };
+        if let Some(app) = rest.strip_suffix("/logs") {
+            return self.tail(&req, app, &principal);
+        }
         let Some((app, action)) = rest.split_once("/purge/") else {
             return error(StatusCode::NOT_FOUND, "no such route");
         };
@@ -281,6 +328,27 @@ impl State {
             Ok(purged) => json(StatusCode::OK, &purged),
             Err(e @ PurgeError::NoSuchApp { .. }) => error(StatusCode::NOT_FOUND, &e.to_string()),
             Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        }
+    }
+}
+
+impl State {
+    fn tail(&self, req: &Request<Incoming>, app: &str, principal: &Principal) -> Reply {
+        let Some(tap) = &self.logs else {
+            return error(StatusCode::NOT_FOUND, "this listener serves no logs");
+        };
+        if req.method() != Method::GET {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        }
+        if let Err(why) = principal.check(Need {
+            service: Some(app),
+            write: false,
+        }) {
+            return forbidden(&why);
+        }
+        match logs::TailFilter::from_query(req.uri().query()) {
+            Ok(filter) => logs::tail(tap, app, filter),
+            Err(why) => logs::bad_filter(&why),
         }
     }
 }
