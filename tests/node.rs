@@ -408,6 +408,7 @@ async fn the_openapi_description_matches_the_admin_routes() {
             .replace("{name}", "ghost")
             .replace("{key}", "k")
             .replace("{store}", "data")
+            .replace("{number}", "999")
             .replace("{id}", "000000000000");
         for (method, op) in methods.as_object().unwrap() {
             let open = op
@@ -523,12 +524,17 @@ async fn every_admin_route_checks_the_token_and_its_scope() {
                 continue;
             };
             // Deleting is tried on a service that does not exist (404 when allowed).
-            let name = if method == "DELETE" { "gone" } else { "shop" };
+            let name = if method == "DELETE" && path == "/admin/v1/services/{name}" {
+                "gone"
+            } else {
+                "shop"
+            };
             let concrete = path
                 .replace("{app}", "shop")
                 .replace("{name}", name)
                 .replace("{key}", "k")
                 .replace("{store}", "data")
+                .replace("{number}", "999")
                 .replace("{id}", "000000000000");
             let send = |token: Option<&str>| {
                 let mut req = client()
@@ -710,4 +716,149 @@ async fn a_memory_limit_above_the_nodes_slot_size_is_refused_at_upload() {
             .contains("--max-memory-per-instance"),
         "{body}"
     );
+}
+
+/// Every kind of bad input the admin API takes gets a clear error and changes
+/// nothing: an oversized or invalid package, deleting the active version or one that
+/// does not exist, an expired token or a wrong secret, a huge or slow request head.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start_with(data.path(), &["--max-package-size", "1MiB"], &[]);
+    let admin_addr = admin.trim_start_matches("http://").to_owned();
+    // A client that sends half a request head and then nothing.
+    let mut slow = tokio::net::TcpStream::connect(&admin_addr).await.unwrap();
+    slow.write_all(b"GET /admin/v1/services HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let slow_started = std::time::Instant::now();
+
+    create(
+        &admin,
+        serde_json::json!({"name": "shop", "domains": ["shop.test"]}),
+    )
+    .await;
+    let good = package(packages.path(), "hello");
+    let upload = |bytes: Vec<u8>| {
+        call(
+            &admin,
+            "POST",
+            "/admin/v1/services/shop/versions",
+            Some(bytes),
+        )
+    };
+    let versions = || async {
+        let (_, list) = call(&admin, "GET", "/admin/v1/services/shop/versions", None).await;
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["number"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(upload(good.clone()).await.0, 201);
+
+    // Larger than the node takes.
+    let (status, body) = upload(vec![7u8; 2 << 20]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-package-size")
+    );
+    // A manifest that does not validate.
+    let package = verge_manifest::Package::read_from(&good[..], 1 << 30).unwrap();
+    let mut json = serde_json::to_value(&package.manifest).unwrap();
+    json["limits"]["memory"] = "lots".into();
+    let mut bad = Vec::new();
+    verge_manifest::Package::write_raw(
+        &serde_json::to_vec_pretty(&json).unwrap(),
+        &package.component,
+        &mut bad,
+    )
+    .unwrap();
+    let (status, body) = upload(bad).await;
+    assert_eq!(status, 400, "{body}");
+    let why = body["error"].as_str().unwrap();
+    assert!(
+        why.contains("not a valid package") && why.contains("lots"),
+        "{why}"
+    );
+    assert_eq!(versions().await, [1]);
+
+    // The active version cannot be deleted; another can.
+    assert_eq!(activate(&admin, "shop", 1).await.0, 200);
+    let (status, body) = call(&admin, "DELETE", "/admin/v1/services/shop/versions/1", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("activate another version first")
+    );
+    assert_eq!(upload(good.clone()).await.0, 201);
+    let (status, _) = call(&admin, "DELETE", "/admin/v1/services/shop/versions/2", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&admin, "DELETE", "/admin/v1/services/shop/versions/7", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(versions().await, [1]);
+    assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
+
+    // An expired token is told so; a wrong secret only that it is wrong.
+    let (status, made) = call(
+        &admin,
+        "POST",
+        "/admin/v1/tokens",
+        Some(br#"{"name": "temp", "expires_in_s": 0}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let expired = made["token"].as_str().unwrap().to_owned();
+    let get = |token: String| {
+        let admin = admin.clone();
+        async move {
+            let resp = client()
+                .get(format!("{admin}/admin/v1/services"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (status, text) = get(expired.clone()).await;
+    assert_eq!(status, 401);
+    assert!(text.contains("the token `temp` expired at"), "{text}");
+    let forged = format!("{}_{}", &expired[..16], "0".repeat(48));
+    let (status, text) = get(forged).await;
+    assert_eq!(status, 401);
+    assert!(
+        !text.contains("expired") && text.contains("wrong token"),
+        "{text}"
+    );
+
+    // A request head over 16 KiB.
+    let resp = client()
+        .get(format!("{admin}/admin/v1/services"))
+        .bearer_auth(TOKEN)
+        .header("x-padding", "p".repeat(20 << 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 431);
+
+    // The slow client was cut off after the head timeout (10 s), not left open.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        slow.read_to_end(&mut buf),
+    )
+    .await
+    .expect("the admin listener kept a slow client's connection open");
+    assert!(read.is_ok());
+    assert!(slow_started.elapsed() >= std::time::Duration::from_secs(9));
+    // And the node still answers.
+    assert_eq!(call(&admin, "GET", "/admin/v1/services", None).await.0, 200);
 }

@@ -8,6 +8,7 @@
 //! | `GET /admin/v1/services/{name}` | one service |
 //! | `DELETE /admin/v1/services/{name}` | delete one (stops serving it) |
 //! | `GET /admin/v1/services/{name}/versions` | its versions |
+//! | `DELETE /admin/v1/services/{name}/versions/{number}` | delete a version that is not active |
 //! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
 //! | `POST /admin/v1/services/{name}/activate` `{"version"}` | serve that version |
 //! | `POST /admin/v1/services/{name}/rollback` | serve the one active before |
@@ -35,12 +36,11 @@ use verge_control::{
 use verge_manifest::{DomainPattern, Package};
 use verge_runtime::Runtime;
 use verge_server::admin::{
-    AdminRoutes, Authenticator, Need, Principal, Reply, Right, RootToken, Scope, forbidden,
+    AdminRoutes, Authenticator, Denied, Need, Principal, Reply, Right, RootToken, Scope, forbidden,
 };
 use verge_server::{AppRegistry, LogWriter, Metrics, NodeRegistry};
 use verge_store::Namespace;
 
-use crate::commands::serve::MAX_PACKAGED_COMPONENT;
 use crate::kv_ops::{self, Op};
 
 /// What the node runs on.
@@ -53,6 +53,8 @@ pub(crate) struct Node {
     pub(crate) metrics: Metrics,
     /// The instance cap of services whose packages set none.
     pub(crate) max_concurrent_per_service: u32,
+    /// The largest package an upload may be.
+    pub(crate) max_package_bytes: u64,
 }
 
 pub(crate) struct DeployApi(pub(crate) Arc<Node>);
@@ -72,7 +74,8 @@ fn control_error(e: ControlError) -> Reply {
         }
         ControlError::ServiceExists(_)
         | ControlError::DomainTaken { .. }
-        | ControlError::NothingToRollBack(_) => StatusCode::CONFLICT,
+        | ControlError::NothingToRollBack(_)
+        | ControlError::VersionActive { .. } => StatusCode::CONFLICT,
         ControlError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     refuse(status, e)
@@ -114,7 +117,7 @@ impl AdminRoutes for DeployApi {
             }
             // Service routes are the service's; listing and creating are the node's.
             let need = Need {
-                service: if method == Method::DELETE {
+                service: if method == Method::DELETE && action.is_none() {
                     None
                 } else {
                     name.as_ref().map(|n| n.as_str())
@@ -163,6 +166,18 @@ impl AdminRoutes for DeployApi {
                     }
                     Err(e) => control_error(e),
                 },
+                (Method::DELETE, Some(name), Some("versions")) => {
+                    let Some(Ok(number)) = parts.get(2).map(|n| n.parse::<u32>()) else {
+                        return refuse(
+                            StatusCode::BAD_REQUEST,
+                            "say which version: DELETE /admin/v1/services/{name}/versions/{number}",
+                        );
+                    };
+                    match node.control.delete_version(&name, number) {
+                        Ok(version) => reply(StatusCode::OK, &version),
+                        Err(e) => control_error(e),
+                    }
+                }
                 (Method::GET, Some(name), Some("versions")) => match node.control.versions(&name) {
                     Ok(versions) => reply(StatusCode::OK, &versions),
                     Err(e) => control_error(e),
@@ -279,10 +294,13 @@ async fn upload(
         };
         if let Some(data) = frame.data_ref() {
             received += data.len() as u64;
-            if received > MAX_PACKAGED_COMPONENT {
+            if received > node.max_package_bytes {
                 return refuse(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("packages are limited to {MAX_PACKAGED_COMPONENT} bytes"),
+                    format!(
+                        "packages on this node are limited to {} bytes (--max-package-size); nothing was recorded",
+                        node.max_package_bytes
+                    ),
                 );
             }
             if let Err(e) = spool.write_all(data) {
@@ -363,7 +381,7 @@ fn check_and_store(
     use std::io::Seek;
     let internal = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     spool.rewind().map_err(internal)?;
-    let package = Package::read_from(std::io::BufReader::new(&spool), MAX_PACKAGED_COMPONENT)
+    let package = Package::read_from(std::io::BufReader::new(&spool), node.max_package_bytes)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("not a valid package: {e}")))?;
     let prepared = crate::commands::serve::prepare_packaged(
         package,
@@ -388,7 +406,7 @@ fn check_and_store(
     }
     spool.rewind().map_err(internal)?;
     node.packages
-        .put(&spool, MAX_PACKAGED_COMPONENT, None)
+        .put(&spool, node.max_package_bytes, None)
         .map_err(|e| match e {
             PackageStoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
             other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
@@ -411,24 +429,55 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Authenticator for NodeAuth {
-    fn authenticate(&self, token: &str) -> Option<Principal> {
-        if let Some(root) = self.root.authenticate(token) {
-            return Some(root);
+    fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
+        if let Ok(root) = self.root.authenticate(token) {
+            return Ok(root);
         }
-        let (id, secret) = token.strip_prefix("vrg_")?.split_once('_')?;
-        let record = self.control.token(id).ok()??;
+        let (id, secret) = token
+            .strip_prefix("vrg_")
+            .and_then(|t| t.split_once('_'))
+            .ok_or(Denied::Unknown)?;
+        let record = self
+            .control
+            .token(id)
+            .ok()
+            .flatten()
+            .ok_or(Denied::Unknown)?;
         let presented = sha256_hex(secret.as_bytes());
-        verge_server::admin::constant_time_eq(presented.as_bytes(), record.secret_sha256.as_bytes())
-            .then(|| Principal {
+        if !verge_server::admin::constant_time_eq(
+            presented.as_bytes(),
+            record.secret_sha256.as_bytes(),
+        ) {
+            return Err(Denied::Unknown);
+        }
+        // Expiry is told only to whoever holds the secret.
+        if let Some(at) = record.expires_at_ms
+            && now_ms() >= at
+        {
+            return Err(Denied::Expired {
                 name: record.name,
-                scope: record.service.map_or(Scope::Node, Scope::Service),
-                right: if record.write {
-                    Right::Write
-                } else {
-                    Right::Read
-                },
-            })
+                at: humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(at),
+                )
+                .to_string(),
+            });
+        }
+        Ok(Principal {
+            name: record.name,
+            scope: record.service.map_or(Scope::Node, Scope::Service),
+            right: if record.write {
+                Right::Write
+            } else {
+                Right::Read
+            },
+        })
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `/admin/v1/tokens`.
@@ -466,6 +515,7 @@ impl AdminRoutes for TokensApi {
                 serde_json::json!({
                     "id": t.id, "name": t.name, "service": t.service,
                     "write": t.write, "created_at_ms": t.created_at_ms,
+                    "expires_at_ms": t.expires_at_ms,
                 })
             }
             match (method, id.is_empty()) {
@@ -485,6 +535,9 @@ impl AdminRoutes for TokensApi {
                         service: Option<ServiceName>,
                         #[serde(default)]
                         write: bool,
+                        /// Seconds until the token stops working.
+                        #[serde(default)]
+                        expires_in_s: Option<u64>,
                     }
                     let create: Create = match json_body(req).await {
                         Ok(c) => c,
@@ -523,9 +576,10 @@ impl AdminRoutes for TokensApi {
                         service: create.service.map(|s| s.as_str().to_owned()),
                         write: create.write,
                         secret_sha256: sha256_hex(secret.as_bytes()),
-                        created_at_ms: std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as u64),
+                        created_at_ms: now_ms(),
+                        expires_at_ms: create
+                            .expires_in_s
+                            .map(|s| now_ms().saturating_add(s.saturating_mul(1000))),
                     };
                     if let Err(e) = node.control.add_token(record.clone()) {
                         return control_error(e);

@@ -28,6 +28,10 @@ pub enum ControlError {
     NoSuchVersion { service: String, version: u32 },
     #[error("the domain `{domain}` belongs to service `{owner}`; a domain serves one service")]
     DomainTaken { domain: String, owner: String },
+    #[error(
+        "version {version} of service `{service}` is the active one; activate another version first"
+    )]
+    VersionActive { service: String, version: u32 },
     #[error("service `{0}` has no earlier active version to roll back to")]
     NothingToRollBack(String),
     #[error("the control state could not be read or written: {0}")]
@@ -57,6 +61,9 @@ pub trait ControlState: Send + Sync + 'static {
     -> Result<Version, ControlError>;
     /// The service's versions, oldest first.
     fn versions(&self, name: &ServiceName) -> Result<Vec<Version>, ControlError>;
+    /// Deletes a version that is not the active one (and forgets it as a rollback
+    /// target); the record it was.
+    fn delete_version(&self, name: &ServiceName, number: u32) -> Result<Version, ControlError>;
     /// Makes `number` the active version.
     fn activate(&self, name: &ServiceName, number: u32) -> Result<Service, ControlError>;
     /// Makes the version active before the current one active again.

@@ -44,6 +44,9 @@ pub struct TokenRecord {
     /// SHA-256 of the secret part, hex.
     pub secret_sha256: String,
     pub created_at_ms: u64,
+    /// When the token stops working; `None`: when revoked.
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
 }
 
 /// A version of a service.

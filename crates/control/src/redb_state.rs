@@ -226,6 +226,34 @@ impl ControlState for RedbState {
         })
     }
 
+    fn delete_version(&self, name: &ServiceName, number: u32) -> Result<Version, ControlError> {
+        self.write(|txn| {
+            let mut service = load(txn, name)?;
+            if service.active == Some(number) {
+                return Err(ControlError::VersionActive {
+                    service: name.as_str().to_owned(),
+                    version: number,
+                });
+            }
+            let removed = txn
+                .open_table(VERSIONS)
+                .map_err(storage)?
+                .remove((name.as_str(), number))
+                .map_err(storage)?
+                .map(|bytes| serde_json::from_slice::<Version>(bytes.value()).map_err(storage))
+                .transpose()?;
+            let Some(version) = removed else {
+                return Err(ControlError::NoSuchVersion {
+                    service: name.as_str().to_owned(),
+                    version: number,
+                });
+            };
+            service.history.retain(|&n| n != number);
+            save(txn, &service)?;
+            Ok(version)
+        })
+    }
+
     fn versions(&self, name: &ServiceName) -> Result<Vec<Version>, ControlError> {
         let txn = self.db.begin_read().map_err(storage)?;
         if txn

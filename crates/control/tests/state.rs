@@ -173,3 +173,37 @@ fn packages_are_stored_by_their_hash_only_when_complete_and_right() {
         Err(PackageStoreError::Missing(_))
     ));
 }
+
+#[test]
+fn a_version_that_is_not_active_can_be_deleted_and_is_no_rollback_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = RedbState::open(&dir.path().join("control.redb")).unwrap();
+    let shop = name("shop");
+    state.create_service(&shop, &[]).unwrap();
+    for sha in ['a', 'b', 'c'] {
+        state.add_version(&shop, upload(sha)).unwrap();
+    }
+    state.activate(&shop, 1).unwrap();
+    state.activate(&shop, 2).unwrap();
+    state.activate(&shop, 3).unwrap();
+    assert!(matches!(
+        state.delete_version(&shop, 3),
+        Err(ControlError::VersionActive { version: 3, .. })
+    ));
+    assert!(matches!(
+        state.delete_version(&shop, 9),
+        Err(ControlError::NoSuchVersion { version: 9, .. })
+    ));
+    let deleted = state.delete_version(&shop, 2).unwrap();
+    assert_eq!(deleted.sha256, "b".repeat(64));
+    let numbers: Vec<u32> = state
+        .versions(&shop)
+        .unwrap()
+        .iter()
+        .map(|v| v.number)
+        .collect();
+    assert_eq!(numbers, [1, 3]);
+    // Rolling back skips the deleted version; numbers are never reused.
+    assert_eq!(state.rollback(&shop).unwrap().active, Some(1));
+    assert_eq!(state.add_version(&shop, upload('d')).unwrap().number, 4);
+}

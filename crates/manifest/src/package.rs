@@ -246,13 +246,23 @@ impl Package {
     /// Writes the package; returns its SHA-256 (hex). Entries have fixed times and
     /// modes, so the same app packs to the same bytes.
     pub fn write_to(&self, out: impl Write) -> Result<String, PackageError> {
-        let json = self.manifest_json();
-        let sha256 = hex(&digest(&json, &self.component));
+        Package::write_raw(&self.manifest_json(), &self.component, out)
+    }
+
+    /// Writes a package from a manifest as raw JSON, unchecked: for tests of what
+    /// readers do with a manifest that does not validate.
+    #[doc(hidden)]
+    pub fn write_raw(
+        json: &[u8],
+        component: &[u8],
+        out: impl Write,
+    ) -> Result<String, PackageError> {
+        let sha256 = hex(&digest(json, component));
         let encoder = zstd::Encoder::new(out, 10)?;
         let mut tar = tar::Builder::new(encoder);
         for (name, bytes) in [
-            (MANIFEST_ENTRY, json.as_slice()),
-            (COMPONENT_ENTRY, self.component.as_slice()),
+            (MANIFEST_ENTRY, json),
+            (COMPONENT_ENTRY, component),
             (DIGEST_ENTRY, sha256.as_bytes()),
         ] {
             let mut header = tar::Header::new_ustar();

@@ -108,6 +108,11 @@ pub struct Args {
     /// `max_concurrent`: one service's flood leaves room for the others.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_concurrent_per_service: u32,
+
+    /// The largest package an upload may be; a larger one is refused (413) before it
+    /// is read, and nothing is recorded.
+    #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "128MiB")]
+    pub max_package_size: ByteSize,
 }
 
 /// Half of the machine's memory (from /proc/meminfo), or 4 GiB if it cannot be read.
@@ -174,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         log,
         metrics: Metrics::default(),
         max_concurrent_per_service: args.max_concurrent_per_service,
+        max_package_bytes: args.max_package_size.0.min(MAX_PACKAGED_COMPONENT),
     });
     // Serve what was active when the node stopped.
     for service in node.control.services()? {

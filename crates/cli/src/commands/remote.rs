@@ -300,6 +300,7 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
 #[command(after_help = "Examples:\n  \
     verge token create ci --service shop --write     a CI token that deploys `shop`\n  \
     verge token create grafana                       read-only, the whole node (metrics)\n  \
+    verge token create contractor --service shop --expires 7d\n  \
     verge token list\n  \
     verge token revoke 3f9a2c4b1d0e")]
 pub struct TokenArgs {
@@ -321,6 +322,9 @@ enum TokenAction {
         /// Let it change things [default: read only].
         #[arg(long)]
         write: bool,
+        /// Let it stop working after this long, e.g. 30d or 12h [default: never].
+        #[arg(long, value_name = "DURATION", value_parser = verge_manifest::DurationValue::parse)]
+        expires: Option<verge_manifest::DurationValue>,
     },
     /// The tokens, without their secrets.
     List,
@@ -335,13 +339,16 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
             name,
             service,
             write,
+            expires,
         } => {
+            let expires_in_s = expires.map(|d| d.0.as_secs().max(1));
             let made = node.ok(
                 reqwest::Method::POST,
                 "/admin/v1/tokens",
-                Some(json(
-                    &serde_json::json!({ "name": name, "service": service, "write": write }),
-                )),
+                Some(json(&serde_json::json!({
+                    "name": name, "service": service, "write": write,
+                    "expires_in_s": expires_in_s,
+                }))),
             )?;
             ui::status(
                 "Created",
@@ -357,8 +364,14 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
         TokenAction::List => {
             let list = node.ok(reqwest::Method::GET, "/admin/v1/tokens", None)?;
             for t in list.as_array().into_iter().flatten() {
+                let expires = t["expires_at_ms"].as_u64().map_or("never".into(), |ms| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                    )
+                    .to_string()
+                });
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\texpires {expires}",
                     t["id"].as_str().unwrap_or("?"),
                     t["name"].as_str().unwrap_or("?"),
                     t["service"].as_str().unwrap_or("(node)"),

@@ -58,21 +58,34 @@ impl Principal {
     }
 }
 
+/// Why a token was refused (401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// Unknown, revoked, or a wrong secret: nothing more is said.
+    #[error("missing or wrong token: send Authorization: Bearer <token>")]
+    Unknown,
+    /// The right secret of a token past its expiry.
+    #[error("the token `{name}` expired at {at}; make a new one with `verge token create`")]
+    Expired { name: String, at: String },
+}
+
 /// Turns a bearer token into a principal.
 pub trait Authenticator: Send + Sync + 'static {
-    fn authenticate(&self, token: &str) -> Option<Principal>;
+    fn authenticate(&self, token: &str) -> Result<Principal, Denied>;
 }
 
 /// One token with every right: `verge serve --admin-listen`'s, and a node's root.
 pub struct RootToken(pub String);
 
 impl Authenticator for RootToken {
-    fn authenticate(&self, token: &str) -> Option<Principal> {
-        constant_time_eq(token.as_bytes(), self.0.as_bytes()).then(|| Principal {
-            name: "root".into(),
-            scope: Scope::Node,
-            right: Right::Write,
-        })
+    fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
+        constant_time_eq(token.as_bytes(), self.0.as_bytes())
+            .then(|| Principal {
+                name: "root".into(),
+                scope: Scope::Node,
+                right: Right::Write,
+            })
+            .ok_or(Denied::Unknown)
     }
 }
 
@@ -134,6 +147,6 @@ mod tests {
             root.authenticate("secret-token-123456").unwrap().scope,
             Scope::Node
         );
-        assert!(root.authenticate("secret-token-12345").is_none());
+        assert!(root.authenticate("secret-token-12345").is_err());
     }
 }

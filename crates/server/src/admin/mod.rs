@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::registry::AppRegistry;
 use crate::serve::ServerError;
 
-pub use auth::{Authenticator, Need, Principal, Right, RootToken, Scope, constant_time_eq};
+pub use auth::{Authenticator, Denied, Need, Principal, Right, RootToken, Scope, constant_time_eq};
 pub use logs::HELD_REQUESTS;
 pub use purge::{PurgeError, PurgeRequest, PurgeTarget, Purged, purge};
 
@@ -227,17 +227,19 @@ impl State {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
-            .and_then(|token| self.auth.authenticate(token.trim()));
-        let Some(principal) = principal else {
-            let mut reply = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong token: send Authorization: Bearer <token>",
-            );
-            reply.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
-            return reply;
+            .map_or(Err(Denied::Unknown), |token| {
+                self.auth.authenticate(token.trim())
+            });
+        let principal = match principal {
+            Ok(principal) => principal,
+            Err(denied) => {
+                let mut reply = error(StatusCode::UNAUTHORIZED, &denied.to_string());
+                reply.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+                return reply;
+            }
         };
         let path = req.uri().path().to_owned();
         if path == "/admin/v1/whoami" {
