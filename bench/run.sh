@@ -2,8 +2,8 @@
 # The HTTP benchmark: `verge serve`, a native hyper server and `wasmtime serve`, all
 # answering "hello" (5 bytes) on loopback, measured alternately with wrk in one run.
 # Also: process start to first response, the in-process criterion benchmark, and
-# (unless SKIP_PROXY=1 / SKIP_STATE=1 / SKIP_CACHE=1) bench/proxy.sh, bench/state.sh
-# and bench/cache.sh.
+# (unless SKIP_PROXY=1 / SKIP_STATE=1 / SKIP_CACHE=1 / SKIP_NODE=1) bench/proxy.sh,
+# bench/state.sh, bench/cache.sh and bench/node.sh.
 #
 #   bash bench/run.sh                 # 3 rounds of 10 s per server and connection count
 #   ROUNDS=1 DURATION=3 bash bench/run.sh
@@ -36,6 +36,7 @@ python3 bench/http_bench.py \
 
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
     cargo bench -p verge-bench --bench handle -- --noplot
+    cargo bench -p verge-bench --bench routing -- --noplot
 fi
 
 if [ "${SKIP_PROXY:-0}" != 1 ]; then
@@ -48,4 +49,8 @@ fi
 
 if [ "${SKIP_CACHE:-0}" != 1 ]; then
     bash bench/cache.sh
+fi
+
+if [ "${SKIP_NODE:-0}" != 1 ]; then
+    bash bench/node.sh
 fi

@@ -98,9 +98,20 @@ async fn deploy_activate_roll_back_and_restart() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 
-    // A restarted node serves what was active, compiled code from its cache.
+    // A restarted node serves what was active, compiled code from its cache, loaded
+    // on the first request.
     drop(verge);
     let (verge, _admin) = start(data.path());
+    verge
+        .stderr
+        .wait_for(std::time::Duration::from_secs(10), |l| {
+            l.contains("Routing") && l.contains("1 services")
+        });
+    assert!(
+        !verge.stderr.all().iter().any(|l| l.contains("Loaded")),
+        "loaded before any request: {:?}",
+        verge.stderr.all()
+    );
     assert_eq!(greeting(&verge, "shop.test").await, (200, "hello".into()));
     assert!(
         verge
@@ -861,4 +872,41 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert!(slow_started.elapsed() >= std::time::Duration::from_secs(9));
     // And the node still answers.
     assert_eq!(call(&admin, "GET", "/admin/v1/services", None).await.0, 200);
+}
+
+/// With `--max-loaded-services 2`, loading a third service unloads the one used
+/// least recently; it loads again (from the compile cache) when asked for, and every
+/// request is answered by its own service.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_keeps_at_most_max_loaded_services_and_reloads_on_demand() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start_with(data.path(), &["--max-loaded-services", "2"], &[]);
+    for name in ["alpha", "beta", "gamma"] {
+        deploy(
+            &admin,
+            name,
+            &format!("{name}.test"),
+            package(packages.path(), name),
+        )
+        .await;
+    }
+    let loads = |name: &str| {
+        verge
+            .stderr
+            .all()
+            .iter()
+            .filter(|l| l.contains(&format!("Loaded {name} ")))
+            .count()
+    };
+    // Activating gamma unloaded alpha, the least recently used.
+    assert_eq!((loads("alpha"), loads("beta"), loads("gamma")), (1, 1, 1));
+    assert_eq!(greeting(&verge, "gamma.test").await, (200, "gamma".into()));
+    assert_eq!(greeting(&verge, "alpha.test").await, (200, "alpha".into()));
+    assert_eq!(loads("alpha"), 2, "{:?}", verge.stderr.all());
+    // beta was the least recently used: alpha's load unloaded it.
+    assert_eq!(greeting(&verge, "gamma.test").await, (200, "gamma".into()));
+    assert_eq!(loads("gamma"), 1);
+    assert_eq!(greeting(&verge, "beta.test").await, (200, "beta".into()));
+    assert_eq!(loads("beta"), 2);
 }

@@ -45,6 +45,8 @@ use crate::kv_ops::{self, Op};
 
 /// What the node runs on.
 pub(crate) struct Node {
+    /// The node itself, for loaders the registry calls later.
+    pub(crate) myself: std::sync::Weak<Node>,
     pub(crate) control: Arc<dyn ControlState>,
     pub(crate) packages: PackageStore,
     pub(crate) runtime: Runtime,

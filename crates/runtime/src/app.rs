@@ -1,17 +1,16 @@
 //! A loaded app: compiled, linked and pre-instantiated once, instantiated per request.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::compile_cache::{self, CacheStatus};
 use crate::config::AppConfig;
-use crate::engine::Runtime;
+use crate::engine::{LoadedCode, Runtime};
 use crate::error::LoadError;
 use crate::host::AppHost;
-use crate::state::RequestState;
 
 /// How loading went.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +27,7 @@ pub struct App {
 
 pub(crate) struct AppInner {
     pub(crate) runtime: Runtime,
-    pub(crate) pre: ProxyPre<RequestState>,
+    pub(crate) code: Arc<LoadedCode>,
     pub(crate) config: AppConfig,
     /// Each host API's per-app state.
     pub(crate) host: Arc<AppHost>,
@@ -59,17 +58,7 @@ impl App {
                 max,
             });
         }
-        let (component, cache) = compile_cache::load_or_compile(
-            runtime.engine(),
-            wasm,
-            runtime.config().compile_cache_dir.as_deref(),
-        )?;
-        let instance_pre = runtime
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(LoadError::UnsatisfiedImport)?;
-        let pre = ProxyPre::new(instance_pre).map_err(LoadError::MissingHandlerExport)?;
+        let (code, cache) = load_code(runtime, wasm)?;
         let version = match &config.version {
             Some(v) => v.clone(),
             None => {
@@ -86,7 +75,7 @@ impl App {
             inner: Arc::new(AppInner {
                 runtime: runtime.clone(),
                 instances,
-                pre,
+                code,
                 config,
                 host,
                 load_info: LoadInfo {
@@ -104,6 +93,38 @@ impl App {
     pub fn load_info(&self) -> LoadInfo {
         self.inner.load_info
     }
+}
+
+/// The component's code: shared with another app of the same component if one is
+/// loaded, else compiled (or read from the compile cache), linked and pre-instantiated.
+fn load_code(runtime: &Runtime, wasm: &[u8]) -> Result<(Arc<LoadedCode>, CacheStatus), LoadError> {
+    let key = compile_cache::cache_key(runtime.engine(), wasm);
+    let loaded = &runtime.inner.loaded_code;
+    let shared = loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .and_then(Weak::upgrade);
+    if let Some(code) = shared {
+        return Ok((code, CacheStatus::Shared));
+    }
+    let (component, cache) = compile_cache::load_or_compile_keyed(
+        runtime.engine(),
+        wasm,
+        &key,
+        runtime.config().compile_cache_dir.as_deref(),
+    )?;
+    let instance_pre = runtime
+        .inner
+        .linker
+        .instantiate_pre(&component)
+        .map_err(LoadError::UnsatisfiedImport)?;
+    let pre = ProxyPre::new(instance_pre).map_err(LoadError::MissingHandlerExport)?;
+    let code = Arc::new(LoadedCode { pre });
+    let mut loaded = loaded.lock().unwrap_or_else(|e| e.into_inner());
+    loaded.retain(|_, code| code.strong_count() > 0);
+    loaded.insert(key, Arc::downgrade(&code));
+    Ok((code, cache))
 }
 
 /// Component binaries are `\0asm` followed by version 0x0d and layer 1; core modules

@@ -24,6 +24,8 @@ pub enum CacheStatus {
     Miss,
     /// Compiled now; the cache is disabled (or could not be written).
     Disabled,
+    /// Already loaded for another app of the same component: shared, nothing read.
+    Shared,
 }
 
 impl CacheStatus {
@@ -32,20 +34,32 @@ impl CacheStatus {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
             CacheStatus::Disabled => "disabled",
+            CacheStatus::Shared => "shared",
         }
     }
 }
 
 /// Compiles `wasm`, or loads its compiled form from `dir`.
+#[cfg(test)]
 pub(crate) fn load_or_compile(
     engine: &Engine,
     wasm: &[u8],
     dir: Option<&Path>,
 ) -> Result<(Component, CacheStatus), LoadError> {
+    load_or_compile_keyed(engine, wasm, &cache_key(engine, wasm), dir)
+}
+
+/// [`load_or_compile`] for a component whose [`cache_key`] is `key`.
+pub(crate) fn load_or_compile_keyed(
+    engine: &Engine,
+    wasm: &[u8],
+    key: &str,
+    dir: Option<&Path>,
+) -> Result<(Component, CacheStatus), LoadError> {
     let Some(dir) = dir else {
         return Ok((compile(engine, wasm)?, CacheStatus::Disabled));
     };
-    let path = dir.join(format!("{}.cwasm", cache_key(engine, wasm)));
+    let path = dir.join(format!("{key}.cwasm"));
     if path.exists() {
         // SAFETY: the file sits in Verge's private cache directory, was written by
         // `Component::serialize` of this same engine configuration and Wasmtime

@@ -1,12 +1,14 @@
 //! The shared Wasmtime engine: configuration, pooling allocator, epoch ticker, linker.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use verge_cache::{Cache, CacheConfig};
 use verge_store::{Kv, MemoryBackend};
@@ -113,7 +115,15 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: RuntimeConfig,
     /// The memory budget in MiB permits, if there is one.
     pub(crate) memory_budget: Option<Arc<tokio::sync::Semaphore>>,
+    /// Code loaded for some app, by compile-cache key: apps of the same component
+    /// (one template, many tenants) share its code and pre-instantiation.
+    pub(crate) loaded_code: std::sync::Mutex<HashMap<String, Weak<LoadedCode>>>,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// A component's code, linked and ready to instantiate; shared by the apps using it.
+pub(crate) struct LoadedCode {
+    pub(crate) pre: ProxyPre<RequestState>,
 }
 
 impl Drop for RuntimeInner {
@@ -139,6 +149,7 @@ impl Runtime {
                 linker,
                 memory_budget,
                 config,
+                loaded_code: Default::default(),
                 ticker_stop,
             }),
         })

@@ -176,7 +176,7 @@ impl App {
         let (report_tx, report_rx) = oneshot::channel();
         let guest_failed = Arc::new(AtomicBool::new(false));
         let guest_failed_in_task = guest_failed.clone();
-        let pre = self.inner.pre.clone();
+        let pre = self.inner.code.pre.clone();
         let wall_time = limits.wall_time;
         let guest = async move {
             // Held until the guest has finished.

@@ -25,6 +25,6 @@ pub use config::ServerConfig;
 pub use log::{AccessRecord, Console, LogWriter};
 pub use metrics::{AppMetrics, Metrics};
 pub use registry::{AppRegistry, HttpCache, RoutedApp, SingleApp};
-pub use routes::{HostRoutes, NodeRegistry};
+pub use routes::{HostRoutes, LazyApp, NodeRegistry};
 pub use serve::{Server, ServerError};
 pub use tls::{Certificates, TlsError};

@@ -37,6 +37,11 @@ pub trait AppRegistry: Send + Sync + 'static {
 
     /// The app of this name (the admin API addresses apps by name).
     fn by_name(&self, name: &str) -> Option<RoutedApp>;
+
+    /// Whether to take traffic (`/readyz`): by default, once an app is loaded.
+    fn is_ready(&self) -> bool {
+        self.resolve(None).is_some()
+    }
 }
 
 /// One app for every host, swappable at run time (`verge serve --watch`). Requests in

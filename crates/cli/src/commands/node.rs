@@ -11,7 +11,9 @@ use verge_control::{ControlState, PackageStore, RedbState};
 use verge_manifest::{ByteSize, LimitsSection, Package};
 use verge_runtime::{NodeServices, Runtime, RuntimeConfig};
 use verge_server::admin::{AdminConfig, AdminServer, RootToken};
-use verge_server::{Certificates, LogWriter, Metrics, NodeRegistry, Server, ServerConfig};
+use verge_server::{
+    Certificates, LazyApp, LogWriter, Metrics, NodeRegistry, RoutedApp, Server, ServerConfig,
+};
 
 use crate::commands::serve::{
     KvBackendKind, MAX_PACKAGED_COMPONENT, admin_token, load, open_kv, prepare_packaged,
@@ -109,6 +111,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_concurrent_per_service: u32,
 
+    /// Services whose code may be loaded at once (0: all). Past it, loading one
+    /// unloads the one used least recently; it loads again from the compile cache
+    /// (about 2 ms for a small app) on its next request.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_loaded_services: u32,
+
     /// The largest package an upload may be; a larger one is refused (413) before it
     /// is read, and nothing is recorded.
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "128MiB")]
@@ -171,22 +179,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..defaults
     })
     .context("starting the Wasm runtime")?;
-    let node = Arc::new(Node {
+    let node = Arc::new_cyclic(|myself| Node {
+        myself: myself.clone(),
         control,
         packages,
         runtime,
-        registry: Arc::new(NodeRegistry::default()),
+        registry: Arc::new(
+            NodeRegistry::default().with_max_loaded(args.max_loaded_services as usize),
+        ),
         log,
         metrics: Metrics::default(),
         max_concurrent_per_service: args.max_concurrent_per_service,
         max_package_bytes: args.max_package_size.0.min(MAX_PACKAGED_COMPONENT),
     });
-    // Serve what was active when the node stopped.
+    // Serve what was active when the node stopped, each loaded on its first request
+    // (from the compile cache): a node with many services is ready at once.
+    let mut routed = 0;
     for service in node.control.services()? {
         if let Some(active) = service.active {
-            node.serve_version(&service, active)
-                .with_context(|| format!("starting service `{}`", service.name.as_str()))?;
+            node.serve_lazily(&service, active);
+            routed += 1;
         }
+    }
+    if routed > 0 {
+        ui::status(
+            "Routing",
+            format!("{routed} services, each loaded on its first request"),
+        );
     }
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -275,6 +294,46 @@ impl Node {
         service: &verge_control::Service,
         number: u32,
     ) -> anyhow::Result<()> {
+        let app = self.load_version(service, number)?;
+        let lazy = LazyApp::loaded(app, self.loader(service, number));
+        self.registry
+            .set(service.name.as_str(), lazy, &patterns(service));
+        Ok(())
+    }
+
+    /// Routes the service's domains to version `number`, loaded on its first request.
+    pub(crate) fn serve_lazily(self: &Arc<Self>, service: &verge_control::Service, number: u32) {
+        let lazy = LazyApp::new(self.loader(service, number));
+        self.registry
+            .set(service.name.as_str(), lazy, &patterns(service));
+    }
+
+    /// Loads version `number` of `service` when the registry asks (on a first
+    /// request, or again after it was unloaded).
+    fn loader(
+        &self,
+        service: &verge_control::Service,
+        number: u32,
+    ) -> impl Fn() -> Result<RoutedApp, String> + Send + Sync + 'static {
+        let node = self.myself.clone();
+        let service = service.clone();
+        move || {
+            let node = node.upgrade().ok_or("the node is stopping")?;
+            node.load_version(&service, number).map_err(|e| {
+                format!(
+                    "loading version {number} of service `{}`: {e:#}",
+                    service.name.as_str()
+                )
+            })
+        }
+    }
+
+    /// Version `number` of `service`, ready to serve.
+    fn load_version(
+        &self,
+        service: &verge_control::Service,
+        number: u32,
+    ) -> anyhow::Result<RoutedApp> {
         let versions = self.control.versions(&service.name)?;
         let version = versions
             .iter()
@@ -295,13 +354,15 @@ impl Node {
         // package's app is called.
         prepared.config.name = service.name.as_str().to_owned();
         prepared.config.version = Some(number.to_string());
-        let app = load(&self.runtime, prepared, &self.log, &self.metrics)?;
-        let patterns: Vec<String> = service
-            .domains
-            .iter()
-            .map(|d| d.as_str().to_owned())
-            .collect();
-        self.registry.set(app, &patterns);
-        Ok(())
+        load(&self.runtime, prepared, &self.log, &self.metrics)
     }
+}
+
+/// The host patterns of a service, as the registry takes them.
+fn patterns(service: &verge_control::Service) -> Vec<String> {
+    service
+        .domains
+        .iter()
+        .map(|d| d.as_str().to_owned())
+        .collect()
 }

@@ -573,6 +573,7 @@ pub fn load(
         verge_runtime::CacheStatus::Hit => "from the compile cache".to_string(),
         verge_runtime::CacheStatus::Miss => "compiled, and cached for next time".to_string(),
         verge_runtime::CacheStatus::Disabled => "compiled (compile cache off)".to_string(),
+        verge_runtime::CacheStatus::Shared => "sharing the code of another app".to_string(),
     };
     ui::status(
         "Loaded",

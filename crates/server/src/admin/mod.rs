@@ -216,9 +216,9 @@ impl State {
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
-                return match self.registry.resolve(None) {
-                    Some(_) => text(StatusCode::OK, "ready\n"),
-                    None => text(StatusCode::SERVICE_UNAVAILABLE, "no app loaded\n"),
+                return match self.registry.is_ready() {
+                    true => text(StatusCode::OK, "ready\n"),
+                    false => text(StatusCode::SERVICE_UNAVAILABLE, "no app loaded\n"),
                 };
             }
             _ => {}
