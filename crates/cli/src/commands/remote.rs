@@ -205,11 +205,24 @@ pub struct VersionsArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Delete this version instead (never the active one; it stops being a rollback
+    /// target).
+    #[arg(long, value_name = "VERSION")]
+    delete: Option<u32>,
 }
 
 pub fn versions(args: VersionsArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
+    if let Some(number) = args.delete {
+        node.ok(
+            reqwest::Method::DELETE,
+            &services_path(format!("/{name}/versions/{number}")),
+            None,
+        )?;
+        ui::status("Deleted", format!("{name} version {number}"));
+        return Ok(());
+    }
     let service = node.ok(
         reqwest::Method::GET,
         &services_path(format!("/{name}")),
