@@ -322,7 +322,6 @@ async fn the_cli_deploys_lists_activates_and_rolls_back() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("\tci\ttest-app\twrite"));
 }
 
-/// Packs the test program `name` with `manifest` into `dir`.
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_never_see_each_others_kv_data_or_cache_objects() {
     let data = tempfile::tempdir().unwrap();

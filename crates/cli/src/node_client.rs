@@ -236,6 +236,19 @@ pub fn refused(status: u16, body: &serde_json::Value) -> anyhow::Result<()> {
     }
 }
 
+/// The service a command is about: `--service NAME`, else the app name in `app`'s
+/// verge.toml.
+pub fn service_name(service: Option<&str>, app: &std::path::Path) -> anyhow::Result<String> {
+    match service {
+        Some(name) => Ok(name.to_owned()),
+        None => Ok(verge_manifest::Manifest::load_dir(app)
+            .context("finding the service's name (or pass --service NAME)")?
+            .name
+            .as_str()
+            .to_owned()),
+    }
+}
+
 /// The body of a JSON request.
 pub fn json(value: &serde_json::Value) -> reqwest::Body {
     reqwest::Body::from(value.to_string())

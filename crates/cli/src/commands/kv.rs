@@ -14,7 +14,7 @@ use verge_store::{Kv, Namespace, OpenError, RedbBackend};
 use crate::commands::serve::KV_FILE;
 use crate::dev_control::ControlFile;
 use crate::kv_ops::{self, Answer, Mode, Op};
-use crate::node_client::{NodeArgs, NodeClient, encode, refused};
+use crate::node_client::{NodeArgs, NodeClient, encode, refused, service_name};
 use crate::ui;
 
 /// Read and write the KV stores of an app (its `[kv_stores]`).
@@ -320,14 +320,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The store of the service on the node the user named.
 fn on_node(args: &Args) -> anyhow::Result<Access> {
-    let service = match &args.service {
-        Some(name) => name.clone(),
-        None => Manifest::load_dir(&args.app)
-            .context("finding the service's name (or pass --service NAME)")?
-            .name
-            .as_str()
-            .to_owned(),
-    };
+    let service = service_name(args.service.as_deref(), &args.app)?;
     let Some(store) = &args.store else {
         bail!("pass --store NAME: one of the service's [kv_stores]");
     };

@@ -6,9 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use owo_colors::{OwoColorize, Stream};
-use verge_manifest::Manifest;
 
-use crate::node_client::{NodeArgs, NodeClient, encode, refused};
+use crate::node_client::{NodeArgs, NodeClient, encode, refused, service_name};
 use crate::ui;
 
 /// Follow a service's log lines live: access lines, guest output, `wasi:logging` and
@@ -54,14 +53,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     check(&args)?;
-    let service = match &args.service {
-        Some(name) => name.clone(),
-        None => Manifest::load_dir(&args.app)
-            .context("finding the service's name (or pass --service NAME)")?
-            .name
-            .as_str()
-            .to_owned(),
-    };
+    let service = service_name(args.service.as_deref(), &args.app)?;
     let node = NodeClient::connect(&args.node)?;
     let mut query = Vec::new();
     if let Some(status) = &args.status {

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use verge_manifest::{Manifest, Package, PackageManifest};
 
 use crate::commands::build::build_app;
-use crate::node_client::{NodeArgs, NodeClient, json};
+use crate::node_client::{NodeArgs, NodeClient, json, service_name};
 use crate::ui;
 
 /// The service a command is about.
@@ -25,14 +25,7 @@ pub struct ServiceArgs {
 
 impl ServiceArgs {
     fn name(&self) -> anyhow::Result<String> {
-        match &self.service {
-            Some(name) => Ok(name.clone()),
-            None => Ok(Manifest::load_dir(&self.app)
-                .context("finding the service's name (or pass --service NAME)")?
-                .name
-                .as_str()
-                .to_owned()),
-        }
+        service_name(self.service.as_deref(), &self.app)
     }
 }
 
