@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs componentize-js (npm; the StarlingMonkey engine Fastly's JS SDK uses) for
-# the tests that run JavaScript components nobody here wrote. Idempotent. Installs
-# into $VERGE_TOOLS/componentize-js/node_modules.
+# the tests that run JavaScript components nobody here wrote, and puts the tools the
+# JavaScript app template pins into npm's cache. Idempotent. Installs into
+# $VERGE_TOOLS/componentize-js/node_modules.
 set -euo pipefail
 VERSION=0.23.0
 TOOLS="${VERGE_TOOLS:-$HOME/.cache/verge-tools}"
@@ -11,6 +12,14 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq && $sudo apt-get install -y -qq nodejs npm >/dev/null
 fi
+# The tools `verge init --lang js` pins (templates/js), into npm's cache, so that
+# `verge build` installs them without the network (the tests build offline).
+TEMPLATE="$(cd "$(dirname "$0")/.." && pwd)/templates/js"
+WARM="$(mktemp -d)"
+trap 'rm -rf "$WARM"' EXIT
+sed 's/{{name}}/verge-js-cache/' "$TEMPLATE/package.json.tmpl" > "$WARM/package.json"
+sed 's/{{name}}/verge-js-cache/' "$TEMPLATE/package-lock.json.tmpl" > "$WARM/package-lock.json"
+(cd "$WARM" && npm ci --silent --no-audit --no-fund --prefer-offline)
 if grep -qs "\"version\": \"$VERSION\"" "$DIR/node_modules/@bytecodealliance/componentize-js/package.json"; then
     exit 0
 fi

@@ -130,42 +130,13 @@ async fn a_python_component_fetches_through_a_backend() {
     fetches_through_a_backend(&component, "python fetched: ", "HttpRequestDenied").await;
 }
 
-/// The vendored WIT as componentize-js 0.23's engine needs it: its build imports and
-/// exports `wasi:*@0.2.10`, so the same interfaces are declared at that version (the
-/// 0.2.10 → 0.2.12 changes are documentation and `@since` gates). Verge links 0.2.12,
-/// which satisfies 0.2.10 imports by semver.
+/// The vendored WIT as componentize-js 0.23's engine needs it (as `verge build`
+/// supplies it to JavaScript apps): its build imports and exports `wasi:*@0.2.10`.
+/// Verge links 0.2.12, which satisfies 0.2.10 imports by semver.
 fn wit_at_0_2_10(out: &std::path::Path) -> PathBuf {
     let root = out.join("wit");
-    for entry in walk(&repo_root().join("wit/deps")) {
-        let relative = entry.strip_prefix(repo_root().join("wit")).unwrap();
-        let target = root.join(relative);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        let text = std::fs::read_to_string(&entry)
-            .unwrap()
-            .replace("@0.2.12", "@0.2.10")
-            .replace("version = 0.2.12", "version = 0.2.10")
-            .replace("version = 0.2.11", "version = 0.2.10");
-        std::fs::write(target, text).unwrap();
-    }
-    std::fs::write(
-        root.join("world.wit"),
-        "package verge:js-test;\nworld app { include wasi:http/proxy@0.2.10; }\n",
-    )
-    .unwrap();
+    verge_build::js::write_wit(&root).unwrap();
     root
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 fn build_js(app: &str, out: &std::path::Path) -> PathBuf {
@@ -185,7 +156,7 @@ fn build_js(app: &str, out: &std::path::Path) -> PathBuf {
         .arg(&script)
         .arg(guests.join(format!("{app}.js")))
         .arg(&wit)
-        .arg("verge:js-test/app")
+        .arg(verge_build::js::WORLD_ID)
         .arg(&component)
         .output()
         .unwrap();

@@ -9,6 +9,7 @@
 
 mod componentize;
 mod examples;
+pub mod js;
 mod toolchain;
 
 pub use componentize::{ComponentizeError, componentize};

@@ -312,12 +312,30 @@ pub struct EgressSection {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSection {
+    /// The app's language. Default: `js` when the app directory has a
+    /// `package.json` and no `Cargo.toml`, else `rust`.
+    #[serde(default)]
+    pub language: Option<Language>,
+    /// The handler's source file, relative to the manifest (JavaScript). Default:
+    /// `src/index.js`.
+    #[serde(default)]
+    pub entry: Option<PathBuf>,
     /// Directory of the Cargo package, relative to the manifest. Default: `.`.
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// Where the component is written, relative to the manifest. Default: `NAME.wasm`.
     #[serde(default)]
     pub output: Option<PathBuf>,
+}
+
+/// What an app is written in, which decides how `verge build` builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// A Cargo package using the Verge SDK (or any wasi:http handler).
+    Rust,
+    /// A JavaScript module with a `fetch` event handler, built with componentize-js.
+    Js,
 }
 
 /// Per-request limits; each one left out takes the platform default.
@@ -388,6 +406,23 @@ impl Manifest {
             .output
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}.wasm", self.name.as_str())))
+    }
+
+    /// The app's language: `[build] language`, else what the files in `dir` (the
+    /// manifest's directory) say.
+    pub fn language(&self, dir: &std::path::Path) -> Language {
+        self.build.language.unwrap_or_else(|| {
+            let js = dir.join("package.json").exists() && !dir.join("Cargo.toml").exists();
+            if js { Language::Js } else { Language::Rust }
+        })
+    }
+
+    /// The JavaScript entry module, relative to the manifest's directory.
+    pub fn entry(&self) -> PathBuf {
+        self.build
+            .entry
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("src/index.js"))
     }
 
     /// The Cargo package directory, relative to the manifest's directory.

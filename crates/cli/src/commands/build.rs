@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use verge_build::Toolchain;
-use verge_manifest::Manifest;
+use verge_build::js;
+use verge_manifest::{Language, Manifest};
 
 use crate::ui;
 
@@ -38,6 +39,9 @@ pub struct BuiltApp {
 /// Builds the app in `dir`, printing progress; returns where the component went.
 pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
     let manifest = Manifest::load_dir(dir)?;
+    if manifest.language(dir) == Language::Js {
+        return build_js(dir, manifest);
+    }
     let started = Instant::now();
     let toolchain = Toolchain::detect()?;
     let package_dir = dir.join(manifest.package_dir());
@@ -65,12 +69,20 @@ pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
         .with_context(|| format!("componentizing {}", module.display()))?;
     let output = dir.join(manifest.output());
     std::fs::write(&output, &component).with_context(|| format!("writing {}", output.display()))?;
+    built(manifest, output, started)
+}
+
+/// Reports the component's size and the build's time.
+fn built(manifest: Manifest, output: PathBuf, started: Instant) -> anyhow::Result<BuiltApp> {
+    let size = std::fs::metadata(&output)
+        .with_context(|| format!("reading {}", output.display()))?
+        .len();
     ui::status(
         "Built",
         format!(
             "{} ({}) in {:.1}s",
             output.display(),
-            ui::human_bytes(component.len() as u64),
+            ui::human_bytes(size),
             started.elapsed().as_secs_f64()
         ),
     );
@@ -78,6 +90,48 @@ pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
         manifest,
         component: output,
     })
+}
+
+/// A JavaScript app: the pinned componentize-js (installed by `npm ci` on first use),
+/// a syntax check with file and line, then the component.
+fn build_js(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
+    let started = Instant::now();
+    js::check_tools()?;
+    if !dir.join("package-lock.json").exists() {
+        bail!(
+            "no package-lock.json in {}: a JavaScript app pins its build tools \
+             (`verge init NAME --lang js` writes one; or run `npm install` there)",
+            dir.display()
+        );
+    }
+    if js::needs_install(dir) {
+        let spinner = ui::spinner("installing the pinned JavaScript tools (npm ci)");
+        let installed = js::install(dir);
+        spinner.finish_and_clear();
+        installed?;
+        ui::status("Installed", "the app's JavaScript tools (npm ci)");
+    }
+    let entry = manifest.entry();
+    if !dir.join(&entry).exists() {
+        bail!(
+            "no {} in {}; set [build] entry in verge.toml to the handler's module",
+            entry.display(),
+            dir.display()
+        );
+    }
+    js::check_syntax(dir, &entry)?;
+    ui::status(
+        "Building",
+        format!("{} (JavaScript, componentize-js)", manifest.name.as_str()),
+    );
+    let wit = dir.join(".verge/wit-js");
+    js::write_wit(&wit).with_context(|| format!("writing the WIT to {}", wit.display()))?;
+    let output = dir.join(manifest.output());
+    let spinner = ui::spinner("componentize-js");
+    let result = js::componentize(dir, &entry, &wit, &output);
+    spinner.finish_and_clear();
+    result?;
+    built(manifest, output, started)
 }
 
 /// Runs cargo, showing a spinner with its progress; on failure, shows the compiler's

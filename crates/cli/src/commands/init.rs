@@ -1,4 +1,5 @@
-//! `verge init`: a new Rust app from `templates/rust`, ready to build and serve.
+//! `verge init`: a new app from `templates/rust` or `templates/js`, ready to build
+//! and serve.
 
 use std::path::{Path, PathBuf};
 
@@ -7,10 +8,13 @@ use verge_manifest::AppName;
 
 use crate::ui;
 
-/// Create a new Rust app in a new directory.
+/// Create a new app in a new directory.
 ///
 /// The app builds and serves as it is: `cd NAME && verge serve`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    verge init hello                 a Rust app (the Verge SDK)\n  \
+    verge init hello --lang js       a JavaScript app (fetch event handler; needs Node.js and npm)")]
 pub struct Args {
     /// The app's name: lowercase letters, digits and `-`, starting with a letter.
     pub name: String,
@@ -18,7 +22,44 @@ pub struct Args {
     /// Directory to create [default: ./NAME].
     #[arg(long)]
     pub path: Option<PathBuf>,
+
+    /// The language of the app.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Js,
+}
+
+const JS_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../templates/js/package.json.tmpl"),
+    ),
+    (
+        "package-lock.json",
+        include_str!("../../../../templates/js/package-lock.json.tmpl"),
+    ),
+    (
+        "verge.toml",
+        include_str!("../../../../templates/js/verge.toml.tmpl"),
+    ),
+    (
+        "src/index.js",
+        include_str!("../../../../templates/js/src/index.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../templates/js/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../templates/js/gitignore.tmpl"),
+    ),
+];
 
 const TEMPLATE: &[(&str, &str)] = &[
     (
@@ -57,7 +98,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let sdk = sdk_dependency();
-    for (file, template) in TEMPLATE {
+    let files = match args.lang {
+        Lang::Rust => TEMPLATE,
+        Lang::Js => JS_TEMPLATE,
+    };
+    for (file, template) in files {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)

@@ -31,17 +31,29 @@ pub fn spawn(
     let package_dir = dir.join(manifest.package_dir());
     let ignored = [package_dir.join("target"), dir.join(manifest.output())];
     let (tx, rx) = mpsc::channel();
+    let root = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && event.paths.iter().any(|p| is_source(p, &ignored))
+            && event.paths.iter().any(|p| is_source(p, &root, &ignored))
         {
             let _ = tx.send(());
         }
     })
     .context("starting the file watcher")?;
+    // The app directory and its subdirectories but those that are not sources:
+    // installed packages (thousands of files for a JavaScript app), build output and
+    // Verge's data.
     watcher
-        .watch(&dir, RecursiveMode::Recursive)
+        .watch(&dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("watching {}", dir.display()))?;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() && is_source(&path, &dir, &[]) {
+            watcher
+                .watch(&path, RecursiveMode::Recursive)
+                .with_context(|| format!("watching {}", path.display()))?;
+        }
+    }
     if !package_dir.starts_with(&dir) {
         watcher
             .watch(&package_dir, RecursiveMode::Recursive)
@@ -72,9 +84,18 @@ pub fn spawn(
     Ok(())
 }
 
-fn is_source(path: &Path, ignored: &[PathBuf]) -> bool {
+/// Not build output, installed packages, Verge's data or version control (judged
+/// inside the app directory `dir`).
+fn is_source(path: &Path, dir: &Path, ignored: &[PathBuf]) -> bool {
     !ignored.iter().any(|i| path.starts_with(i))
         && !path
+            .strip_prefix(dir)
+            .unwrap_or(path)
             .components()
-            .any(|c| c.as_os_str() == ".git" || c.as_os_str() == "target")
+            .any(|c| {
+                matches!(
+                    c.as_os_str().to_str(),
+                    Some(".git" | "target" | "node_modules" | ".verge")
+                )
+            })
 }

@@ -1,0 +1,230 @@
+//! Building JavaScript apps with `@bytecodealliance/componentize-js`, pinned in the
+//! app's `package.json` and installed into the app by `npm ci`.
+//!
+//! What componentize-js needs and does not bring, supplied here:
+//! - the `wasi:http/proxy` WIT: Verge's vendored WASI WIT (`wit/deps`, 0.2.12),
+//!   relabelled to 0.2.10, the version componentize-js 0.23's engine is built
+//!   against, with the items added after 0.2.10 left out (its WIT resolver refuses
+//!   them);
+//! - a syntax check with file and line (`node --check`): componentize-js only says
+//!   that parsing failed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The WASI packages the proxy world needs, as Verge vendors them.
+const WASI_WIT: &[(&str, &str)] = &[
+    ("cli", include_str!("../../../wit/deps/cli/cli.wit")),
+    (
+        "clocks",
+        include_str!("../../../wit/deps/clocks/clocks.wit"),
+    ),
+    (
+        "filesystem",
+        include_str!("../../../wit/deps/filesystem/filesystem.wit"),
+    ),
+    ("http", include_str!("../../../wit/deps/http/http.wit")),
+    ("io", include_str!("../../../wit/deps/io/io.wit")),
+    (
+        "random",
+        include_str!("../../../wit/deps/random/random.wit"),
+    ),
+    (
+        "sockets",
+        include_str!("../../../wit/deps/sockets/sockets.wit"),
+    ),
+];
+
+const VENDORED: &str = "0.2.12";
+const ENGINE: &str = "0.2.10";
+
+/// The world a JavaScript app is built against, and its id.
+pub const WORLD_ID: &str = "verge:js-app/app";
+const WORLD: &str = "package verge:js-app;\n\nworld app {\n  include wasi:http/proxy@0.2.10;\n}\n";
+pub const WORLD_NAME: &str = "app";
+
+/// Why a JavaScript build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JsBuildError {
+    #[error(
+        "JavaScript apps need Node.js (18 or later) and npm, and `{0}` was not found; \
+         install them (Debian: apt install nodejs npm) and build again"
+    )]
+    Missing(&'static str),
+    #[error(
+        "`npm ci` failed in {dir}:\n{output}\ncheck package.json and package-lock.json, or the network"
+    )]
+    Install { dir: PathBuf, output: String },
+    #[error("the JavaScript does not parse:\n{output}")]
+    Syntax { output: String },
+    #[error("componentize-js failed:\n{output}")]
+    Componentize { output: String },
+    #[error("running {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes the WIT for componentize-js into `dir` (replacing what is there).
+pub fn write_wit(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    for (name, text) in WASI_WIT {
+        let package = dir.join("deps").join(name);
+        std::fs::create_dir_all(&package)?;
+        std::fs::write(package.join(format!("{name}.wit")), relabel(text))?;
+    }
+    std::fs::write(dir.join("world.wit"), WORLD)
+}
+
+/// `text` at the engine's version: package versions rewritten, and items marked
+/// `@since` a later version dropped (each is one line after its gate).
+fn relabel(text: &str) -> String {
+    let later = format!("@since(version = {VENDORED})");
+    let mut out = String::with_capacity(text.len());
+    let mut skip_next = false;
+    for line in text.lines() {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        if line.trim() == later {
+            skip_next = true;
+            continue;
+        }
+        out.push_str(&line.replace(&format!("@{VENDORED}"), &format!("@{ENGINE}")));
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether the app's pinned tools need installing: no `node_modules`, or a lock file
+/// newer than what npm installed.
+pub fn needs_install(app: &Path) -> bool {
+    let installed = app.join("node_modules/.package-lock.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(&installed),
+        modified(&app.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(lock)) => lock > installed,
+        _ => true,
+    }
+}
+
+fn run(command: &mut Command, what: &str) -> Result<Output, JsBuildError> {
+    command.output().map_err(|source| JsBuildError::Io {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+fn text(output: &Output) -> String {
+    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !stdout.trim().is_empty() {
+        text.push_str(&stdout);
+    }
+    text.trim_end().to_owned()
+}
+
+/// Checks that `node` and `npm` run.
+pub fn check_tools() -> Result<(), JsBuildError> {
+    for tool in ["node", "npm"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Err(JsBuildError::Missing(tool));
+        }
+    }
+    Ok(())
+}
+
+/// `npm ci` in the app: the versions of its lock file, from npm's cache when it has
+/// them.
+pub fn install(app: &Path) -> Result<(), JsBuildError> {
+    let output = run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
+            .current_dir(app),
+        "npm ci",
+    )?;
+    if !output.status.success() {
+        return Err(JsBuildError::Install {
+            dir: app.to_owned(),
+            output: text(&output),
+        });
+    }
+    Ok(())
+}
+
+/// Checks `entry`'s syntax; the error is node's, with file and line.
+pub fn check_syntax(app: &Path, entry: &Path) -> Result<(), JsBuildError> {
+    let output = run(
+        Command::new("node")
+            .arg("--check")
+            .arg(entry)
+            .current_dir(app),
+        "node --check",
+    )?;
+    if !output.status.success() {
+        // node's report: `FILE:LINE`, the line, a caret, the error; not its stack.
+        let report: Vec<String> = text(&output)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.trim_start().starts_with("at ") && !l.starts_with("Node.js v"))
+            .map(str::to_owned)
+            .collect();
+        return Err(JsBuildError::Syntax {
+            output: report.join("\n"),
+        });
+    }
+    Ok(())
+}
+
+/// Builds `entry` into the component `output` against the WIT in `wit`.
+pub fn componentize(
+    app: &Path,
+    entry: &Path,
+    wit: &Path,
+    output: &Path,
+) -> Result<(), JsBuildError> {
+    let cli = app.join("node_modules/@bytecodealliance/componentize-js/src/cli.js");
+    let result = run(
+        Command::new("node")
+            .arg(cli)
+            .arg(entry)
+            .arg("--wit")
+            .arg(wit)
+            .args(["--world-name", WORLD_NAME, "-o"])
+            .arg(output)
+            .current_dir(app),
+        "componentize-js",
+    )?;
+    if !result.status.success() {
+        return Err(JsBuildError::Componentize {
+            output: text(&result),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wit_is_relabelled_to_the_engines_version_without_later_items() {
+        let cli = relabel(WASI_WIT[0].1);
+        assert!(cli.contains("package wasi:cli@0.2.10;"));
+        assert!(!cli.contains("0.2.12"));
+        assert!(!cli.contains("exit-with-code"));
+        // Only the gated item went.
+        assert!(cli.contains("exit: func("));
+    }
+}

@@ -1,0 +1,118 @@
+//! JavaScript apps: `verge init --lang js` writes one that `verge build` builds with
+//! its pinned componentize-js (installed by `npm ci` from npm's cache: the test runs
+//! offline) and `verge serve` serves; a syntax error is shown with file and line and
+//! leaves the last build in place; a machine without Node.js is told what to install.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// `verge ARGS` in `dir`, offline for npm.
+fn verge_offline(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(verge_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("npm_config_offline", "true")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let app = root.path().join("shop-js");
+    let out = verge_offline(
+        &[
+            "init",
+            "shop-js",
+            "--lang",
+            "js",
+            "--path",
+            app.to_str().unwrap(),
+        ],
+        root.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "package.json",
+        "package-lock.json",
+        "src/index.js",
+        "verge.toml",
+        "README.md",
+    ] {
+        assert!(app.join(file).exists(), "{file} missing");
+    }
+
+    let out = verge_offline(&["build"], &app);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Installed the app's JavaScript tools"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Built ./shop-js.wasm (") && stderr.contains("MiB)"),
+        "{stderr}"
+    );
+    let built = std::fs::read(app.join("shop-js.wasm")).unwrap();
+
+    let verge = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    let get = |path: &str| client().get(verge.url(path)).send();
+    let resp = get("/").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "Hello from the edge!\n");
+    let resp = client()
+        .post(verge.url("/echo"))
+        .header("content-type", "text/plain")
+        .body("a body, back as it came")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert_eq!(resp.text().await.unwrap(), "a body, back as it came");
+    let json: serde_json::Value = get("/json?lang=js").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"method": "GET", "path": "/json", "query": {"lang": "js"}})
+    );
+    assert_eq!(get("/missing").await.unwrap().status(), 404);
+    drop(verge);
+
+    // A syntax error: node's report with file and line; the last build stays.
+    std::fs::write(
+        app.join("src/index.js"),
+        "addEventListener(\"fetch\", (e) => {\n  e.respondWith(new Response(\"x\")\n});\n",
+    )
+    .unwrap();
+    let out = verge_offline(&["build"], &app);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("does not parse"), "{stderr}");
+    assert!(stderr.contains("src/index.js:2"), "{stderr}");
+    assert!(stderr.contains("SyntaxError"), "{stderr}");
+    assert!(!stderr.contains("    at "), "no stack: {stderr}");
+    assert_eq!(std::fs::read(app.join("shop-js.wasm")).unwrap(), built);
+
+    // No Node.js: what to install.
+    let out = Command::new(verge_bin())
+        .arg("build")
+        .current_dir(&app)
+        .env("NO_COLOR", "1")
+        .env("PATH", root.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("JavaScript apps need Node.js")
+            && stderr.contains("apt install nodejs npm"),
+        "{stderr}"
+    );
+}
