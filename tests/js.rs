@@ -116,3 +116,87 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
         "{stderr}"
     );
 }
+
+/// A JavaScript app using Verge's APIs through the interfaces `verge build` puts in
+/// its world: KV, atomics, config, logging and `verge:edge/runtime`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_app_reaches_kv_config_logging_and_the_runtime() {
+    let root = tempfile::tempdir().unwrap();
+    let app = root.path().join("api-js");
+    let out = verge_offline(
+        &[
+            "init",
+            "api-js",
+            "--lang",
+            "js",
+            "--path",
+            app.to_str().unwrap(),
+        ],
+        root.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::copy(
+        repo_root().join("tests/guests/js-app/api.js"),
+        app.join("src/index.js"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(app.join("verge.toml")).unwrap();
+    std::fs::write(
+        app.join("verge.toml"),
+        format!("{manifest}\n[kv_stores.data]\n\n[config]\ngreeting = \"hello from config\"\n"),
+    )
+    .unwrap();
+    let out = verge_offline(&["build"], &app);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let verge = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    let resp = client()
+        .put(verge.url("/kv/greeting"))
+        .body("stored by JavaScript")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = client()
+        .get(verge.url("/kv/greeting"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "stored by JavaScript");
+    let resp = client().get(verge.url("/kv/other")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    for expected in ["1", "2"] {
+        let resp = client().get(verge.url("/count")).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), expected);
+    }
+
+    let resp = client().get(verge.url("/info")).send().await.unwrap();
+    let id = request_id(&resp);
+    let info: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        info,
+        serde_json::json!({"greeting": "hello from config", "requestId": id, "app": "api-js"})
+    );
+    let line = verge
+        .stdout
+        .wait_for(std::time::Duration::from_secs(10), |l| {
+            l.contains(r#""type":"log""#) && l.contains(&id)
+        });
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (&line["level"], &line["context"], &line["message"]),
+        (
+            &"warn".into(),
+            &"js-app".into(),
+            &"info was asked for".into()
+        )
+    );
+}

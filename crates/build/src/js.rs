@@ -2,7 +2,7 @@
 //! app's `package.json` and installed into the app by `npm ci`.
 //!
 //! What componentize-js needs and does not bring, supplied here:
-//! - the `wasi:http/proxy` WIT: Verge's vendored WASI WIT (`wit/deps`, 0.2.12),
+//! - the WIT: `wasi:http/proxy` and Verge's APIs from the vendored WIT (`wit/`; WASI 0.2.12),
 //!   relabelled to 0.2.10, the version componentize-js 0.23's engine is built
 //!   against, with the items added after 0.2.10 left out (its WIT resolver refuses
 //!   them);
@@ -12,35 +12,107 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The WASI packages the proxy world needs, as Verge vendors them.
-const WASI_WIT: &[(&str, &str)] = &[
-    ("cli", include_str!("../../../wit/deps/cli/cli.wit")),
+/// The WIT a JavaScript app is built against, as Verge vendors it: the proxy world's
+/// WASI packages, the KV, config and logging standards Verge implements, and
+/// `verge:edge` (`deps/DIR/FILE`).
+const VENDORED_WIT: &[(&str, &str)] = &[
+    ("cli/cli.wit", include_str!("../../../wit/deps/cli/cli.wit")),
     (
-        "clocks",
+        "clocks/clocks.wit",
         include_str!("../../../wit/deps/clocks/clocks.wit"),
     ),
     (
-        "filesystem",
+        "filesystem/filesystem.wit",
         include_str!("../../../wit/deps/filesystem/filesystem.wit"),
     ),
-    ("http", include_str!("../../../wit/deps/http/http.wit")),
-    ("io", include_str!("../../../wit/deps/io/io.wit")),
     (
-        "random",
+        "http/http.wit",
+        include_str!("../../../wit/deps/http/http.wit"),
+    ),
+    ("io/io.wit", include_str!("../../../wit/deps/io/io.wit")),
+    (
+        "random/random.wit",
         include_str!("../../../wit/deps/random/random.wit"),
     ),
     (
-        "sockets",
+        "sockets/sockets.wit",
         include_str!("../../../wit/deps/sockets/sockets.wit"),
     ),
+    (
+        "keyvalue/atomic.wit",
+        include_str!("../../../wit/deps/keyvalue/atomic.wit"),
+    ),
+    (
+        "keyvalue/batch.wit",
+        include_str!("../../../wit/deps/keyvalue/batch.wit"),
+    ),
+    (
+        "keyvalue/store.wit",
+        include_str!("../../../wit/deps/keyvalue/store.wit"),
+    ),
+    (
+        "keyvalue/watch.wit",
+        include_str!("../../../wit/deps/keyvalue/watch.wit"),
+    ),
+    (
+        "keyvalue/world.wit",
+        include_str!("../../../wit/deps/keyvalue/world.wit"),
+    ),
+    (
+        "keyvalue-draft/atomic.wit",
+        include_str!("../../../wit/deps/keyvalue-draft/atomic.wit"),
+    ),
+    (
+        "keyvalue-draft/batch.wit",
+        include_str!("../../../wit/deps/keyvalue-draft/batch.wit"),
+    ),
+    (
+        "keyvalue-draft/store.wit",
+        include_str!("../../../wit/deps/keyvalue-draft/store.wit"),
+    ),
+    (
+        "keyvalue-draft/world.wit",
+        include_str!("../../../wit/deps/keyvalue-draft/world.wit"),
+    ),
+    (
+        "config/store.wit",
+        include_str!("../../../wit/deps/config/store.wit"),
+    ),
+    (
+        "config-draft/store.wit",
+        include_str!("../../../wit/deps/config-draft/store.wit"),
+    ),
+    (
+        "config-2024-09-27/store.wit",
+        include_str!("../../../wit/deps/config-2024-09-27/store.wit"),
+    ),
+    (
+        "logging/logging.wit",
+        include_str!("../../../wit/deps/logging/logging.wit"),
+    ),
+    ("edge/edge.wit", include_str!("../../../wit/edge.wit")),
 ];
 
 const VENDORED: &str = "0.2.12";
 const ENGINE: &str = "0.2.10";
 
-/// The world a JavaScript app is built against, and its id.
+/// The world a JavaScript app is built against, and its id: the proxy world, Verge's
+/// APIs, and the standard KV (0.2.0-draft2), config (0.2.0-rc.1) and logging
+/// interfaces. A module imports them by interface (`import { open } from
+/// "wasi:keyvalue/store@0.2.0-draft2"`).
 pub const WORLD_ID: &str = "verge:js-app/app";
-const WORLD: &str = "package verge:js-app;\n\nworld app {\n  include wasi:http/proxy@0.2.10;\n}\n";
+const WORLD: &str = "package verge:js-app;
+
+world app {
+  include wasi:http/proxy@0.2.10;
+  include verge:edge/imports@0.1.0;
+  import wasi:keyvalue/store@0.2.0-draft2;
+  import wasi:keyvalue/atomics@0.2.0-draft2;
+  import wasi:keyvalue/batch@0.2.0-draft2;
+  import wasi:config/store@0.2.0-rc.1;
+  import wasi:logging/logging@0.1.0-draft;
+}
+";
 pub const WORLD_NAME: &str = "app";
 
 /// Why a JavaScript build failed.
@@ -72,10 +144,10 @@ pub fn write_wit(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
-    for (name, text) in WASI_WIT {
-        let package = dir.join("deps").join(name);
-        std::fs::create_dir_all(&package)?;
-        std::fs::write(package.join(format!("{name}.wit")), relabel(text))?;
+    for (file, text) in VENDORED_WIT {
+        let path = dir.join("deps").join(file);
+        std::fs::create_dir_all(path.parent().expect("a file in a package directory"))?;
+        std::fs::write(path, relabel(text))?;
     }
     std::fs::write(dir.join("world.wit"), WORLD)
 }
@@ -220,7 +292,7 @@ mod tests {
 
     #[test]
     fn the_wit_is_relabelled_to_the_engines_version_without_later_items() {
-        let cli = relabel(WASI_WIT[0].1);
+        let cli = relabel(VENDORED_WIT[0].1);
         assert!(cli.contains("package wasi:cli@0.2.10;"));
         assert!(!cli.contains("0.2.12"));
         assert!(!cli.contains("exit-with-code"));

@@ -115,6 +115,9 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: RuntimeConfig,
     /// The memory budget in MiB permits, if there is one.
     pub(crate) memory_budget: Option<Arc<tokio::sync::Semaphore>>,
+    /// One permit per slot of the pooling allocator: a request waits for one
+    /// (briefly) instead of failing when all are taken.
+    pub(crate) instance_pool: Arc<tokio::sync::Semaphore>,
     /// Code loaded for some app, by compile-cache key: apps of the same component
     /// (one template, many tenants) share its code and pre-instantiation.
     pub(crate) loaded_code: std::sync::Mutex<HashMap<String, Weak<LoadedCode>>>,
@@ -148,6 +151,9 @@ impl Runtime {
                 engine,
                 linker,
                 memory_budget,
+                instance_pool: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_instances.max(1) as usize,
+                )),
                 config,
                 loaded_code: Default::default(),
                 ticker_stop,

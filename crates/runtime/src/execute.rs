@@ -179,8 +179,9 @@ impl App {
         let pre = self.inner.code.pre.clone();
         let wall_time = limits.wall_time;
         let guest = async move {
-            // Held until the guest has finished.
-            let _admitted = admitted;
+            // Held until the instance is torn down (below), so a request admitted
+            // after this one finds its pool slot free.
+            let admitted = admitted;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -213,7 +214,10 @@ impl App {
             // response is on its way: a task spawned here runs after the current one
             // yields. Dropping the store also drops the response outparam, which wakes
             // the caller if the guest never answered.
-            tokio::spawn(async move { drop(store) });
+            tokio::spawn(async move {
+                drop(store);
+                drop(admitted);
+            });
         };
 
         // Run the guest on this task until it sets its response (most guests also
@@ -282,16 +286,27 @@ impl App {
         }
     }
 
-    /// Waits (up to the runtime's `admission_wait`) for a place under the app's
-    /// instance cap and for its memory limit's worth of the node's budget. `None`:
-    /// no room in time. Without cap or budget, this costs two `None` checks.
+    /// Waits (up to the runtime's `admission_wait`) for a slot of the engine's
+    /// instance pool, a place under the app's instance cap and its memory limit's
+    /// worth of the node's budget. `None`: no room in time. With room in the pool and
+    /// no cap or budget, this costs one atomic operation.
     async fn admit(&self) -> Option<Admitted> {
         let runtime = &self.inner.runtime.inner;
-        if self.inner.instances.is_none() && runtime.memory_budget.is_none() {
-            return Some(Admitted::default());
-        }
         let deadline = tokio::time::Instant::now() + runtime.config.admission_wait;
-        let mut admitted = Admitted::default();
+        let pool = &runtime.instance_pool;
+        let mut admitted = Admitted {
+            _pool: Some(match pool.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => tokio::time::timeout_at(deadline, pool.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?,
+            }),
+            ..Admitted::default()
+        };
+        if self.inner.instances.is_none() && runtime.memory_budget.is_none() {
+            return Some(admitted);
+        }
         if let Some(instances) = &self.inner.instances {
             let permit = match instances.clone().try_acquire_owned() {
                 Ok(permit) => permit,
@@ -334,6 +349,8 @@ fn content_length<B>(req: &http::Request<B>) -> Option<u64> {
 /// The places a running request holds; released when the guest has finished.
 #[derive(Default)]
 struct Admitted {
+    /// A slot of the engine's instance pool, held until the store is gone.
+    _pool: Option<tokio::sync::OwnedSemaphorePermit>,
     instance: Option<tokio::sync::OwnedSemaphorePermit>,
     memory: Option<tokio::sync::OwnedSemaphorePermit>,
 }
