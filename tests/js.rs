@@ -178,6 +178,19 @@ async fn a_javascript_app_reaches_kv_config_logging_and_the_runtime() {
         assert_eq!(resp.text().await.unwrap(), expected);
     }
 
+    // A handler that throws: 500, and the exception with its stack (file and line)
+    // in the request's log lines.
+    let resp = client().get(verge.url("/throw")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let thrown = request_id(&resp);
+    for text in ["the handler gave up: card declined", "src/index.js:"] {
+        verge
+            .stdout
+            .wait_for(std::time::Duration::from_secs(10), |l| {
+                l.contains(r#""stream":"stderr""#) && l.contains(&thrown) && l.contains(text)
+            });
+    }
+
     let resp = client().get(verge.url("/info")).send().await.unwrap();
     let id = request_id(&resp);
     let info: serde_json::Value = resp.json().await.unwrap();

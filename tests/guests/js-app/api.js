@@ -3,7 +3,7 @@
 //
 // PUT /kv/KEY stores the body; GET /kv/KEY reads it (404 when missing);
 // GET /info answers the config greeting, the request id and the app's name, and logs
-// a warning.
+// a warning; GET /throw throws.
 import { open } from "wasi:keyvalue/store@0.2.0-draft2";
 import { increment } from "wasi:keyvalue/atomics@0.2.0-draft2";
 import { get as config } from "wasi:config/store@0.2.0-rc.1";
@@ -29,6 +29,9 @@ async function handle(request) {
   }
   if (url.pathname === "/count") {
     return new Response(String(increment(open("data"), "counter", 1n)));
+  }
+  if (url.pathname === "/throw") {
+    throw new Error("the handler gave up: card declined");
   }
   if (url.pathname === "/info") {
     log("warn", "js-app", "info was asked for");
