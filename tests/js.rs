@@ -20,26 +20,32 @@ fn verge_offline(args: &[&str], dir: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
-    let root = tempfile::tempdir().unwrap();
-    let app = root.path().join("shop-js");
+/// `verge init NAME --lang js` in `root`; the app's directory.
+fn init_js(root: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let app = root.join(name);
     let out = verge_offline(
         &[
             "init",
-            "shop-js",
+            name,
             "--lang",
             "js",
             "--path",
             app.to_str().unwrap(),
         ],
-        root.path(),
+        root,
     );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    app
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let app = init_js(root.path(), "shop-js");
     for file in [
         "package.json",
         "package-lock.json",
@@ -122,23 +128,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_javascript_app_reaches_kv_config_logging_and_the_runtime() {
     let root = tempfile::tempdir().unwrap();
-    let app = root.path().join("api-js");
-    let out = verge_offline(
-        &[
-            "init",
-            "api-js",
-            "--lang",
-            "js",
-            "--path",
-            app.to_str().unwrap(),
-        ],
-        root.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let app = init_js(root.path(), "api-js");
     std::fs::copy(
         repo_root().join("tests/guests/js-app/api.js"),
         app.join("src/index.js"),
