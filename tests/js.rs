@@ -106,6 +106,29 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
     assert!(!stderr.contains("    at "), "no stack: {stderr}");
     assert_eq!(std::fs::read(app.join("shop-js.wasm")).unwrap(), built);
 
+    // Tools that cannot be installed (a package.json out of step with its lock file):
+    // npm's reason, what to check, and the last build stays.
+    let manifest = std::fs::read_to_string(app.join("package.json")).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        manifest.replace(
+            "\"devDependencies\": {",
+            "\"devDependencies\": {\n    \"verge-no-such-package\": \"1.0.0\",",
+        ),
+    )
+    .unwrap();
+    let lock = std::fs::read(app.join("package-lock.json")).unwrap();
+    std::fs::write(app.join("package-lock.json"), lock).unwrap();
+    let out = verge_offline(&["build"], &app);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("`npm ci` failed")
+            && stderr.contains("check package.json and package-lock.json"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(app.join("shop-js.wasm")).unwrap(), built);
+
     // No Node.js: what to install.
     let out = Command::new(verge_bin())
         .arg("build")
