@@ -124,6 +124,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
     assert!(!out.status.success());
     assert!(
         stderr.contains("`npm ci` failed")
+            && stderr.contains("verge-no-such-package")
             && stderr.contains("check package.json and package-lock.json"),
         "{stderr}"
     );
