@@ -36,6 +36,19 @@ pub struct BuiltApp {
     pub component: PathBuf,
 }
 
+/// The app in `dir` built now, or (`last`) as its last build left it.
+pub fn build_or_last(dir: &Path, last: bool) -> anyhow::Result<BuiltApp> {
+    if !last {
+        return build_app(dir);
+    }
+    let manifest = Manifest::load_dir(dir)?;
+    let component = dir.join(manifest.output());
+    Ok(BuiltApp {
+        manifest,
+        component,
+    })
+}
+
 /// Builds the app in `dir`, printing progress; returns where the component went.
 pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
     let manifest = Manifest::load_dir(dir)?;

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use verge_manifest::{Manifest, Package, PackageManifest};
+use verge_manifest::{Package, PackageManifest};
 
-use crate::commands::build::build_app;
+use crate::commands::build::{BuiltApp, build_or_last};
 use crate::ui;
 
 /// Build the app and write its package: the component, its normalised settings and a
@@ -36,14 +36,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (manifest, component) = if args.no_build {
-        let manifest = Manifest::load_dir(&args.dir)?;
-        let component = args.dir.join(manifest.output());
-        (manifest, component)
-    } else {
-        let built = build_app(&args.dir)?;
-        (built.manifest, built.component)
-    };
+    let BuiltApp {
+        manifest,
+        component,
+    } = build_or_last(&args.dir, args.no_build)?;
     let bytes = std::fs::read(&component).with_context(|| {
         format!(
             "reading {}; build the app first (drop --no-build)",

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use futures::StreamExt;
-use verge_manifest::{Manifest, Package, PackageManifest};
+use verge_manifest::{Package, PackageManifest};
 
-use crate::commands::build::build_app;
+use crate::commands::build::{BuiltApp, build_or_last};
 use crate::node_client::{NodeArgs, NodeClient, json, service_name};
 use crate::ui;
 
@@ -64,14 +64,10 @@ pub struct DeployArgs {
 
 pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
-    let (manifest, component) = if args.no_build {
-        let manifest = Manifest::load_dir(&args.dir)?;
-        let component = args.dir.join(manifest.output());
-        (manifest, component)
-    } else {
-        let built = build_app(&args.dir)?;
-        (built.manifest, built.component)
-    };
+    let BuiltApp {
+        manifest,
+        component,
+    } = build_or_last(&args.dir, args.no_build)?;
     let service = args
         .service
         .clone()
