@@ -178,11 +178,13 @@ async fn geo_router_passes_a_gibibyte_through_within_the_cpu_limit() {
     );
 }
 
-async fn api_filter() -> (Verge, Origin, tempfile::TempDir) {
+/// `examples/EXAMPLE` (`api-filter`, or its Python twin `api-filter-py`) in front of
+/// a test origin.
+async fn api_filter(example: &str) -> (Verge, Origin, tempfile::TempDir) {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest_for("api-filter", &[("origin", &origin)], dir.path());
-    let component = built("api-filter");
+    let manifest = manifest_for(example, &[("origin", &origin)], dir.path());
+    let component = built(example);
     let verge = Verge::serve(&[
         component.to_str().unwrap(),
         "--manifest",
@@ -193,7 +195,11 @@ async fn api_filter() -> (Verge, Origin, tempfile::TempDir) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_filter_keeps_only_the_configured_fields() {
-    let (verge, origin, _dir) = api_filter().await;
+    let (verge, origin, _dir) = api_filter("api-filter").await;
+    keeps_only_the_configured_fields(&verge, &origin).await;
+}
+
+async fn keeps_only_the_configured_fields(verge: &Verge, origin: &Origin) {
     origin.set_json(
         r#"[
             {"id": 1, "name": "verge", "secret": "x", "tags": ["edge", "wasm"],
@@ -231,7 +237,11 @@ async fn api_filter_keeps_only_the_configured_fields() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_filter_passes_non_json_through_with_an_error_header() {
-    let (verge, origin, _dir) = api_filter().await;
+    let (verge, origin, _dir) = api_filter("api-filter").await;
+    passes_non_json_through_with_an_error_header(&verge, &origin).await;
+}
+
+async fn passes_non_json_through_with_an_error_header(verge: &Verge, origin: &Origin) {
     let resp = client().get(verge.url("/api/hello")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let why = resp.headers()["x-filter-error"]
@@ -261,7 +271,23 @@ async fn api_filter_passes_non_json_through_with_an_error_header() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_filter_answers_404_and_405_elsewhere() {
-    let (verge, origin, _dir) = api_filter().await;
+    let (verge, origin, _dir) = api_filter("api-filter").await;
+    answers_404_and_405_elsewhere(&verge, &origin).await;
+}
+
+/// The Python twin, built by `verge build` with componentize-py, on one server (its
+/// component takes seconds to compile): the Rust example's checks, each as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_filter_in_python_behaves_as_the_rust_one() {
+    let (verge, origin, _dir) = api_filter("api-filter-py").await;
+    // First: it counts the origin's connections.
+    answers_404_and_405_elsewhere(&verge, &origin).await;
+    keeps_only_the_configured_fields(&verge, &origin).await;
+    passes_non_json_through_with_an_error_header(&verge, &origin).await;
+}
+
+/// Only `GET /api/*` reaches the origin; call it before anything else has.
+async fn answers_404_and_405_elsewhere(verge: &Verge, origin: &Origin) {
     let resp = client().get(verge.url("/other")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let resp = client().post(verge.url("/api/json")).send().await.unwrap();

@@ -25,14 +25,6 @@ fn componentize_py() -> PathBuf {
     bin
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("VERGE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/verge-tools")
-        })
-}
-
 fn build_python(app: &str, out: &std::path::Path) -> PathBuf {
     let bin = componentize_py();
     let wit = repo_root().join("wit");

@@ -9,21 +9,10 @@ use std::process::Command;
 
 use common::*;
 
-/// `verge ARGS` in `dir`, offline for npm.
-fn verge_offline(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    Command::new(verge_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("npm_config_offline", "true")
-        .output()
-        .unwrap()
-}
-
 /// `verge init NAME --lang js` in `root`; the app's directory.
 fn init_js(root: &std::path::Path, name: &str) -> std::path::PathBuf {
     let app = root.join(name);
-    let out = verge_offline(
+    let out = verge(
         &[
             "init",
             name,
@@ -56,7 +45,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
         assert!(app.join(file).exists(), "{file} missing");
     }
 
-    let out = verge_offline(&["build"], &app);
+    let out = verge(&["build"], &app);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -69,13 +58,13 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
     );
     let built = std::fs::read(app.join("shop-js.wasm")).unwrap();
 
-    let verge = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
-    let get = |path: &str| client().get(verge.url(path)).send();
+    let server = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    let get = |path: &str| client().get(server.url(path)).send();
     let resp = get("/").await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "Hello from the edge!\n");
     let resp = client()
-        .post(verge.url("/echo"))
+        .post(server.url("/echo"))
         .header("content-type", "text/plain")
         .body("a body, back as it came")
         .send()
@@ -89,7 +78,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
         serde_json::json!({"method": "GET", "path": "/json", "query": {"lang": "js"}})
     );
     assert_eq!(get("/missing").await.unwrap().status(), 404);
-    drop(verge);
+    drop(server);
 
     // A syntax error: node's report with file and line; the last build stays.
     std::fs::write(
@@ -97,7 +86,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
         "addEventListener(\"fetch\", (e) => {\n  e.respondWith(new Response(\"x\")\n});\n",
     )
     .unwrap();
-    let out = verge_offline(&["build"], &app);
+    let out = verge(&["build"], &app);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("does not parse"), "{stderr}");
@@ -119,7 +108,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
     .unwrap();
     let lock = std::fs::read(app.join("package-lock.json")).unwrap();
     std::fs::write(app.join("package-lock.json"), lock).unwrap();
-    let out = verge_offline(&["build"], &app);
+    let out = verge(&["build"], &app);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -164,7 +153,7 @@ async fn a_javascript_app_reaches_kv_config_logging_and_the_runtime() {
         format!("{manifest}\n[kv_stores.data]\n\n[config]\ngreeting = \"hello from config\"\n"),
     )
     .unwrap();
-    let out = verge_offline(&["build"], &app);
+    let out = verge(&["build"], &app);
     assert!(
         out.status.success(),
         "{}",

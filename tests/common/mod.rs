@@ -271,15 +271,28 @@ pub async fn concurrent_texts(url: String, n: usize) -> Vec<String> {
     texts
 }
 
-/// Runs `verge ARGS` to completion.
+/// Runs `verge ARGS` to completion, offline: npm and pip install from what
+/// `make test` put in npm's cache and in `tools_dir()/wheels`.
 pub fn verge(args: &[&str], dir: &Path) -> std::process::Output {
     Command::new(verge_bin())
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("CARGO_TARGET_DIR", guest_target_dir())
+        .env("npm_config_offline", "true")
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", tools_dir().join("wheels"))
         .output()
         .expect("running verge")
+}
+
+/// Where `scripts/install-componentize-*.sh` put the tools for other languages.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("VERGE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/verge-tools")
+        })
 }
 
 /// A temporary app directory whose verge.toml points at an already built component.

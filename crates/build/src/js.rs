@@ -12,87 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The WIT a JavaScript app is built against, as Verge vendors it: the proxy world's
-/// WASI packages, the KV, config and logging standards Verge implements, and
-/// `verge:edge` (`deps/DIR/FILE`).
-const VENDORED_WIT: &[(&str, &str)] = &[
-    ("cli/cli.wit", include_str!("../../../wit/deps/cli/cli.wit")),
-    (
-        "clocks/clocks.wit",
-        include_str!("../../../wit/deps/clocks/clocks.wit"),
-    ),
-    (
-        "filesystem/filesystem.wit",
-        include_str!("../../../wit/deps/filesystem/filesystem.wit"),
-    ),
-    (
-        "http/http.wit",
-        include_str!("../../../wit/deps/http/http.wit"),
-    ),
-    ("io/io.wit", include_str!("../../../wit/deps/io/io.wit")),
-    (
-        "random/random.wit",
-        include_str!("../../../wit/deps/random/random.wit"),
-    ),
-    (
-        "sockets/sockets.wit",
-        include_str!("../../../wit/deps/sockets/sockets.wit"),
-    ),
-    (
-        "keyvalue/atomic.wit",
-        include_str!("../../../wit/deps/keyvalue/atomic.wit"),
-    ),
-    (
-        "keyvalue/batch.wit",
-        include_str!("../../../wit/deps/keyvalue/batch.wit"),
-    ),
-    (
-        "keyvalue/store.wit",
-        include_str!("../../../wit/deps/keyvalue/store.wit"),
-    ),
-    (
-        "keyvalue/watch.wit",
-        include_str!("../../../wit/deps/keyvalue/watch.wit"),
-    ),
-    (
-        "keyvalue/world.wit",
-        include_str!("../../../wit/deps/keyvalue/world.wit"),
-    ),
-    (
-        "keyvalue-draft/atomic.wit",
-        include_str!("../../../wit/deps/keyvalue-draft/atomic.wit"),
-    ),
-    (
-        "keyvalue-draft/batch.wit",
-        include_str!("../../../wit/deps/keyvalue-draft/batch.wit"),
-    ),
-    (
-        "keyvalue-draft/store.wit",
-        include_str!("../../../wit/deps/keyvalue-draft/store.wit"),
-    ),
-    (
-        "keyvalue-draft/world.wit",
-        include_str!("../../../wit/deps/keyvalue-draft/world.wit"),
-    ),
-    (
-        "config/store.wit",
-        include_str!("../../../wit/deps/config/store.wit"),
-    ),
-    (
-        "config-draft/store.wit",
-        include_str!("../../../wit/deps/config-draft/store.wit"),
-    ),
-    (
-        "config-2024-09-27/store.wit",
-        include_str!("../../../wit/deps/config-2024-09-27/store.wit"),
-    ),
-    (
-        "logging/logging.wit",
-        include_str!("../../../wit/deps/logging/logging.wit"),
-    ),
-    ("edge/edge.wit", include_str!("../../../wit/edge.wit")),
-];
-
 const VENDORED: &str = "0.2.12";
 const ENGINE: &str = "0.2.10";
 
@@ -141,15 +60,7 @@ pub enum JsBuildError {
 
 /// Writes the WIT for componentize-js into `dir` (replacing what is there).
 pub fn write_wit(dir: &Path) -> std::io::Result<()> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    for (file, text) in VENDORED_WIT {
-        let path = dir.join("deps").join(file);
-        std::fs::create_dir_all(path.parent().expect("a file in a package directory"))?;
-        std::fs::write(path, relabel(text))?;
-    }
-    std::fs::write(dir.join("world.wit"), WORLD)
+    crate::wit::write(dir, WORLD, relabel)
 }
 
 /// `text` at the engine's version: package versions rewritten, and items marked
@@ -194,23 +105,10 @@ fn run(command: &mut Command, what: &str) -> Result<Output, JsBuildError> {
     })
 }
 
-fn text(output: &Output) -> String {
-    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !stdout.trim().is_empty() {
-        text.push_str(&stdout);
-    }
-    text.trim_end().to_owned()
-}
-
 /// Checks that `node` and `npm` run.
 pub fn check_tools() -> Result<(), JsBuildError> {
     for tool in ["node", "npm"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
+        if !crate::tool::runs(tool) {
             return Err(JsBuildError::Missing(tool));
         }
     }
@@ -229,7 +127,7 @@ pub fn install(app: &Path) -> Result<(), JsBuildError> {
     if !output.status.success() {
         return Err(JsBuildError::Install {
             dir: app.to_owned(),
-            output: text(&output),
+            output: crate::tool::output_text(&output),
         });
     }
     Ok(())
@@ -246,7 +144,7 @@ pub fn check_syntax(app: &Path, entry: &Path) -> Result<(), JsBuildError> {
     )?;
     if !output.status.success() {
         // node's report: `FILE:LINE`, the line, a caret, the error; not its stack.
-        let report: Vec<String> = text(&output)
+        let report: Vec<String> = crate::tool::output_text(&output)
             .lines()
             .filter(|l| !l.trim().is_empty())
             .filter(|l| !l.trim_start().starts_with("at ") && !l.starts_with("Node.js v"))
@@ -280,7 +178,7 @@ pub fn componentize(
     )?;
     if !result.status.success() {
         return Err(JsBuildError::Componentize {
-            output: text(&result),
+            output: crate::tool::output_text(&result),
         });
     }
     Ok(())
@@ -292,7 +190,7 @@ mod tests {
 
     #[test]
     fn the_wit_is_relabelled_to_the_engines_version_without_later_items() {
-        let cli = relabel(VENDORED_WIT[0].1);
+        let cli = relabel(crate::wit::VENDORED_WIT[0].1);
         assert!(cli.contains("package wasi:cli@0.2.10;"));
         assert!(!cli.contains("0.2.12"));
         assert!(!cli.contains("exit-with-code"));

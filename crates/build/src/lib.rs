@@ -10,7 +10,10 @@
 mod componentize;
 mod examples;
 pub mod js;
+pub mod python;
+mod tool;
 mod toolchain;
+mod wit;
 
 pub use componentize::{ComponentizeError, componentize};
 pub use examples::{ExamplesError, build_example_components};

@@ -313,11 +313,12 @@ pub struct EgressSection {
 #[serde(deny_unknown_fields)]
 pub struct BuildSection {
     /// The app's language. Default: `js` when the app directory has a
-    /// `package.json` and no `Cargo.toml`, else `rust`.
+    /// `package.json` and no `Cargo.toml`, `python` when it has a
+    /// `requirements.txt` and neither, else `rust`.
     #[serde(default)]
     pub language: Option<Language>,
-    /// The handler's source file, relative to the manifest (JavaScript). Default:
-    /// `src/index.js`.
+    /// The handler's source file, relative to the manifest (JavaScript and Python).
+    /// Default: `src/index.js`, `src/app.py`.
     #[serde(default)]
     pub entry: Option<PathBuf>,
     /// Directory of the Cargo package, relative to the manifest. Default: `.`.
@@ -336,6 +337,8 @@ pub enum Language {
     Rust,
     /// A JavaScript module with a `fetch` event handler, built with componentize-js.
     Js,
+    /// A Python module with an `IncomingHandler` class, built with componentize-py.
+    Python,
 }
 
 /// Per-request limits; each one left out takes the platform default.
@@ -412,17 +415,27 @@ impl Manifest {
     /// manifest's directory) say.
     pub fn language(&self, dir: &std::path::Path) -> Language {
         self.build.language.unwrap_or_else(|| {
-            let js = dir.join("package.json").exists() && !dir.join("Cargo.toml").exists();
-            if js { Language::Js } else { Language::Rust }
+            let has = |file: &str| dir.join(file).exists();
+            if has("Cargo.toml") {
+                Language::Rust
+            } else if has("package.json") {
+                Language::Js
+            } else if has("requirements.txt") {
+                Language::Python
+            } else {
+                Language::Rust
+            }
         })
     }
 
-    /// The JavaScript entry module, relative to the manifest's directory.
-    pub fn entry(&self) -> PathBuf {
-        self.build
-            .entry
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("src/index.js"))
+    /// The JavaScript or Python entry module, relative to the manifest's directory.
+    pub fn entry(&self, language: Language) -> PathBuf {
+        self.build.entry.clone().unwrap_or_else(|| {
+            PathBuf::from(match language {
+                Language::Python => "src/app.py",
+                _ => "src/index.js",
+            })
+        })
     }
 
     /// The Cargo package directory, relative to the manifest's directory.

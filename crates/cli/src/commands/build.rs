@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use verge_build::Toolchain;
-use verge_build::js;
+use verge_build::{js, python};
 use verge_manifest::{Language, Manifest};
 
 use crate::ui;
@@ -52,8 +52,10 @@ pub fn build_or_last(dir: &Path, last: bool) -> anyhow::Result<BuiltApp> {
 /// Builds the app in `dir`, printing progress; returns where the component went.
 pub fn build_app(dir: &Path) -> anyhow::Result<BuiltApp> {
     let manifest = Manifest::load_dir(dir)?;
-    if manifest.language(dir) == Language::Js {
-        return build_js(dir, manifest);
+    match manifest.language(dir) {
+        Language::Js => return build_js(dir, manifest),
+        Language::Python => return build_python(dir, manifest),
+        Language::Rust => {}
     }
     let started = Instant::now();
     let toolchain = Toolchain::detect()?;
@@ -124,7 +126,7 @@ fn build_js(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
         installed?;
         ui::status("Installed", "the app's JavaScript tools (npm ci)");
     }
-    let entry = manifest.entry();
+    let entry = manifest.entry(Language::Js);
     if !dir.join(&entry).exists() {
         bail!(
             "no {} in {}; set [build] entry in verge.toml to the handler's module",
@@ -140,11 +142,83 @@ fn build_js(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     let wit = dir.join(".verge/wit-js");
     js::write_wit(&wit).with_context(|| format!("writing the WIT to {}", wit.display()))?;
     let output = dir.join(manifest.output());
+    let partial = partial_output(dir, &manifest);
     let spinner = ui::spinner("componentize-js");
-    let result = js::componentize(dir, &entry, &wit, &output);
+    let result = js::componentize(dir, &entry, &wit, &partial);
     spinner.finish_and_clear();
     result?;
+    replace_output(&partial, &output)?;
     built(manifest, output, started)
+}
+
+/// A Python app: the pinned componentize-py (installed into `.venv` on first use),
+/// a syntax check of every module with file and line, then the component with
+/// Verge's Python package.
+fn build_python(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
+    let started = Instant::now();
+    python::check_tools()?;
+    if !dir.join("requirements.txt").exists() {
+        bail!(
+            "no requirements.txt in {}: a Python app pins its build tools there \
+             (`verge init NAME --lang python` writes one with componentize-py==0.25.1)",
+            dir.display()
+        );
+    }
+    if python::needs_install(dir) {
+        let spinner = ui::spinner("installing the pinned Python tools into .venv (pip)");
+        let installed = python::install(dir);
+        spinner.finish_and_clear();
+        installed?;
+        ui::status("Installed", "the app's Python tools (.venv)");
+    }
+    let entry = manifest.entry(Language::Python);
+    if !dir.join(&entry).exists() {
+        bail!(
+            "no {} in {}; set [build] entry in verge.toml to the handler's module",
+            entry.display(),
+            dir.display()
+        );
+    }
+    let (_, sources) = python::module_of(dir, &entry)?;
+    python::check_syntax(dir, &sources)?;
+    ui::status(
+        "Building",
+        format!("{} (Python, componentize-py)", manifest.name.as_str()),
+    );
+    let wit = dir.join(".verge/wit-py");
+    python::write_wit(&wit).with_context(|| format!("writing the WIT to {}", wit.display()))?;
+    let sdk = dir.join(".verge/py-sdk");
+    let shown = |path: &Path| {
+        let relative = path.strip_prefix(dir).unwrap_or(path);
+        relative.display().to_string()
+    };
+    python::write_sdk(&sdk, &[shown(&sources), shown(&sdk)])
+        .with_context(|| format!("writing Verge's Python package to {}", sdk.display()))?;
+    let output = dir.join(manifest.output());
+    let partial = partial_output(dir, &manifest);
+    let spinner = ui::spinner("componentize-py");
+    let result = python::componentize(dir, &entry, &sdk, &wit, &partial);
+    spinner.finish_and_clear();
+    result?;
+    replace_output(&partial, &output)?;
+    built(manifest, output, started)
+}
+
+/// Where a tool writes the component before it replaces the last build, so that a
+/// failed build (or one cut short) leaves the last one whole.
+fn partial_output(dir: &Path, manifest: &Manifest) -> PathBuf {
+    dir.join(".verge")
+        .join(format!("{}.partial.wasm", manifest.name.as_str()))
+}
+
+fn replace_output(partial: &Path, output: &Path) -> anyhow::Result<()> {
+    // A rename replaces the last build at once; another file system needs a copy.
+    if std::fs::rename(partial, output).is_err() {
+        std::fs::copy(partial, output)
+            .with_context(|| format!("copying {} to {}", partial.display(), output.display()))?;
+        let _ = std::fs::remove_file(partial);
+    }
+    Ok(())
 }
 
 /// Runs cargo, showing a spinner with its progress; on failure, shows the compiler's

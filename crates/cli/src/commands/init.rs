@@ -1,5 +1,5 @@
-//! `verge init`: a new app from `templates/rust` or `templates/js`, ready to build
-//! and serve.
+//! `verge init`: a new app from `templates/rust`, `templates/js` or `templates/python`,
+//! ready to build and serve.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,8 @@ use crate::ui;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     verge init hello                 a Rust app (the Verge SDK)\n  \
-    verge init hello --lang js       a JavaScript app (fetch event handler; needs Node.js and npm)")]
+    verge init hello --lang js       a JavaScript app (fetch event handler; needs Node.js and npm)\n  \
+    verge init hello --lang python   a Python app (handler class; needs python3 with venv)")]
 pub struct Args {
     /// The app's name: lowercase letters, digits and `-`, starting with a letter.
     pub name: String,
@@ -32,7 +33,31 @@ pub struct Args {
 pub enum Lang {
     Rust,
     Js,
+    Python,
 }
+
+const PYTHON_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "requirements.txt",
+        include_str!("../../../../templates/python/requirements.txt"),
+    ),
+    (
+        "verge.toml",
+        include_str!("../../../../templates/python/verge.toml.tmpl"),
+    ),
+    (
+        "src/app.py",
+        include_str!("../../../../templates/python/src/app.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../templates/python/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../templates/python/gitignore.tmpl"),
+    ),
+];
 
 const JS_TEMPLATE: &[(&str, &str)] = &[
     (
@@ -101,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let files = match args.lang {
         Lang::Rust => TEMPLATE,
         Lang::Js => JS_TEMPLATE,
+        Lang::Python => PYTHON_TEMPLATE,
     };
     for (file, template) in files {
         let path = dir.join(file);

@@ -95,7 +95,7 @@ fn is_source(path: &Path, dir: &Path, ignored: &[PathBuf]) -> bool {
             .any(|c| {
                 matches!(
                     c.as_os_str().to_str(),
-                    Some(".git" | "target" | "node_modules" | ".verge")
+                    Some(".git" | "target" | "node_modules" | ".venv" | "__pycache__" | ".verge")
                 )
             })
 }

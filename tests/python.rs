@@ -1,0 +1,326 @@
+//! Python apps: `verge init --lang python` writes one that `verge build` builds with
+//! its pinned componentize-py (installed into the app's `.venv` by pip, offline from
+//! the wheel `make test` keeps) and `verge serve` serves; bad source, a missing
+//! handler class and tools that cannot be installed are reported with what to do,
+//! and leave the last build in place; the `verge` package reaches Verge's APIs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::origin::Origin;
+use common::*;
+
+/// `verge init NAME --lang python` in `root`; the app's directory.
+fn init_python(root: &Path, name: &str) -> PathBuf {
+    let app = root.join(name);
+    let out = verge(
+        &[
+            "init",
+            name,
+            "--lang",
+            "python",
+            "--path",
+            app.to_str().unwrap(),
+        ],
+        root,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app
+}
+
+/// `verge build` in `app`, which must fail; its stderr.
+fn build_fails(app: &Path) -> String {
+    let out = verge(&["build"], app);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the build should fail: {stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
+    let root = tempfile::tempdir().unwrap();
+    let app = init_python(root.path(), "shop-py");
+    for file in [
+        "requirements.txt",
+        "src/app.py",
+        "verge.toml",
+        "README.md",
+        ".gitignore",
+    ] {
+        assert!(app.join(file).exists(), "{file} missing");
+    }
+    let requirements = std::fs::read_to_string(app.join("requirements.txt")).unwrap();
+    assert!(
+        requirements.contains("componentize-py==0.25.1"),
+        "{requirements}"
+    );
+
+    let out = verge(&["build"], &app);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Installed the app's Python tools"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Built ./shop-py.wasm (") && stderr.contains("MiB)"),
+        "{stderr}"
+    );
+    let built = std::fs::read(app.join("shop-py.wasm")).unwrap();
+
+    let server = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    let get = |path: &str| client().get(server.url(path)).send();
+    let resp = get("/").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(resp.text().await.unwrap(), "Hello from the edge!\n");
+    let resp = client()
+        .post(server.url("/echo"))
+        .header("content-type", "text/plain")
+        .body("a body, back as it came")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert_eq!(resp.text().await.unwrap(), "a body, back as it came");
+    let json: serde_json::Value = get("/json?lang=python")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"method": "GET", "path": "/json", "query": {"lang": "python"}})
+    );
+    assert_eq!(get("/missing").await.unwrap().status(), 404);
+    drop(server);
+
+    // A syntax error: Python's report with file and line, no stack; the last build
+    // stays. An installed build does not install again.
+    let source = std::fs::read_to_string(app.join("src/app.py")).unwrap();
+    std::fs::write(
+        app.join("src/app.py"),
+        source.replace(
+            "return Response(\"Hello from the edge!\\n\")",
+            "return Response(\"Hello from the edge!\\n\"",
+        ),
+    )
+    .unwrap();
+    let stderr = build_fails(&app);
+    assert!(stderr.contains("does not compile"), "{stderr}");
+    assert!(stderr.contains("File \"src/app.py\", line"), "{stderr}");
+    assert!(stderr.contains("SyntaxError"), "{stderr}");
+    assert!(!stderr.contains("Traceback"), "no stack: {stderr}");
+    assert!(!stderr.contains("Installed"), "{stderr}");
+    assert_eq!(std::fs::read(app.join("shop-py.wasm")).unwrap(), built);
+
+    // No handler class: what to name it.
+    std::fs::write(
+        app.join("src/app.py"),
+        source.replace("class IncomingHandler(", "class Handler("),
+    )
+    .unwrap();
+    let stderr = build_fails(&app);
+    assert!(
+        stderr.contains("src/app.py defines no `IncomingHandler` class")
+            && stderr.contains("class IncomingHandler(verge.Handler):"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+    assert_eq!(std::fs::read(app.join("shop-py.wasm")).unwrap(), built);
+    std::fs::write(app.join("src/app.py"), &source).unwrap();
+
+    // Tools that cannot be installed (a pin that does not exist, offline): pip's
+    // reason naming it, what to check, and the last build stays.
+    std::fs::write(
+        app.join("requirements.txt"),
+        format!("{requirements}verge-no-such-package==1.0.0\n"),
+    )
+    .unwrap();
+    let stderr = build_fails(&app);
+    assert!(
+        stderr.contains("`pip install -r requirements.txt` failed")
+            && stderr.contains("verge-no-such-package")
+            && stderr.contains("check requirements.txt"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(app.join("shop-py.wasm")).unwrap(), built);
+
+    // No Python: what to install.
+    let out = Command::new(verge_bin())
+        .arg("build")
+        .current_dir(&app)
+        .env("NO_COLOR", "1")
+        .env("PATH", root.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Python apps need Python 3")
+            && stderr.contains("apt install python3 python3-venv"),
+        "{stderr}"
+    );
+}
+
+/// A Python app using Verge's APIs through the `verge` package: KV, config, secrets,
+/// geolocation, the runtime, logging, `fetch` to a backend and refused elsewhere,
+/// rate limiting and the cache; and a handler that raises.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_app_reaches_verges_apis_through_the_verge_package() {
+    let origin = Origin::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let app = init_python(root.path(), "api-py");
+    std::fs::copy(
+        repo_root().join("tests/guests/py-app/app.py"),
+        app.join("src/app.py"),
+    )
+    .unwrap();
+    std::fs::write(app.join("secrets.json"), r#"{"token": "s3cret"}"#).unwrap();
+    let manifest = std::fs::read_to_string(app.join("verge.toml")).unwrap();
+    std::fs::write(
+        app.join("verge.toml"),
+        format!(
+            "{manifest}
+[kv_stores.data]
+
+[config]
+greeting = \"hello from config\"
+
+[secret_stores.keys]
+file = \"secrets.json\"
+
+[backends.origin]
+url = \"http://127.0.0.1:{port}\"
+allow_private = true
+
+[geo.overrides.\"127.0.0.1\"]
+country_code = \"JP\"
+",
+            port = origin.port()
+        ),
+    )
+    .unwrap();
+    let out = verge(&["build"], &app);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let server = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    let url = |path: &str| server.url(path);
+    let resp = client()
+        .put(url("/kv/greeting"))
+        .body("stored by Python")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .starts_with("stored at generation ")
+    );
+    let resp = client().get(url("/kv/greeting")).send().await.unwrap();
+    assert_eq!(resp.headers()["x-metadata"], "from python");
+    assert_eq!(resp.text().await.unwrap(), "stored by Python");
+    let resp = client().get(url("/kv/other")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    for expected in ["1", "2"] {
+        let resp = client().get(url("/count")).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), expected);
+    }
+
+    let resp = client().get(url("/info?a=1&a=2")).send().await.unwrap();
+    let id = request_id(&resp);
+    let info: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        info,
+        serde_json::json!({
+            "greeting": "hello from config", "secret": "s3cret", "requestId": id,
+            "app": "api-py", "country": "JP", "query": {"a": ["1", "2"]}
+        })
+    );
+    let line = server.stdout.wait_for(Duration::from_secs(10), |l| {
+        l.contains(r#""type":"log""#) && l.contains(&id)
+    });
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (&line["level"], &line["context"], &line["message"]),
+        (
+            &"warn".into(),
+            &"py-app".into(),
+            &"info was asked for".into()
+        )
+    );
+
+    // A backend, by name, with the app's headers; a URL no rule allows is refused.
+    let resp = client().get(url("/fetch/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "python fetched: hello from origin"
+    );
+    let resp = client().get(url("/fetch/headers")).send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(text.strip_prefix("python fetched: ").unwrap()).unwrap();
+    assert_eq!(seen["headers"]["x-from"], "python", "{seen}");
+    let resp = client().get(url("/fetch/missing")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client().get(url("/fetch-denied")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.starts_with("HttpRequestDenied: the request to `http://example.invalid/` failed"),
+        "{text}"
+    );
+
+    // Rate limiting: 1 per second over 10 s lets the first requests through, then
+    // the client is in the penalty box.
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(client().get(url("/limited")).send().await.unwrap().status());
+    }
+    assert_eq!(statuses[0], 200);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+
+    // The cache: filled once, served until purged, then filled again.
+    for _ in 0..2 {
+        let resp = client().get(url("/cached")).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), "filled 1");
+    }
+    let resp = client().post(url("/purge")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "purged 1\n");
+    let resp = client().get(url("/cached")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "filled 2");
+
+    // A handler that raises: 500 without detail for the client, and the traceback
+    // (the app's file and line, the exception) in the request's log lines.
+    let resp = client().get(url("/throw")).send().await.unwrap();
+    assert_eq!(resp.status(), 500);
+    let raised = request_id(&resp);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains(&raised) && !body.contains("card declined"),
+        "{body}"
+    );
+    for text in [
+        "RuntimeError: the handler gave up: card declined",
+        r#"File \"src/app.py\", line"#,
+    ] {
+        server.stdout.wait_for(Duration::from_secs(10), |l| {
+            l.contains(r#""stream":"stderr""#) && l.contains(&raised) && l.contains(text)
+        });
+    }
+}
