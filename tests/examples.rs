@@ -296,10 +296,11 @@ async fn answers_404_and_405_elsewhere(verge: &Verge, origin: &Origin) {
     assert_eq!(origin.connections(), 0, "nothing reached the origin");
 }
 
-/// `verge serve examples/url-shortener`, its data in `data`.
-fn url_shortener(data: &Path) -> Verge {
-    built("url-shortener");
-    let dir = repo_root().join("examples/url-shortener");
+/// `verge serve examples/EXAMPLE` (`url-shortener`, or its JavaScript twin
+/// `url-shortener-js`), its data in `data`.
+fn url_shortener(example: &str, data: &Path) -> Verge {
+    built(example);
+    let dir = repo_root().join("examples").join(example);
     Verge::serve(&[
         dir.to_str().unwrap(),
         "--no-build",
@@ -329,8 +330,21 @@ fn no_redirects() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn url_shortener_shortens_redirects_and_keeps_links_across_restarts() {
+    shortens_redirects_and_keeps_links_across_restarts("url-shortener").await;
+}
+
+/// The JavaScript twin, bundled with Verge's JavaScript module by `verge build`: the
+/// Rust example's checks, each as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn url_shortener_in_javascript_behaves_as_the_rust_one() {
+    shortens_redirects_and_keeps_links_across_restarts("url-shortener-js").await;
     let data = tempfile::tempdir().unwrap();
-    let verge = url_shortener(data.path());
+    refuses_what_is_not_an_http_url(&url_shortener("url-shortener-js", data.path())).await;
+}
+
+async fn shortens_redirects_and_keeps_links_across_restarts(example: &str) {
+    let data = tempfile::tempdir().unwrap();
+    let verge = url_shortener(example, data.path());
     let health = client().get(verge.url("/health")).send().await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
 
@@ -362,7 +376,7 @@ async fn url_shortener_shortens_redirects_and_keeps_links_across_restarts() {
 
     // A restart (after kill -9) keeps the link.
     drop(verge);
-    let verge = url_shortener(data.path());
+    let verge = url_shortener(example, data.path());
     let resp = no_redirects()
         .get(verge.url(&format!("/{slug}")))
         .send()
@@ -375,17 +389,20 @@ async fn url_shortener_shortens_redirects_and_keeps_links_across_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn url_shortener_refuses_what_is_not_an_http_url() {
     let data = tempfile::tempdir().unwrap();
-    let verge = url_shortener(data.path());
+    refuses_what_is_not_an_http_url(&url_shortener("url-shortener", data.path())).await;
+}
+
+async fn refuses_what_is_not_an_http_url(verge: &Verge) {
     for body in [
         r#"{"url": "ftp://example.com/file"}"#,
         r#"{"url": "javascript:alert(1)"}"#,
         r#"{"url": "https://"}"#,
     ] {
-        let (status, answer) = post_json(&verge, "/shorten", body).await;
+        let (status, answer) = post_json(verge, "/shorten", body).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(answer["error"], "url must be http(s)");
     }
-    let (status, answer) = post_json(&verge, "/shorten", "not json").await;
+    let (status, answer) = post_json(verge, "/shorten", "not json").await;
     assert_eq!(status, 400);
     assert!(
         answer["error"]

@@ -32,7 +32,7 @@ fn init_js(root: &std::path::Path, name: &str) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
+async fn a_javascript_app_from_init_builds_serves_and_reports_bad_input() {
     let root = tempfile::tempdir().unwrap();
     let app = init_js(root.path(), "shop-js");
     for file in [
@@ -93,6 +93,18 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_syntax_errors() {
     assert!(stderr.contains("src/index.js:2"), "{stderr}");
     assert!(stderr.contains("SyntaxError"), "{stderr}");
     assert!(!stderr.contains("    at "), "no stack: {stderr}");
+    assert_eq!(std::fs::read(app.join("shop-js.wasm")).unwrap(), built);
+
+    // No request handler: what to add; the last build stays.
+    std::fs::write(app.join("src/index.js"), "const answer = 42;\n").unwrap();
+    let out = verge(&["build"], &app);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("src/index.js registers no request handler")
+            && stderr.contains("addEventListener(\"fetch\""),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(app.join("shop-js.wasm")).unwrap(), built);
 
     // Tools that cannot be installed (a package.json out of step with its lock file):
@@ -215,4 +227,31 @@ async fn a_javascript_app_reaches_kv_config_logging_and_the_runtime() {
             &"info was asked for".into()
         )
     );
+}
+
+/// A JavaScript app using Verge's APIs through Verge's module (`import ... from
+/// "verge"`, bundled with esbuild by `verge build`); the checks are the Python app's
+/// (`common::apis`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_app_reaches_verges_apis_through_the_verge_module() {
+    let origin = common::origin::Origin::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let app = init_js(root.path(), "api-js-sdk");
+    std::fs::copy(
+        repo_root().join("tests/guests/js-app/sdk.js"),
+        app.join("src/index.js"),
+    )
+    .unwrap();
+    common::apis::add_to_manifest(&app, &origin);
+    let out = verge(&["build"], &app);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(app.join(".verge/bundle.js").exists(), "the app was bundled");
+
+    let server = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    let (refused, _) = common::apis::check(&server, "api-js-sdk").await;
+    assert!(refused.contains("TypeError"), "{refused}");
 }

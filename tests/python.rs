@@ -8,8 +8,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
+use common::apis;
 use common::origin::Origin;
 use common::*;
 
@@ -171,9 +171,10 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
     );
 }
 
-/// A Python app using Verge's APIs through the `verge` package: KV, config, secrets,
-/// geolocation, the runtime, logging, `fetch` to a backend and refused elsewhere,
-/// rate limiting and the cache; and a handler that raises.
+/// A Python app using Verge's APIs through the `verge` package (the checks shared
+/// with JavaScript are in `common::apis`); a refused fetch names the `wasi:http`
+/// error code, and a handler that raises answers 500 without detail for the client,
+/// its traceback naming the app's file and line.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_app_reaches_verges_apis_through_the_verge_package() {
     let origin = Origin::start().await;
@@ -184,31 +185,7 @@ async fn a_python_app_reaches_verges_apis_through_the_verge_package() {
         app.join("src/app.py"),
     )
     .unwrap();
-    std::fs::write(app.join("secrets.json"), r#"{"token": "s3cret"}"#).unwrap();
-    let manifest = std::fs::read_to_string(app.join("verge.toml")).unwrap();
-    std::fs::write(
-        app.join("verge.toml"),
-        format!(
-            "{manifest}
-[kv_stores.data]
-
-[config]
-greeting = \"hello from config\"
-
-[secret_stores.keys]
-file = \"secrets.json\"
-
-[backends.origin]
-url = \"http://127.0.0.1:{port}\"
-allow_private = true
-
-[geo.overrides.\"127.0.0.1\"]
-country_code = \"JP\"
-",
-            port = origin.port()
-        ),
-    )
-    .unwrap();
+    apis::add_to_manifest(&app, &origin);
     let out = verge(&["build"], &app);
     assert!(
         out.status.success(),
@@ -217,110 +194,23 @@ country_code = \"JP\"
     );
 
     let server = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
-    let url = |path: &str| server.url(path);
-    let resp = client()
-        .put(url("/kv/greeting"))
-        .body("stored by Python")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    let (refused, raised) = apis::check(&server, "api-py").await;
     assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .starts_with("stored at generation ")
+        refused.starts_with("HttpRequestDenied: the request to `http://example.invalid/` failed"),
+        "{refused}"
     );
-    let resp = client().get(url("/kv/greeting")).send().await.unwrap();
-    assert_eq!(resp.headers()["x-metadata"], "from python");
-    assert_eq!(resp.text().await.unwrap(), "stored by Python");
-    let resp = client().get(url("/kv/other")).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    for expected in ["1", "2"] {
-        let resp = client().get(url("/count")).send().await.unwrap();
-        assert_eq!(resp.text().await.unwrap(), expected);
-    }
-
-    let resp = client().get(url("/info?a=1&a=2")).send().await.unwrap();
-    let id = request_id(&resp);
-    let info: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(
-        info,
-        serde_json::json!({
-            "greeting": "hello from config", "secret": "s3cret", "requestId": id,
-            "app": "api-py", "country": "JP", "query": {"a": ["1", "2"]}
-        })
-    );
-    let line = server.stdout.wait_for(Duration::from_secs(10), |l| {
-        l.contains(r#""type":"log""#) && l.contains(&id)
-    });
-    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(
-        (&line["level"], &line["context"], &line["message"]),
-        (
-            &"warn".into(),
-            &"py-app".into(),
-            &"info was asked for".into()
-        )
-    );
-
-    // A backend, by name, with the app's headers; a URL no rule allows is refused.
-    let resp = client().get(url("/fetch/hello")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        "python fetched: hello from origin"
-    );
-    let resp = client().get(url("/fetch/headers")).send().await.unwrap();
-    let text = resp.text().await.unwrap();
-    let seen: serde_json::Value =
-        serde_json::from_str(text.strip_prefix("python fetched: ").unwrap()).unwrap();
-    assert_eq!(seen["headers"]["x-from"], "python", "{seen}");
-    let resp = client().get(url("/fetch/missing")).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    let resp = client().get(url("/fetch-denied")).send().await.unwrap();
-    assert_eq!(resp.status(), 502);
-    let text = resp.text().await.unwrap();
+    let lines: Vec<String> = server
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| l.contains(&raised) && l.contains(r#""stream":"stderr""#))
+        .collect();
     assert!(
-        text.starts_with("HttpRequestDenied: the request to `http://example.invalid/` failed"),
-        "{text}"
+        lines
+            .iter()
+            .any(|l| l.contains(r#"File \"src/app.py\", line"#)),
+        "{lines:#?}"
     );
-
-    // Rate limiting: 1 per second over 10 s lets the first requests through, then
-    // the client is in the penalty box.
-    let mut statuses = Vec::new();
-    for _ in 0..15 {
-        statuses.push(client().get(url("/limited")).send().await.unwrap().status());
-    }
-    assert_eq!(statuses[0], 200);
-    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
-
-    // The cache: filled once, served until purged, then filled again.
-    for _ in 0..2 {
-        let resp = client().get(url("/cached")).send().await.unwrap();
-        assert_eq!(resp.text().await.unwrap(), "filled 1");
-    }
-    let resp = client().post(url("/purge")).send().await.unwrap();
-    assert_eq!(resp.text().await.unwrap(), "purged 1\n");
-    let resp = client().get(url("/cached")).send().await.unwrap();
-    assert_eq!(resp.text().await.unwrap(), "filled 2");
-
-    // A handler that raises: 500 without detail for the client, and the traceback
-    // (the app's file and line, the exception) in the request's log lines.
-    let resp = client().get(url("/throw")).send().await.unwrap();
-    assert_eq!(resp.status(), 500);
-    let raised = request_id(&resp);
-    let body = resp.text().await.unwrap();
-    assert!(
-        body.contains(&raised) && !body.contains("card declined"),
-        "{body}"
-    );
-    for text in [
-        "RuntimeError: the handler gave up: card declined",
-        r#"File \"src/app.py\", line"#,
-    ] {
-        server.stdout.wait_for(Duration::from_secs(10), |l| {
-            l.contains(r#""stream":"stderr""#) && l.contains(&raised) && l.contains(text)
-        });
-    }
+    let access = server.access_line(&raised);
+    assert_eq!(access["status"], 500, "{access}");
 }

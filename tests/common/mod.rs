@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod apis;
 pub mod geo;
 pub mod node;
 pub mod origin;

@@ -48,6 +48,14 @@ pub enum JsBuildError {
     Install { dir: PathBuf, output: String },
     #[error("the JavaScript does not parse:\n{output}")]
     Syntax { output: String },
+    #[error(
+        "{entry} registers no request handler: add \
+         `addEventListener(\"fetch\", (event) => event.respondWith(handle(event.request)))`, \
+         or use Verge's `serve(handler)` or `new Router()…listen()`"
+    )]
+    NoHandler { entry: PathBuf },
+    #[error("bundling the app's modules (esbuild) failed:\n{output}")]
+    Bundle { output: String },
     #[error("componentize-js failed:\n{output}")]
     Componentize { output: String },
     #[error("running {what}")]
@@ -155,6 +163,98 @@ pub fn check_syntax(app: &Path, entry: &Path) -> Result<(), JsBuildError> {
         });
     }
     Ok(())
+}
+
+/// Verge's JavaScript module (`sdk/js`), as `verge build` writes it beside the app for
+/// the bundler (`import { kv } from "verge"`).
+const SDK: &[(&str, &str)] = &[
+    ("index.js", include_str!("../../../sdk/js/index.js")),
+    ("index.d.ts", include_str!("../../../sdk/js/index.d.ts")),
+    ("package.json", include_str!("../../../sdk/js/package.json")),
+    ("README.md", include_str!("../../../sdk/js/README.md")),
+];
+
+/// Writes Verge's JavaScript module into `dir` (replacing what is there).
+pub fn write_sdk(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    for (file, text) in SDK {
+        std::fs::write(dir.join(file), text)?;
+    }
+    Ok(())
+}
+
+/// The app's pinned esbuild, if its `package.json` has one.
+fn esbuild(app: &Path) -> Option<PathBuf> {
+    Some(app.join("node_modules/esbuild/bin/esbuild")).filter(|p| p.exists())
+}
+
+/// What componentize-js should build: `entry` itself when it imports nothing but
+/// the world's interfaces (so stack traces name the app's own file and line), else
+/// a bundle of `entry`, its modules, its npm packages and Verge's module (`sdk`),
+/// written to `bundle`. An app without esbuild is built from `entry` alone.
+pub fn bundle(
+    app: &Path,
+    entry: &Path,
+    sdk: &Path,
+    bundle: &Path,
+) -> Result<PathBuf, JsBuildError> {
+    let Some(esbuild) = esbuild(app) else {
+        return Ok(entry.to_owned());
+    };
+    let metafile = bundle.with_extension("meta.json");
+    let relative_sdk = sdk.strip_prefix(app).unwrap_or(sdk);
+    let output = run(
+        Command::new(esbuild)
+            .arg(entry)
+            .args([
+                "--bundle",
+                "--format=esm",
+                "--platform=browser",
+                "--log-level=error",
+                // The world's interfaces are the component's imports, not modules.
+                "--external:wasi:*",
+                "--external:verge:*",
+            ])
+            .arg(format!("--alias:verge=./{}", relative_sdk.display()))
+            .arg(format!("--outfile={}", bundle.display()))
+            .arg(format!("--metafile={}", metafile.display()))
+            .current_dir(app),
+        "esbuild",
+    )?;
+    if !output.status.success() {
+        return Err(JsBuildError::Bundle {
+            output: crate::tool::output_text(&output),
+        });
+    }
+    let inputs = std::fs::read(&metafile)
+        .ok()
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+        .and_then(|m| m["inputs"].as_object().map(|i| i.len()));
+    Ok(if inputs == Some(1) {
+        entry.to_owned()
+    } else {
+        bundle.to_owned()
+    })
+}
+
+/// Checks that `module` (what componentize-js will build) can answer requests: it
+/// registers a fetch event listener or exports `incomingHandler`. Without either,
+/// componentize-js builds a component that answers every request with 500.
+pub fn check_handler(app: &Path, entry: &Path, module: &Path) -> Result<(), JsBuildError> {
+    let text = std::fs::read_to_string(app.join(module)).map_err(|source| JsBuildError::Io {
+        what: format!("reading {}", module.display()),
+        source,
+    })?;
+    if text.contains("addEventListener") || text.contains("incomingHandler") {
+        Ok(())
+    } else {
+        Err(JsBuildError::NoHandler {
+            entry: entry.to_owned(),
+        })
+    }
 }
 
 /// Builds `entry` into the component `output` against the WIT in `wit`.

@@ -1,12 +1,5 @@
-"""Verge's APIs from Python, through the `verge` package.
-
-PUT /kv/KEY stores the body; GET /kv/KEY reads it (404 when missing);
-GET /count increments a counter; GET /info answers config, secret, runtime and geo
-facts and logs a warning; GET /fetch/PATH fetches PATH from the backend `origin`;
-GET /fetch-denied fetches a URL no rule allows; GET /limited is rate limited to 1
-request per second averaged over 10 s; GET /cached answers a body cached for 60 s,
-filled once, purged by POST /purge; GET /throw raises.
-"""
+"""Verge's APIs from Python, through the `verge` package; the protocol is in
+tests/common/apis.rs (tests/guests/js-app/sdk.js is the JavaScript twin)."""
 
 import verge
 from verge import JsonResponse, Request, Response
@@ -20,7 +13,7 @@ class IncomingHandler(verge.Handler):
             store = verge.kv.Store.open("data")
             key = path[len("/kv/"):]
             if request.method == "PUT":
-                generation = store.put(key, request.body, metadata="from python")
+                generation = store.put(key, request.body, metadata="from the sdk")
                 return Response(f"stored at generation {generation}\n", status=201)
             entry = store.get_entry(key)
             if entry is None:
@@ -29,7 +22,7 @@ class IncomingHandler(verge.Handler):
         if path == "/count":
             return Response(str(verge.kv.Store.open("data").increment("counter")))
         if path == "/info":
-            verge.log.warn("info was asked for", context="py-app")
+            verge.log.warn("info was asked for", context="api")
             where = verge.geo.client_location()
             return JsonResponse(
                 {
@@ -45,9 +38,9 @@ class IncomingHandler(verge.Handler):
             origin = verge.fetch(
                 "/" + path[len("/fetch/"):],
                 backend="origin",
-                headers={"x-from": "python"},
+                headers={"x-from": "sdk"},
             )
-            return Response(b"python fetched: " + origin.body, origin.status)
+            return Response(b"fetched: " + origin.body, origin.status)
         if path == "/fetch-denied":
             try:
                 verge.fetch("http://example.invalid/")

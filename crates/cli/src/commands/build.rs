@@ -108,9 +108,12 @@ fn built(manifest: Manifest, output: PathBuf, started: Instant) -> anyhow::Resul
 }
 
 /// A JavaScript app: the pinned componentize-js (installed by `npm ci` on first use),
-/// a syntax check with file and line, then the component.
-fn build_js(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
+/// a syntax check with file and line, a bundle of its modules with Verge's (when it
+/// imports any), then the component.
+fn build_js(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     let started = Instant::now();
+    // The tools run in the app's directory; every path they get is absolute.
+    let dir = &absolute(shown_dir)?;
     js::check_tools()?;
     if !dir.join("package-lock.json").exists() {
         bail!(
@@ -141,10 +144,15 @@ fn build_js(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     );
     let wit = dir.join(".verge/wit-js");
     js::write_wit(&wit).with_context(|| format!("writing the WIT to {}", wit.display()))?;
-    let output = dir.join(manifest.output());
+    let sdk = dir.join(".verge/js-sdk/verge");
+    js::write_sdk(&sdk)
+        .with_context(|| format!("writing Verge's JavaScript module to {}", sdk.display()))?;
+    let module = js::bundle(dir, &entry, &sdk, &dir.join(".verge/bundle.js"))?;
+    js::check_handler(dir, &entry, &module)?;
+    let output = shown_dir.join(manifest.output());
     let partial = partial_output(dir, &manifest);
     let spinner = ui::spinner("componentize-js");
-    let result = js::componentize(dir, &entry, &wit, &partial);
+    let result = js::componentize(dir, &module, &wit, &partial);
     spinner.finish_and_clear();
     result?;
     replace_output(&partial, &output)?;
@@ -154,8 +162,10 @@ fn build_js(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
 /// A Python app: the pinned componentize-py (installed into `.venv` on first use),
 /// a syntax check of every module with file and line, then the component with
 /// Verge's Python package.
-fn build_python(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
+fn build_python(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     let started = Instant::now();
+    // The tools run in the app's directory; every path they get is absolute.
+    let dir = &absolute(shown_dir)?;
     python::check_tools()?;
     if !dir.join("requirements.txt").exists() {
         bail!(
@@ -194,7 +204,7 @@ fn build_python(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     };
     python::write_sdk(&sdk, &[shown(&sources), shown(&sdk)])
         .with_context(|| format!("writing Verge's Python package to {}", sdk.display()))?;
-    let output = dir.join(manifest.output());
+    let output = shown_dir.join(manifest.output());
     let partial = partial_output(dir, &manifest);
     let spinner = ui::spinner("componentize-py");
     let result = python::componentize(dir, &entry, &sdk, &wit, &partial);
@@ -202,6 +212,10 @@ fn build_python(dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     result?;
     replace_output(&partial, &output)?;
     built(manifest, output, started)
+}
+
+fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))
 }
 
 /// Where a tool writes the component before it replaces the last build, so that a

@@ -84,6 +84,10 @@ const JS_TEMPLATE: &[(&str, &str)] = &[
         ".gitignore",
         include_str!("../../../../templates/js/gitignore.tmpl"),
     ),
+    (
+        "jsconfig.json",
+        include_str!("../../../../templates/js/jsconfig.json"),
+    ),
 ];
 
 const TEMPLATE: &[(&str, &str)] = &[
