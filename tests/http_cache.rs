@@ -194,12 +194,15 @@ async fn concurrent_misses_run_the_guest_once() {
     for t in tasks {
         results.push(t.await.unwrap());
     }
-    let nonce = &results[0].1;
-    assert!(results.iter().all(|(_, n)| n == nonce), "{results:?}");
     let outcomes: Vec<String> = results
         .iter()
         .map(|(id, _)| verge.access_line(id)["cache"].as_str().unwrap().to_owned())
         .collect();
+    let nonce = &results[0].1;
+    assert!(
+        results.iter().all(|(_, n)| n == nonce),
+        "{results:?} {outcomes:?}"
+    );
     assert_eq!(
         outcomes.iter().filter(|o| *o == "miss").count(),
         1,
