@@ -228,7 +228,8 @@ async fn watch_swaps_the_app_without_dropping_requests_in_flight() {
     let parent = tempfile::tempdir().unwrap();
     assert!(verge(&["init", "watched"], parent.path()).status.success());
     let app = parent.path().join("watched");
-    let server = serve_app(&app, &["--watch"]);
+    // From the app's directory, as its README says.
+    let server = Verge::serve_in(&app, &["--watch"]);
     server
         .stderr
         .wait_for(Duration::from_secs(10), |l| l.contains("Watching"));
@@ -304,4 +305,13 @@ async fn watch_swaps_the_app_without_dropping_requests_in_flight() {
             .unwrap(),
         "Hello again from watched!\n"
     );
+    // One build per change: the start, the edit, the broken edit. A build reads the
+    // sources and writes the component; neither is a change to rebuild for.
+    let builds = server
+        .stderr
+        .all()
+        .iter()
+        .filter(|l| l.contains("Building"))
+        .count();
+    assert_eq!(builds, 3, "{:#?}", server.stderr.all());
 }

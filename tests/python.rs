@@ -8,6 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::apis;
 use common::origin::Origin;
@@ -73,9 +74,9 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         stderr.contains("Built ./shop-py.wasm (") && stderr.contains("MiB)"),
         "{stderr}"
     );
-    let built = std::fs::read(app.join("shop-py.wasm")).unwrap();
 
-    let server = Verge::serve(&[app.to_str().unwrap(), "--no-build"]);
+    // Served with --watch from the app's directory, as its README says.
+    let server = Verge::serve_in(&app, &["--watch"]);
     let get = |path: &str| client().get(server.url(path)).send();
     let resp = get("/").await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -101,11 +102,43 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         serde_json::json!({"method": "GET", "path": "/json", "query": {"lang": "python"}})
     );
     assert_eq!(get("/missing").await.unwrap().status(), 404);
+
+    // An edit is built and served; one build per change (the build reads the
+    // sources and replaces the component, neither of which is a change).
+    let source = std::fs::read_to_string(app.join("src/app.py")).unwrap();
+    std::fs::write(
+        app.join("src/app.py"),
+        source.replace("Hello from the edge!", "Hello again from the edge!"),
+    )
+    .unwrap();
+    server
+        .stderr
+        .wait_for(Duration::from_secs(300), |l| l.contains("Reloaded"));
+    let resp = get("/").await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "Hello again from the edge!\n");
+    let builds = || {
+        server
+            .stderr
+            .all()
+            .iter()
+            .filter(|l| l.contains("Building"))
+            .count()
+    };
+    // A rebuild loop would start within the watcher's 300 ms debounce; give it ten
+    // times that to show.
+    let settled = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < settled {
+        assert_eq!(builds(), 2, "{:#?}", server.stderr.all());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(server);
+    std::fs::write(app.join("src/app.py"), &source).unwrap();
+    let out = verge(&["build"], &app);
+    assert!(out.status.success());
+    let built = std::fs::read(app.join("shop-py.wasm")).unwrap();
 
     // A syntax error: Python's report with file and line, no stack; the last build
     // stays. An installed build does not install again.
-    let source = std::fs::read_to_string(app.join("src/app.py")).unwrap();
     std::fs::write(
         app.join("src/app.py"),
         source.replace(
@@ -135,6 +168,23 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         "{stderr}"
     );
     assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+    assert_eq!(std::fs::read(app.join("shop-py.wasm")).unwrap(), built);
+
+    // The module raises when imported (componentize-py imports it at build time):
+    // its own traceback, with the app's file and line.
+    std::fs::write(
+        app.join("src/app.py"),
+        format!("{source}\nGREETING = undefined_name\n"),
+    )
+    .unwrap();
+    let stderr = build_fails(&app);
+    assert!(
+        stderr.contains("importing src/app.py failed")
+            && stderr.contains("File \"src/app.py\", line")
+            && stderr.contains("NameError: name 'undefined_name' is not defined"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("componentize-py\", line"), "{stderr}");
     assert_eq!(std::fs::read(app.join("shop-py.wasm")).unwrap(), built);
     std::fs::write(app.join("src/app.py"), &source).unwrap();
 

@@ -125,6 +125,18 @@ impl Verge {
         verge
     }
 
+    /// `verge serve ARGS --listen 127.0.0.1:0` run in `dir` (as a user in the app's
+    /// directory runs it), with a fresh compile cache.
+    pub fn serve_in(dir: &Path, args: &[&str]) -> Verge {
+        let cache = tempfile::tempdir().unwrap();
+        let cache_dir = cache.path().to_str().unwrap().to_owned();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--cache-dir", &cache_dir]);
+        let mut verge = Self::start_in(Some(dir), "serve", &all, &[]);
+        verge._cache = Some(cache);
+        verge
+    }
+
     /// `verge serve ARGS --listen 127.0.0.1:0`, nothing else added.
     pub fn serve_with(args: &[&str]) -> Verge {
         Self::serve_with_env(args, &[])
@@ -141,7 +153,15 @@ impl Verge {
     }
 
     fn start(command: &str, args: &[&str], env: &[(&str, &str)]) -> Verge {
-        let mut child = Command::new(verge_bin())
+        Self::start_in(None, command, args, env)
+    }
+
+    fn start_in(dir: Option<&Path>, command: &str, args: &[&str], env: &[(&str, &str)]) -> Verge {
+        let mut command_line = Command::new(verge_bin());
+        if let Some(dir) = dir {
+            command_line.current_dir(dir);
+        }
+        let mut child = command_line
             .envs(env.iter().copied())
             .arg(command)
             .args(args)

@@ -110,6 +110,11 @@ pub enum PyBuildError {
          `handle_request` method)"
     )]
     MissingHandler { entry: PathBuf },
+    #[error(
+        "importing {entry} failed: componentize-py runs the app's module at build time \
+         (to snapshot it), and it raised:\n{traceback}"
+    )]
+    Import { entry: PathBuf, traceback: String },
     #[error("componentize-py failed:\n{output}")]
     Componentize { output: String },
     #[error("the entry {0} is not a Python module (NAME.py)")]
@@ -312,6 +317,7 @@ pub fn componentize(
     sdk: &Path,
     wit: &Path,
     output: &Path,
+    search_path: &[String],
 ) -> Result<(), PyBuildError> {
     let (module, sources) = module_of(app, entry)?;
     let result = run(
@@ -336,11 +342,31 @@ pub fn componentize(
                 entry: entry.to_owned(),
             });
         }
+        if let Some(traceback) = app_traceback(&text, search_path) {
+            return Err(PyBuildError::Import {
+                entry: entry.to_owned(),
+                traceback,
+            });
+        }
         return Err(PyBuildError::Componentize {
             output: without_backtrace(&text),
         });
     }
     Ok(())
+}
+
+/// The app's own traceback when importing it raised (componentize-py wraps it in
+/// one of its own), with the directories it calls `/0`, `/1` shown as `search_path`'s.
+fn app_traceback(text: &str, search_path: &[String]) -> Option<String> {
+    const INNER: &str = "AssertionError: Traceback (most recent call last):";
+    let start = text.find(INNER)? + "AssertionError: ".len();
+    let rest = &text[start..];
+    let end = rest.find("\n\nCaused by:").unwrap_or(rest.len());
+    let mut traceback = rest[..end].trim_end().to_owned();
+    for (i, shown) in search_path.iter().enumerate() {
+        traceback = traceback.replace(&format!("File \"/{i}/"), &format!("File \"{shown}/"));
+    }
+    Some(traceback)
 }
 
 /// componentize-py's report without the Rust backtrace it appends.
@@ -362,6 +388,20 @@ mod tests {
             module_of(Path::new("/app"), Path::new("src/app.js")),
             Err(PyBuildError::Entry(_))
         ));
+    }
+
+    #[test]
+    fn an_import_error_shows_the_apps_traceback_with_its_paths() {
+        let text = "Traceback (most recent call last):\n  File \"/x/bin/componentize-py\", line 8\n\
+            AssertionError: Traceback (most recent call last):\n  File \"/0/app.py\", line 2, in <module>\n\
+            NameError: name 'x' is not defined\n\n\nCaused by:\n    NameError";
+        let shown = app_traceback(text, &["src".into(), ".verge/py-sdk".into()]).unwrap();
+        assert_eq!(
+            shown,
+            "Traceback (most recent call last):\n  File \"src/app.py\", line 2, in <module>\n\
+             NameError: name 'x' is not defined"
+        );
+        assert_eq!(app_traceback("error: something else", &[]), None);
     }
 
     #[test]

@@ -202,12 +202,13 @@ fn build_python(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp
         let relative = path.strip_prefix(dir).unwrap_or(path);
         relative.display().to_string()
     };
-    python::write_sdk(&sdk, &[shown(&sources), shown(&sdk)])
+    let search_path = [shown(&sources), shown(&sdk)];
+    python::write_sdk(&sdk, &search_path)
         .with_context(|| format!("writing Verge's Python package to {}", sdk.display()))?;
     let output = shown_dir.join(manifest.output());
     let partial = partial_output(dir, &manifest);
     let spinner = ui::spinner("componentize-py");
-    let result = python::componentize(dir, &entry, &sdk, &wit, &partial);
+    let result = python::componentize(dir, &entry, &sdk, &wit, &partial, &search_path);
     spinner.finish_and_clear();
     result?;
     replace_output(&partial, &output)?;

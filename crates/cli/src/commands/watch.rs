@@ -28,12 +28,16 @@ pub fn spawn(
     metrics: Metrics,
 ) -> anyhow::Result<()> {
     let manifest = Manifest::load_dir(&dir)?;
-    let package_dir = dir.join(manifest.package_dir());
-    let ignored = [package_dir.join("target"), dir.join(manifest.output())];
+    // The watcher reports absolute paths; compare them with absolute ones.
+    let root = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let package_dir = root.join(manifest.package_dir());
+    let ignored = [package_dir.join("target"), root.join(manifest.output())];
     let (tx, rx) = mpsc::channel();
-    let root = dir.clone();
+    let app_root = root.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reads are not changes: the build itself opens every source.
         if let Ok(event) = event
+            && !event.kind.is_access()
             && event.paths.iter().any(|p| is_source(p, &root, &ignored))
         {
             let _ = tx.send(());
@@ -54,7 +58,7 @@ pub fn spawn(
                 .with_context(|| format!("watching {}", path.display()))?;
         }
     }
-    if !package_dir.starts_with(&dir) {
+    if !package_dir.starts_with(&app_root) {
         watcher
             .watch(&package_dir, RecursiveMode::Recursive)
             .with_context(|| format!("watching {}", package_dir.display()))?;
