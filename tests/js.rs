@@ -5,30 +5,11 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 /// `verge init NAME --lang js` in `root`; the app's directory.
 fn init_js(root: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let app = root.join(name);
-    let out = verge(
-        &[
-            "init",
-            name,
-            "--lang",
-            "js",
-            "--path",
-            app.to_str().unwrap(),
-        ],
-        root,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    app
+    init_app(root, name, "js")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,9 +67,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_bad_input() {
         "addEventListener(\"fetch\", (e) => {\n  e.respondWith(new Response(\"x\")\n});\n",
     )
     .unwrap();
-    let out = verge(&["build"], &app);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = build_fails(&app, None);
     assert!(stderr.contains("does not parse"), "{stderr}");
     assert!(stderr.contains("src/index.js:2"), "{stderr}");
     assert!(stderr.contains("SyntaxError"), "{stderr}");
@@ -97,9 +76,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_bad_input() {
 
     // No request handler: what to add; the last build stays.
     std::fs::write(app.join("src/index.js"), "const answer = 42;\n").unwrap();
-    let out = verge(&["build"], &app);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = build_fails(&app, None);
     assert!(
         stderr.contains("src/index.js registers no request handler")
             && stderr.contains("addEventListener(\"fetch\""),
@@ -120,9 +97,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_bad_input() {
     .unwrap();
     let lock = std::fs::read(app.join("package-lock.json")).unwrap();
     std::fs::write(app.join("package-lock.json"), lock).unwrap();
-    let out = verge(&["build"], &app);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = build_fails(&app, None);
     assert!(
         stderr.contains("`npm ci` failed")
             && stderr.contains("verge-no-such-package")
@@ -132,15 +107,7 @@ async fn a_javascript_app_from_init_builds_serves_and_reports_bad_input() {
     assert_eq!(std::fs::read(app.join("shop-js.wasm")).unwrap(), built);
 
     // No Node.js: what to install.
-    let out = Command::new(verge_bin())
-        .arg("build")
-        .current_dir(&app)
-        .env("NO_COLOR", "1")
-        .env("PATH", root.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = build_fails(&app, Some(root.path()));
     assert!(
         stderr.contains("JavaScript apps need Node.js")
             && stderr.contains("apt install nodejs npm"),

@@ -7,41 +7,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::apis;
 use common::origin::Origin;
 use common::*;
 
-/// `verge init NAME --lang python` in `root`; the app's directory.
 fn init_python(root: &Path, name: &str) -> PathBuf {
-    let app = root.join(name);
-    let out = verge(
-        &[
-            "init",
-            name,
-            "--lang",
-            "python",
-            "--path",
-            app.to_str().unwrap(),
-        ],
-        root,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    app
-}
-
-/// `verge build` in `app`, which must fail; its stderr.
-fn build_fails(app: &Path) -> String {
-    let out = verge(&["build"], app);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "the build should fail: {stderr}");
-    stderr
+    init_app(root, name, "python")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,7 +120,7 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         ),
     )
     .unwrap();
-    let stderr = build_fails(&app);
+    let stderr = build_fails(&app, None);
     assert!(stderr.contains("does not compile"), "{stderr}");
     assert!(stderr.contains("File \"src/app.py\", line"), "{stderr}");
     assert!(stderr.contains("SyntaxError"), "{stderr}");
@@ -161,7 +134,7 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         source.replace("class IncomingHandler(", "class Handler("),
     )
     .unwrap();
-    let stderr = build_fails(&app);
+    let stderr = build_fails(&app, None);
     assert!(
         stderr.contains("src/app.py defines no `IncomingHandler` class")
             && stderr.contains("class IncomingHandler(verge.Handler):"),
@@ -177,7 +150,7 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         format!("{source}\nGREETING = undefined_name\n"),
     )
     .unwrap();
-    let stderr = build_fails(&app);
+    let stderr = build_fails(&app, None);
     assert!(
         stderr.contains("importing src/app.py failed")
             && stderr.contains("File \"src/app.py\", line")
@@ -195,7 +168,7 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
         format!("{requirements}verge-no-such-package==1.0.0\n"),
     )
     .unwrap();
-    let stderr = build_fails(&app);
+    let stderr = build_fails(&app, None);
     assert!(
         stderr.contains("`pip install -r requirements.txt` failed")
             && stderr.contains("verge-no-such-package")
@@ -205,15 +178,7 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
     assert_eq!(std::fs::read(app.join("shop-py.wasm")).unwrap(), built);
 
     // No Python: what to install.
-    let out = Command::new(verge_bin())
-        .arg("build")
-        .current_dir(&app)
-        .env("NO_COLOR", "1")
-        .env("PATH", root.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = build_fails(&app, Some(root.path()));
     assert!(
         stderr.contains("Python apps need Python 3")
             && stderr.contains("apt install python3 python3-venv"),

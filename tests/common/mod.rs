@@ -307,6 +307,48 @@ pub fn verge(args: &[&str], dir: &Path) -> std::process::Output {
         .expect("running verge")
 }
 
+/// `verge init NAME --lang LANG` in `root`; the app's directory.
+pub fn init_app(root: &Path, name: &str, lang: &str) -> PathBuf {
+    let app = root.join(name);
+    let out = verge(
+        &[
+            "init",
+            name,
+            "--lang",
+            lang,
+            "--path",
+            app.to_str().unwrap(),
+        ],
+        root,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app
+}
+
+/// `verge build` in `app`, which must fail; its stderr. With `path`, `PATH` is only
+/// that (to hide the tools a build needs).
+pub fn build_fails(app: &Path, path: Option<&Path>) -> String {
+    let mut command = Command::new(verge_bin());
+    command
+        .arg("build")
+        .current_dir(app)
+        .env("NO_COLOR", "1")
+        .env("npm_config_offline", "true")
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", tools_dir().join("wheels"));
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let out = command.output().expect("running verge");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the build should fail: {stderr}");
+    stderr
+}
+
 /// Where `scripts/install-componentize-*.sh` put the tools for other languages.
 pub fn tools_dir() -> PathBuf {
     std::env::var_os("VERGE_TOOLS")
