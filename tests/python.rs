@@ -188,8 +188,9 @@ async fn a_python_app_from_init_builds_serves_and_reports_bad_input() {
 
 /// A Python app using Verge's APIs through the `verge` package (the checks shared
 /// with JavaScript are in `common::apis`); a refused fetch names the `wasi:http`
-/// error code, and a handler that raises answers 500 without detail for the client,
-/// its traceback naming the app's file and line.
+/// error code, a handler that raises answers 500 without detail for the client, its
+/// traceback naming the app's file and line; and `wasi:keyvalue` through the raw
+/// bindings sees the same data.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_app_reaches_verges_apis_through_the_verge_package() {
     let origin = Origin::start().await;
@@ -228,4 +229,12 @@ async fn a_python_app_reaches_verges_apis_through_the_verge_package() {
     );
     let access = server.access_line(&raised);
     assert_eq!(access["status"], 500, "{access}");
+
+    // The standard `wasi:keyvalue` bindings reach the same store and data.
+    let resp = client()
+        .get(server.url("/std-kv/greeting"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "stored by the sdk");
 }

@@ -1,8 +1,10 @@
 """Verge's APIs from Python, through the `verge` package; the protocol is in
-tests/common/apis.rs (tests/guests/js-app/sdk.js is the JavaScript twin)."""
+tests/common/apis.rs (tests/guests/js-app/sdk.js is the JavaScript twin). Besides:
+GET /std-kv/KEY reads KEY with the standard `wasi:keyvalue` bindings."""
 
 import verge
 from verge import JsonResponse, Request, Response
+from wit_world.imports import wasi_keyvalue_store
 
 
 
@@ -19,6 +21,11 @@ class IncomingHandler(verge.Handler):
             if entry is None:
                 return Response("missing\n", status=404)
             return Response(entry.value, headers={"x-metadata": entry.metadata or ""})
+        if path.startswith("/std-kv/"):
+            # The standard interface, on the same store and data as verge.kv.
+            with wasi_keyvalue_store.open("data") as bucket:
+                value = bucket.get(path[len("/std-kv/"):])
+            return Response(value) if value is not None else Response("missing\n", status=404)
         if path == "/count":
             return Response(str(verge.kv.Store.open("data").increment("counter")))
         if path == "/info":
