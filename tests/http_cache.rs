@@ -186,7 +186,11 @@ async fn concurrent_misses_run_the_guest_once() {
             tokio::spawn(async move {
                 let resp = client().get(url).send().await.unwrap();
                 let nonce = resp.headers()["x-nonce"].to_str().unwrap().to_owned();
-                (request_id(&resp), nonce)
+                let id = request_id(&resp);
+                // Read the body: a client that leaves before the end abandons the
+                // fill, and a waiter then runs the guest again.
+                resp.bytes().await.unwrap();
+                (id, nonce)
             })
         })
         .collect();
