@@ -20,6 +20,12 @@ trap 'rm -rf "$WARM"' EXIT
 sed 's/{{name}}/verge-js-cache/' "$TEMPLATE/package.json.tmpl" > "$WARM/package.json"
 sed 's/{{name}}/verge-js-cache/' "$TEMPLATE/package-lock.json.tmpl" > "$WARM/package-lock.json"
 (cd "$WARM" && npm ci --silent --no-audit --no-fund --prefer-offline)
+# TypeScript, for the test that checks sdk/js/index.d.ts against the JavaScript apps.
+TS_VERSION=5.9.3
+if ! grep -qs "\"version\": \"$TS_VERSION\"" "$TOOLS/typescript/node_modules/typescript/package.json"; then
+    mkdir -p "$TOOLS/typescript"
+    (cd "$TOOLS/typescript" && npm install --silent --no-audit --no-fund --no-save "typescript@$TS_VERSION")
+fi
 if grep -qs "\"version\": \"$VERSION\"" "$DIR/node_modules/@bytecodealliance/componentize-js/package.json"; then
     exit 0
 fi

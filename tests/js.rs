@@ -222,3 +222,67 @@ async fn a_javascript_app_reaches_verges_apis_through_the_verge_module() {
     let (refused, _) = common::apis::check(&server, "api-js-sdk").await;
     assert!(refused.contains("TypeError"), "{refused}");
 }
+
+/// Verge's TypeScript declarations (`sdk/js/index.d.ts`) type-check the JavaScript
+/// that uses them — the API guest, the url-shortener, the template — with
+/// TypeScript 5.9 as `scripts/install-componentize-js.sh` installs it; a misuse
+/// fails the check.
+#[test]
+fn the_javascript_modules_declarations_check_its_users() {
+    let tsc = tools_dir().join("typescript/node_modules/typescript/bin/tsc");
+    assert!(
+        tsc.exists(),
+        "{} is missing: run scripts/install-componentize-js.sh (make test does)",
+        tsc.display()
+    );
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |extra: &[std::path::PathBuf]| {
+        let mut files = vec![
+            root.join("sdk/js/index.d.ts"),
+            root.join("tests/guests/js-app/sdk.js"),
+            root.join("examples/url-shortener-js/src/index.js"),
+            root.join("templates/js/src/index.js"),
+        ];
+        files.extend_from_slice(extra);
+        let config = serde_json::json!({
+            "compilerOptions": {
+                "noEmit": true, "allowJs": true, "checkJs": true,
+                "module": "es2022", "target": "es2022", "moduleResolution": "bundler",
+                "lib": ["es2022", "dom", "dom.iterable"],
+                "paths": { "verge": [root.join("sdk/js/index.d.ts")] }
+            },
+            "files": files,
+        });
+        let path = dir.path().join("tsconfig.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let out = std::process::Command::new("node")
+            .arg(&tsc)
+            .arg("-p")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, output) = check(&[]);
+    assert!(ok, "{output}");
+
+    let misuse = dir.path().join("misuse.js");
+    std::fs::write(
+        &misuse,
+        "import { kv, ratelimit } from \"verge\";\n\
+         kv.open(\"data\").putt(\"k\", \"v\");\n\
+         ratelimit.checkRate(\"c\", \"e\", { limit: 1, window: 5, penaltyBox: \"p\" });\n",
+    )
+    .unwrap();
+    let (ok, output) = check(&[misuse]);
+    assert!(!ok);
+    assert!(
+        output.contains("Property 'putt' does not exist")
+            && output.contains("Type '5' is not assignable"),
+        "{output}"
+    );
+}

@@ -3,10 +3,9 @@
 
 export type Bytes = string | Uint8Array | ArrayBuffer | ArrayBufferView;
 export type Handler = (request: Request) => Response | Promise<Response>;
-export type RouteHandler = (
-  request: Request,
-  params: Record<string, string>,
-) => Response | Promise<Response>;
+/** A route's `:name` and `*rest` segments, decoded. */
+export type Params = Record<string, string>;
+export type RouteHandler = (request: Request, params: Params) => Response | Promise<Response>;
 
 /** Answers each request with `handler(request)`. */
 export function serve(handler: Handler): void;
@@ -194,3 +193,14 @@ export const log: {
   error(message: string, context?: string): void;
   endpoint(name: string): { write(line: string): void };
 };
+
+// The fetch event of the service-worker style that componentize-js (StarlingMonkey)
+// supports: `addEventListener("fetch", (event) => event.respondWith(...))`.
+declare global {
+  interface FetchEvent extends Event {
+    readonly request: Request;
+    respondWith(response: Response | Promise<Response>): void;
+    waitUntil(promise: Promise<unknown>): void;
+  }
+  function addEventListener(type: "fetch", listener: (event: FetchEvent) => void): void;
+}

@@ -59,6 +59,10 @@ async function shorten(request) {
   return error(503, "no free slug; try again");
 }
 
+/**
+ * @param {Request} request
+ * @param {import("verge").Params} params
+ */
 function follow(request, { slug }) {
   const url = kv.open("links").text(slug);
   if (url === null) return error(404, "not found");
