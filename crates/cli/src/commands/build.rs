@@ -123,20 +123,13 @@ fn build_js(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
         );
     }
     if js::needs_install(dir) {
-        let spinner = ui::spinner("installing the pinned JavaScript tools (npm ci)");
-        let installed = js::install(dir);
-        spinner.finish_and_clear();
-        installed?;
+        with_spinner("installing the pinned JavaScript tools (npm ci)", || {
+            js::install(dir)
+        })?;
         ui::status("Installed", "the app's JavaScript tools (npm ci)");
     }
     let entry = manifest.entry(Language::Js);
-    if !dir.join(&entry).exists() {
-        bail!(
-            "no {} in {}; set [build] entry in verge.toml to the handler's module",
-            entry.display(),
-            dir.display()
-        );
-    }
+    require_entry(dir, &entry)?;
     js::check_syntax(dir, &entry)?;
     ui::status(
         "Building",
@@ -151,10 +144,9 @@ fn build_js(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp> {
     js::check_handler(dir, &entry, &module)?;
     let output = shown_dir.join(manifest.output());
     let partial = partial_output(dir, &manifest);
-    let spinner = ui::spinner("componentize-js");
-    let result = js::componentize(dir, &module, &wit, &partial);
-    spinner.finish_and_clear();
-    result?;
+    with_spinner("componentize-js", || {
+        js::componentize(dir, &module, &wit, &partial)
+    })?;
     replace_output(&partial, &output)?;
     built(manifest, output, started)
 }
@@ -175,20 +167,14 @@ fn build_python(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp
         );
     }
     if python::needs_install(dir) {
-        let spinner = ui::spinner("installing the pinned Python tools into .venv (pip)");
-        let installed = python::install(dir);
-        spinner.finish_and_clear();
-        installed?;
+        with_spinner(
+            "installing the pinned Python tools into .venv (pip)",
+            || python::install(dir),
+        )?;
         ui::status("Installed", "the app's Python tools (.venv)");
     }
     let entry = manifest.entry(Language::Python);
-    if !dir.join(&entry).exists() {
-        bail!(
-            "no {} in {}; set [build] entry in verge.toml to the handler's module",
-            entry.display(),
-            dir.display()
-        );
-    }
+    require_entry(dir, &entry)?;
     let (_, sources) = python::module_of(dir, &entry)?;
     python::check_syntax(dir, &sources)?;
     ui::status(
@@ -207,12 +193,31 @@ fn build_python(shown_dir: &Path, manifest: Manifest) -> anyhow::Result<BuiltApp
         .with_context(|| format!("writing Verge's Python package to {}", sdk.display()))?;
     let output = shown_dir.join(manifest.output());
     let partial = partial_output(dir, &manifest);
-    let spinner = ui::spinner("componentize-py");
-    let result = python::componentize(dir, &entry, &sdk, &wit, &partial, &search_path);
-    spinner.finish_and_clear();
-    result?;
+    with_spinner("componentize-py", || {
+        python::componentize(dir, &entry, &sdk, &wit, &partial, &search_path)
+    })?;
     replace_output(&partial, &output)?;
     built(manifest, output, started)
+}
+
+/// Runs `work` while a spinner says what it is.
+fn with_spinner<T, E>(message: &str, work: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let spinner = ui::spinner(message);
+    let result = work();
+    spinner.finish_and_clear();
+    result
+}
+
+/// The entry module must exist; the error says which setting names it.
+fn require_entry(dir: &Path, entry: &Path) -> anyhow::Result<()> {
+    if !dir.join(entry).exists() {
+        bail!(
+            "no {} in {}; set [build] entry in verge.toml to the handler's module",
+            entry.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
