@@ -307,11 +307,10 @@ async fn watch_swaps_the_app_without_dropping_requests_in_flight() {
     );
     // One build per change: the start, the edit, the broken edit. A build reads the
     // sources and writes the component; neither is a change to rebuild for.
-    let builds = server
-        .stderr
-        .all()
-        .iter()
-        .filter(|l| l.contains("Building"))
-        .count();
-    assert_eq!(builds, 3, "{:#?}", server.stderr.all());
+    assert_eq!(
+        server.stderr.count("Building"),
+        3,
+        "{:#?}",
+        server.stderr.all()
+    );
 }

@@ -102,6 +102,17 @@ impl Lines {
     pub fn all(&self) -> Vec<String> {
         self.0.0.lock().unwrap().clone()
     }
+
+    /// How many lines so far contain `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.0
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    }
 }
 
 /// A running `verge serve`, killed on drop.
