@@ -151,7 +151,11 @@ impl State {
         let authorized = req
             .headers()
             .get("authorization")
-            .is_some_and(|v| v.as_bytes() == self.token.as_bytes());
+            // Constant-time, like the admin API's check: the token guards a local
+            // listener, but a timing oracle is no less real there.
+            .is_some_and(|v| {
+                verge_server::admin::constant_time_eq(v.as_bytes(), self.token.as_bytes())
+            });
         if !authorized {
             return refuse(StatusCode::UNAUTHORIZED, "missing or wrong token");
         }

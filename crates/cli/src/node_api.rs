@@ -77,8 +77,11 @@ fn control_error(e: ControlError) -> Reply {
         ControlError::ServiceExists(_)
         | ControlError::DomainTaken { .. }
         | ControlError::NothingToRollBack(_)
-        | ControlError::VersionActive { .. } => StatusCode::CONFLICT,
-        ControlError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        | ControlError::VersionActive { .. }
+        | ControlError::TokenExists(_)
+        | ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     refuse(status, e)
 }

@@ -4,9 +4,12 @@
 //! - [`ControlState`]: the calls the node and its admin API make. [`RedbState`] keeps
 //!   them in one redb file (every change one durable transaction); a fleet will put
 //!   NATS JetStream behind the same trait, with no change in the callers.
+//! - [`conformance`]: the rules a [`ControlState`] keeps, as public functions, so a
+//!   fleet's implementation passes the same tests [`RedbState`] passes.
 //! - [`PackageStore`]: package bytes on disk, content-addressed by SHA-256, written
 //!   atomically.
 
+pub mod conformance;
 mod model;
 mod packages;
 mod redb_state;
@@ -34,8 +37,25 @@ pub enum ControlError {
     VersionActive { service: String, version: u32 },
     #[error("service `{0}` has no earlier active version to roll back to")]
     NothingToRollBack(String),
+    #[error("an admin token with id `{0}` exists already")]
+    TokenExists(String),
+    /// The state's storage cannot be reached now (in a fleet: NATS is cut off). Reads
+    /// of the local copy may still answer; a change must wait.
+    #[error("the control state is unavailable: {0}")]
+    Unavailable(String),
+    /// A change lost a compare-and-swap to a concurrent change; nothing was written.
+    #[error("a concurrent change won: {0}")]
+    Conflict(String),
+    /// Anything else: I/O, a full disk, a corrupt file.
     #[error("the control state could not be read or written: {0}")]
-    Storage(String),
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ControlError {
+    /// A [`ControlError::Other`] from any error or message.
+    pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Other(e.into())
+    }
 }
 
 /// What the node and its admin API do with services and versions.
@@ -74,4 +94,18 @@ pub trait ControlState: Send + Sync + 'static {
     fn tokens(&self) -> Result<Vec<TokenRecord>, ControlError>;
     /// Revokes a token; whether it existed.
     fn revoke_token(&self, id: &str) -> Result<bool, ControlError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_redb_state_keeps_the_control_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::cell::Cell::new(0);
+        crate::conformance::run(|| {
+            n.set(n.get() + 1);
+            let path = dir.path().join(format!("control-{}.redb", n.get()));
+            Box::new(crate::RedbState::open(&path).unwrap())
+        });
+    }
 }

@@ -31,7 +31,7 @@ impl std::fmt::Debug for RedbState {
 }
 
 fn storage(e: impl std::fmt::Display) -> ControlError {
-    ControlError::Storage(e.to_string())
+    ControlError::other(e.to_string())
 }
 
 fn now_ms() -> u64 {
@@ -314,10 +314,7 @@ impl ControlState for RedbState {
         self.write(|txn| {
             let mut table = txn.open_table(TOKENS).map_err(storage)?;
             if table.get(token.id.as_str()).map_err(storage)?.is_some() {
-                return Err(ControlError::Storage(format!(
-                    "token id {} exists",
-                    token.id
-                )));
+                return Err(ControlError::TokenExists(token.id.clone()));
             }
             let bytes = serde_json::to_vec(&token).map_err(storage)?;
             table

@@ -37,10 +37,27 @@ pub enum Change {
     Delete,
 }
 
-/// A storage failure: I/O, a full disk, a corrupt file. Carries no stored data.
+/// A storage failure, by what the caller can do about it. Carries no stored data.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BackendError(pub String);
+pub enum BackendError {
+    /// The storage cannot be reached now (a server down, a cut link): retry later, or
+    /// report "not ready", rather than treat the data as lost.
+    #[error("the storage is unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional write lost to a concurrent writer: re-read, then decide again.
+    #[error("a concurrent write won: {0}")]
+    Conflict(String),
+    /// Anything else: I/O, a full disk, a corrupt file.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BackendError {
+    /// An [`BackendError::Other`] from any error or message.
+    pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Other(e.into())
+    }
+}
 
 /// The calls the [`crate::Kv`] makes on its storage. Every call is synchronous and may
 /// block on I/O; callers on an async runtime run writes on a blocking thread.
@@ -123,7 +140,7 @@ pub(crate) mod codec {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Record, BackendError> {
-        let corrupt = || BackendError("a stored record is corrupt".into());
+        let corrupt = || BackendError::other("a stored record is corrupt");
         if bytes.len() < HEADER || bytes[0] != VERSION {
             return Err(corrupt());
         }

@@ -7,12 +7,14 @@
 //! - [`MemoryBackend`]: for tests and throwaway stores.
 //!
 //! A distributed backend (NATS JetStream) implements the same trait later; callers
-//! choose one by configuration and never change.
+//! choose one by configuration and never change. [`conformance`] holds the KV rules as
+//! public functions, so that backend passes the same tests the built-in ones pass.
 //!
 //! Stores are addressed by a [`Namespace`] (`app/store`), so two apps that name a
 //! store alike never share data.
 
 mod backend;
+pub mod conformance;
 mod kv;
 mod memory;
 mod redb_backend;

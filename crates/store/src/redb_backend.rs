@@ -79,7 +79,7 @@ impl RedbBackend {
     }
 
     fn error(&self, e: impl std::fmt::Display) -> BackendError {
-        BackendError(format!("{}: {e}", self.path.display()))
+        BackendError::other(format!("{}: {e}", self.path.display()))
     }
 }
 
@@ -262,7 +262,7 @@ impl RedbOnFirstUse {
         self.backend
             .get_or_init(|| RedbBackend::open(&self.path).map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(|e| BackendError(e.clone()))
+            .map_err(|e| BackendError::other(e.clone()))
     }
 }
 

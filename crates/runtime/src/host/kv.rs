@@ -132,7 +132,7 @@ async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, KvError> + Send + 'static,
 ) -> Result<R, KvError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(KvError::Storage(verge_store::BackendError(format!(
+        Err(KvError::Storage(verge_store::BackendError::other(format!(
             "the write did not finish: {e}"
         ))))
     })
@@ -157,7 +157,7 @@ fn edge_error(e: KvError) -> edge::Error {
         KvError::Exists => edge::Error::Exists,
         KvError::GenerationMismatch { found, .. } => edge::Error::GenerationMismatch(found),
         KvError::NotANumber | KvError::Overflow => edge::Error::NotANumber(e.to_string()),
-        KvError::Storage(e) => edge::Error::Storage(e.0),
+        KvError::Storage(e) => edge::Error::Storage(e.to_string()),
         other => edge::Error::Invalid(other.to_string()),
     }
 }
