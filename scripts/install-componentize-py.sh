@@ -13,9 +13,15 @@ if [ -x "$VENV/bin/componentize-py" ] && "$VENV/bin/componentize-py" --version 2
     && ls "$WHEELS"/componentize_py-"$VERSION"-*.whl >/dev/null 2>&1; then
     exit 0
 fi
-# shellcheck source=scripts/venv.sh
-source "$(dirname "$0")/venv.sh"
-make_venv "$VENV"
+rm -rf "$VENV"
+if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 needs python3-venv (ensurepip) to make virtualenvs.
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+fi
 mkdir -p "$WHEELS"
 "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     -d "$WHEELS" "componentize-py==$VERSION"

