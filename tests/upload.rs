@@ -11,6 +11,8 @@ use futures::StreamExt;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_1_gib_upload_is_echoed_back_streaming() {
     const LEN: u64 = 1 << 30;
+    // The checker itself must catch a wrong byte.
+    assert_eq!(check_pattern(5, &[5, 6, 0]), Err(7));
     let app = app_dir_for(
         &guest("echo"),
         // The default 50 ms of CPU: the SDK forwards the body inside the host.
@@ -37,10 +39,10 @@ async fn a_1_gib_upload_is_echoed_back_streaming() {
                 verge.stdout.all().join("\n")
             )
         });
-        for &b in chunk.iter() {
-            assert_eq!(b, pattern_byte(received), "byte {received} differs");
-            received += 1;
+        if let Err(at) = check_pattern(received, &chunk) {
+            panic!("byte {at} differs");
         }
+        received += chunk.len() as u64;
     }
     assert_eq!(received, LEN);
     let access = verge.access_line(&id);

@@ -411,17 +411,42 @@ pub fn request_id(resp: &reqwest::Response) -> String {
 /// A lazily generated body: `len` bytes of a pattern, in 64 KiB chunks.
 pub const PATTERN_CHUNK: u64 = 64 << 10;
 
-/// The byte at `offset` of [`pattern_stream`].
-pub fn pattern_byte(offset: u64) -> u8 {
+/// The pattern's bytes as slices of one precomputed cycle, so that making and checking
+/// a gigabyte is memcpy and memcmp: this binary is unoptimised, and a per-byte loop
+/// here competed with the server for the machine's two cores.
+fn pattern_cycle() -> &'static [u8] {
+    static CYCLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    CYCLE.get_or_init(|| (0..251 + PATTERN_CHUNK).map(|k| (k % 251) as u8).collect())
+}
+
+/// `len` bytes of [`pattern_stream`] from `offset`, within one pattern chunk.
+fn pattern_piece(offset: u64, len: u64) -> &'static [u8] {
     let (i, j) = (offset / PATTERN_CHUNK, offset % PATTERN_CHUNK);
-    ((i * 7 + j) % 251) as u8
+    debug_assert!(j + len <= PATTERN_CHUNK);
+    let start = ((i * 7 + j) % 251) as usize;
+    &pattern_cycle()[start..start + len as usize]
+}
+
+/// Whether `chunk` is what [`pattern_stream`] holds at `offset`; `Err` names the first
+/// offset that differs.
+pub fn check_pattern(offset: u64, chunk: &[u8]) -> Result<(), u64> {
+    let mut done = 0;
+    while done < chunk.len() {
+        let at = offset + done as u64;
+        let n = ((PATTERN_CHUNK - at % PATTERN_CHUNK) as usize).min(chunk.len() - done);
+        let (got, want) = (&chunk[done..done + n], pattern_piece(at, n as u64));
+        if got != want {
+            let k = got.iter().zip(want).position(|(a, b)| a != b).unwrap();
+            return Err(at + k as u64);
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 pub fn pattern_stream(len: u64) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::iter((0..len.div_ceil(PATTERN_CHUNK)).map(move |i| {
         let n = PATTERN_CHUNK.min(len - i * PATTERN_CHUNK);
-        Ok((0..n)
-            .map(|j| pattern_byte(i * PATTERN_CHUNK + j))
-            .collect())
+        Ok(pattern_piece(i * PATTERN_CHUNK, n).to_vec())
     }))
 }
