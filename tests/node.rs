@@ -935,3 +935,77 @@ async fn a_node_keeps_at_most_max_loaded_services_and_reloads_on_demand() {
     // gamma stayed loaded throughout (stderr is one pipe: its lines are in order).
     assert_eq!(count("gamma"), 1);
 }
+
+/// What `verge node` shares with `verge serve` (one flag group): geolocation, trusted
+/// proxies and the header limits work on a node too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_geolocates_clients_behind_its_trusted_proxies_and_limits_heads() {
+    let dbs = tempfile::tempdir().unwrap();
+    let city = common::geo::write_city_db(dbs.path(), &[common::geo::TOKYO]);
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start_with(
+        data.path(),
+        &[
+            "--geoip-db",
+            city.to_str().unwrap(),
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--max-header-count",
+            "20",
+        ],
+        &[],
+    );
+    deploy(
+        &admin,
+        "edge",
+        "edge.test",
+        package_of(packages.path(), "edge", ""),
+    )
+    .await;
+    let resp = client()
+        .get(verge.url("/info"))
+        .header("host", "edge.test")
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let info: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(info["client_ip"], "203.0.113.7");
+    assert_eq!(info["geo"]["city"], "Tokyo");
+
+    let mut many = client().get(verge.url("/info")).header("host", "edge.test");
+    for i in 0..40 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(many.send().await.unwrap().status(), 431);
+
+    // The group's checks hold on a node too, before anything starts.
+    let other = tempfile::tempdir().unwrap();
+    let token = other.path().join("token");
+    std::fs::write(&token, "a-token-of-twenty-chars").unwrap();
+    let out = common::verge(
+        &[
+            "node",
+            "--data-dir",
+            other.path().join("data").to_str().unwrap(),
+            "--admin-token-file",
+            token.to_str().unwrap(),
+            "--edge-cache-memory",
+            "1MiB",
+            "--edge-cache-max-object",
+            "2MiB",
+        ],
+        other.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "--edge-cache-max-object (2097152 bytes) must not exceed --edge-cache-memory"
+        ),
+        "{stderr}"
+    );
+    assert!(!other.path().join("data").exists(), "nothing was created");
+}

@@ -24,7 +24,7 @@ use verge_server::admin::PurgeRequest;
 use verge_server::{AppRegistry, SingleApp};
 use verge_store::{Kv, Namespace};
 
-use crate::kv_ops::{self, Op, OpError};
+use verge_node::kv_ops::{self, Op, OpError};
 
 /// The file that says where a running server's control listener is.
 pub const CONTROL_FILE: &str = "serve.json";

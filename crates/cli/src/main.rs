@@ -5,8 +5,7 @@
 
 mod commands;
 mod dev_control;
-mod kv_ops;
-mod node_api;
+mod flags;
 mod node_client;
 mod ui;
 

@@ -7,15 +7,16 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::builder::TypedValueParser;
 use verge_manifest::{DurationValue, Manifest};
 use verge_runtime::AppConfig;
 use verge_store::{Kv, Namespace, OpenError, RedbBackend};
 
-use crate::commands::serve::KV_FILE;
 use crate::dev_control::ControlFile;
-use crate::kv_ops::{self, Answer, Mode, Op};
 use crate::node_client::{NodeArgs, NodeClient, encode, refused, service_name};
 use crate::ui;
+use verge_node::app::KV_FILE;
+use verge_node::kv_ops::{self, Answer, Mode, Op};
 
 /// Read and write the KV stores of an app (its `[kv_stores]`).
 ///
@@ -79,7 +80,12 @@ enum Action {
         #[arg(long)]
         metadata: Option<String>,
         /// How to treat an existing value.
-        #[arg(long, value_enum, default_value_t = Mode::Overwrite)]
+        #[arg(
+            long,
+            default_value = "overwrite",
+            value_parser = clap::builder::PossibleValuesParser::new(Mode::NAMES)
+                .map(|name| name.parse::<Mode>().expect("a listed mode")),
+        )]
         mode: Mode,
         /// Write only if the item is at this generation (compare-and-swap).
         #[arg(long, value_name = "N")]

@@ -10,4 +10,5 @@ pub mod pack;
 pub mod purge;
 pub mod remote;
 pub mod serve;
+pub mod source;
 pub mod watch;

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use notify::{RecursiveMode, Watcher};
 use verge_manifest::Manifest;
+use verge_node::Reporter;
+use verge_node::app::load;
 use verge_runtime::Runtime;
 use verge_server::{LogWriter, Metrics, SingleApp};
 
-use crate::commands::serve::{Source, load, prepare};
+use crate::commands::source::{Source, prepare};
 use crate::ui;
 
 /// Changes closer together than this are one change (editors write several files).
@@ -26,6 +28,7 @@ pub fn spawn(
     registry: Arc<SingleApp>,
     log: LogWriter,
     metrics: Metrics,
+    report: Reporter,
 ) -> anyhow::Result<()> {
     let manifest = Manifest::load_dir(&dir)?;
     // The watcher reports absolute paths; compare them with absolute ones.
@@ -72,7 +75,9 @@ pub fn spawn(
             while rx.recv().is_ok() {
                 // Swallow the rest of a burst of events.
                 while rx.recv_timeout(DEBOUNCE).is_ok() {}
-                match prepare(&source, true).and_then(|app| load(&runtime, app, &log, &metrics)) {
+                let reloaded = prepare(&source, true)
+                    .and_then(|app| Ok(load(&runtime, app, &log, &metrics, &report)?));
+                match reloaded {
                     Ok(app) => {
                         registry.swap(app);
                         ui::status("Reloaded", "new requests use the new build");

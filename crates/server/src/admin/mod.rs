@@ -15,6 +15,10 @@
 //! A purge is hard unless `?soft=true` (soft marks objects stale). It answers
 //! `{"app", "purged", "soft"}` once no lookup can find the purged objects. The
 //! health routes are for load balancers and say nothing about the apps.
+//!
+//! [`AdminApi`] is the whole API as a value: [`AdminApi::handle`] answers a request
+//! without a listener (tests call it in process), and [`AdminServer`] serves it on
+//! an address.
 
 mod auth;
 mod logs;
@@ -43,30 +47,14 @@ pub use auth::{Authenticator, Denied, Need, Principal, Right, RootToken, Scope, 
 pub use logs::HELD_REQUESTS;
 pub use purge::{PurgeError, PurgeRequest, PurgeTarget, Purged, purge};
 
-/// Where the admin API listens and the token it takes.
-#[derive(Clone)]
-pub struct AdminConfig {
-    pub listen: SocketAddr,
-    /// Requests must carry `Authorization: Bearer TOKEN`.
-    pub token: String,
-}
-
-impl std::fmt::Debug for AdminConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminConfig")
-            .field("listen", &self.listen)
-            .field("token", &"[redacted]")
-            .finish()
-    }
-}
-
 /// A bound admin listener.
 pub struct AdminServer {
     listener: TcpListener,
-    state: Arc<State>,
+    api: Arc<AdminApi>,
 }
 
-struct State {
+/// The admin API: its token check, its built-in routes and the routes added to it.
+pub struct AdminApi {
     auth: Arc<dyn Authenticator>,
     registry: Arc<dyn AppRegistry>,
     cache: Cache,
@@ -87,6 +75,37 @@ pub type AdminBody = UnsyncBoxBody<Bytes, std::convert::Infallible>;
 /// The answer of an admin route.
 pub type Reply = Response<AdminBody>;
 
+/// Why a request body could not be read. A concrete type rather than a boxed trait
+/// object: `Limited` wraps errors in a `Box<dyn Error>` itself, and a boxed one inside
+/// trips the compiler's `Send` check on the spawned connection future.
+#[derive(Debug)]
+pub struct BodyError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+/// The body of a request to the admin API: from a connection, or built in process.
+pub type RequestBody = UnsyncBoxBody<Bytes, BodyError>;
+/// A request to the admin API.
+pub type AdminRequest = Request<RequestBody>;
+
+/// A request body from any body (a connection's, or `Full` bytes in a test).
+pub fn request_body<B>(body: B) -> RequestBody
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    body.map_err(|e| BodyError(e.into())).boxed_unsync()
+}
+
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> AdminBody {
     Full::new(bytes.into()).boxed_unsync()
@@ -97,7 +116,7 @@ pub fn full(bytes: impl Into<Bytes>) -> AdminBody {
 pub trait AdminRoutes: Send + Sync + 'static {
     fn handle(
         &self,
-        req: Request<Incoming>,
+        req: AdminRequest,
         principal: Principal,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>>;
 }
@@ -110,50 +129,47 @@ pub fn forbidden(why: &str) -> Reply {
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 << 10;
 
-impl AdminServer {
-    pub async fn bind(
-        config: AdminConfig,
+impl AdminApi {
+    /// The API with one bearer token, `token`, that may do everything.
+    pub fn new(
+        token: String,
         registry: Arc<dyn AppRegistry>,
         cache: Cache,
         metrics: Metrics,
-    ) -> Result<AdminServer, ServerError> {
-        let listener = crate::serve::listen(config.listen).await?;
-        Ok(AdminServer {
-            listener,
-            state: Arc::new(State {
-                auth: Arc::new(RootToken(config.token)),
-                registry,
-                cache,
-                metrics,
-                extra: Vec::new(),
-                logs: None,
-            }),
-        })
+    ) -> Self {
+        AdminApi {
+            auth: Arc::new(RootToken(token)),
+            registry,
+            cache,
+            metrics,
+            extra: Vec::new(),
+            logs: None,
+        }
     }
 
     /// Serves `routes` for every path under `prefix` (after the token check).
     pub fn with_routes(mut self, prefix: &'static str, routes: Arc<dyn AdminRoutes>) -> Self {
-        Arc::get_mut(&mut self.state)
-            .expect("routes are added before the server runs")
-            .extra
-            .push((prefix, routes));
+        self.extra.push((prefix, routes));
         self
     }
 
     /// Serves the apps' log lines, live, from `tap`.
     pub fn with_logs(mut self, tap: Arc<LogTap>) -> Self {
-        Arc::get_mut(&mut self.state)
-            .expect("the log tap is set before the server runs")
-            .logs = Some(tap);
+        self.logs = Some(tap);
         self
     }
 
     /// Authenticates tokens with `auth` instead of the one configured token.
     pub fn with_authenticator(mut self, auth: Arc<dyn Authenticator>) -> Self {
-        Arc::get_mut(&mut self.state)
-            .expect("the authenticator is set before the server runs")
-            .auth = auth;
+        self.auth = auth;
         self
+    }
+}
+
+impl AdminServer {
+    pub async fn bind(listen: SocketAddr, api: Arc<AdminApi>) -> Result<AdminServer, ServerError> {
+        let listener = crate::serve::listen(listen).await?;
+        Ok(AdminServer { listener, api })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -168,11 +184,14 @@ impl AdminServer {
             let Ok((stream, _)) = self.listener.accept().await else {
                 continue;
             };
-            let state = self.state.clone();
+            let api = self.api.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(state.handle(req).await) }
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let api = api.clone();
+                    async move {
+                        let req = req.map(request_body);
+                        Ok::<_, std::convert::Infallible>(api.handle(req).await)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -211,8 +230,9 @@ fn error(status: StatusCode, message: &str) -> Reply {
     json(status, &ErrorBody { error: message })
 }
 
-impl State {
-    async fn handle(&self, req: Request<Incoming>) -> Reply {
+impl AdminApi {
+    /// Answers one request: the health routes, then the token check, then the route.
+    pub async fn handle(&self, req: AdminRequest) -> Reply {
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
@@ -334,8 +354,8 @@ impl State {
     }
 }
 
-impl State {
-    fn tail(&self, req: &Request<Incoming>, app: &str, principal: &Principal) -> Reply {
+impl AdminApi {
+    fn tail(&self, req: &AdminRequest, app: &str, principal: &Principal) -> Reply {
         let Some(tap) = &self.logs else {
             return error(StatusCode::NOT_FOUND, "this listener serves no logs");
         };

@@ -1,6 +1,6 @@
 //! KV operations as values, so `verge kv` runs the same code on a store file it
-//! opens itself and, through `verge serve`'s local control listener, on the store a
-//! running server holds.
+//! opens itself, through `verge serve`'s local control listener on the store a
+//! running server holds, and through a node's admin API.
 
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub enum Op {
 }
 
 /// Insert modes as the CLI spells them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
@@ -45,6 +45,30 @@ pub enum Mode {
     Add,
     Append,
     Prepend,
+}
+
+impl Mode {
+    /// The modes' names, as the CLI and the wire spell them.
+    pub const NAMES: [&'static str; 4] = ["overwrite", "add", "append", "prepend"];
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mode, String> {
+        Ok(match text {
+            "overwrite" => Mode::Overwrite,
+            "add" => Mode::Add,
+            "append" => Mode::Append,
+            "prepend" => Mode::Prepend,
+            other => {
+                return Err(format!(
+                    "no insert mode `{other}` (one of: {})",
+                    Mode::NAMES.join(", ")
+                ));
+            }
+        })
+    }
 }
 
 /// What an operation answers.

@@ -1,0 +1,73 @@
+//! `POST /admin/v1/services/{name}/kv/{store}`: one KV operation (`verge kv`) on a
+//! store of the service's active version.
+
+use std::sync::Arc;
+
+use hyper::http::StatusCode;
+use verge_control::ServiceName;
+use verge_server::AppRegistry;
+use verge_server::admin::{AdminRequest, Need, Principal, Reply, forbidden};
+use verge_store::Namespace;
+
+use super::{json_body, refuse, reply};
+use crate::Node;
+use crate::kv_ops::{self, Op};
+
+/// Reads need the service's read right, writes its write right.
+pub(super) async fn kv(
+    node: &Arc<Node>,
+    principal: &Principal,
+    name: &ServiceName,
+    store: &str,
+    req: AdminRequest,
+) -> Reply {
+    // The scope first, so a token outside it learns nothing from the body's errors.
+    let need = |write| Need {
+        service: Some(name.as_str()),
+        write,
+    };
+    if let Err(why) = principal.check(need(false)) {
+        return forbidden(&why);
+    }
+    let op: Op = match json_body(req).await {
+        Ok(op) => op,
+        Err(reply) => return reply,
+    };
+    if matches!(op, Op::Put { .. } | Op::Delete { .. })
+        && let Err(why) = principal.check(need(true))
+    {
+        return forbidden(&why);
+    }
+    let Some(routed) = node.registry.by_name(name.as_str()) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service `{}` has no active version: its KV stores are those its package declares",
+                name.as_str()
+            ),
+        );
+    };
+    let config = routed.app.config();
+    let Some(declared) = config.kv_stores.iter().find(|s| s.name == store) else {
+        let names: Vec<&str> = config.kv_stores.iter().map(|s| s.name.as_str()).collect();
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service `{}` declares no KV store `{store}` (it declares: {})",
+                name.as_str(),
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        );
+    };
+    let ns = Namespace::new(&config.name, &declared.name, declared.limits);
+    let kv = node.runtime.config().node.kv.clone();
+    match tokio::task::spawn_blocking(move || kv_ops::run(&kv, &ns, op)).await {
+        Ok(Ok(answer)) => reply(StatusCode::OK, &answer),
+        Ok(Err(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.error),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}

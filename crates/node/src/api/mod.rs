@@ -1,0 +1,116 @@
+//! The node's admin routes, on top of the server's (purge, logs, metrics, whoami):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /admin/v1/services` | the services |
+//! | `POST /admin/v1/services` `{"name", "domains"}` | create one |
+//! | `GET /admin/v1/services/{name}` | one service |
+//! | `DELETE /admin/v1/services/{name}` | delete one (stops serving it) |
+//! | `GET /admin/v1/services/{name}/versions` | its versions |
+//! | `DELETE /admin/v1/services/{name}/versions/{number}` | delete a version that is not active |
+//! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
+//! | `POST /admin/v1/services/{name}/activate` `{"version"}` | serve that version |
+//! | `POST /admin/v1/services/{name}/rollback` | serve the one active before |
+//! | `POST /admin/v1/services/{name}/kv/{store}` (an operation, as `verge kv` sends it) | get, put, delete or list in a KV store of the active version |
+//! | `GET /admin/v1/tokens` | the tokens (never their secrets) |
+//! | `POST /admin/v1/tokens` `{"name", "service", "write"}` | make one: its secret is shown once |
+//! | `DELETE /admin/v1/tokens/{id}` | revoke one |
+//!
+//! Tokens are scoped to the node or to one service, read or read-write; the node's
+//! root token can do everything. A route outside a token's scope answers 403 with
+//! the reason.
+
+mod kv;
+mod services;
+mod tokens;
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use hyper::http::StatusCode;
+use verge_control::ControlError;
+use verge_server::admin::{AdminApi, AdminRequest, Reply, RootToken};
+
+use crate::Node;
+use crate::auth::NodeAuth;
+use crate::deploy::DeployError;
+
+impl Node {
+    /// The node's whole admin API, callable in process ([`AdminApi::handle`]) or
+    /// served by an [`verge_server::admin::AdminServer`].
+    pub fn admin_api(self: &Arc<Self>, root_token: String) -> AdminApi {
+        AdminApi::new(
+            root_token.clone(),
+            self.registry.clone(),
+            self.runtime.config().node.cache.clone(),
+            self.metrics.clone(),
+        )
+        .with_authenticator(Arc::new(NodeAuth {
+            root: RootToken(root_token),
+            control: self.control.clone(),
+        }))
+        .with_logs(self.log.tap().clone())
+        .with_routes(
+            "/admin/v1/services",
+            Arc::new(services::ServicesApi(self.clone())),
+        )
+        .with_routes(
+            "/admin/v1/tokens",
+            Arc::new(tokens::TokensApi(self.clone())),
+        )
+    }
+}
+
+fn reply(status: StatusCode, body: &impl serde::Serialize) -> Reply {
+    verge_server::admin::json(status, body)
+}
+
+fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+    reply(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+fn control_status(e: &ControlError) -> StatusCode {
+    match e {
+        ControlError::NoSuchService(_) | ControlError::NoSuchVersion { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        ControlError::ServiceExists(_)
+        | ControlError::DomainTaken { .. }
+        | ControlError::NothingToRollBack(_)
+        | ControlError::VersionActive { .. }
+        | ControlError::TokenExists(_)
+        | ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn control_error(e: ControlError) -> Reply {
+    refuse(control_status(&e), e)
+}
+
+fn deploy_error(e: DeployError) -> Reply {
+    let status = match &e {
+        DeployError::Control(e) => control_status(e),
+        DeployError::InvalidPackage(_) => StatusCode::BAD_REQUEST,
+        DeployError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        DeployError::Settings(_) | DeployError::DoesNotLoad { .. } | DeployError::Activation(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        DeployError::Packages(_) | DeployError::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    refuse(status, e)
+}
+
+/// The request's JSON body (at most 64 KiB).
+async fn json_body<T: serde::de::DeserializeOwned>(req: AdminRequest) -> Result<T, Reply> {
+    let body = http_body_util::Limited::new(req.into_body(), 64 << 10)
+        .collect()
+        .await
+        .map_err(|e| refuse(StatusCode::PAYLOAD_TOO_LARGE, e))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! `/admin/v1/services`: services, versions, activation, and the KV route.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use hyper::http::{Method, StatusCode};
+use serde::Deserialize;
+use verge_control::{ControlError, ServiceName};
+use verge_manifest::DomainPattern;
+use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
+
+use super::{control_error, deploy_error, json_body, refuse, reply};
+use crate::Node;
+use crate::deploy::DeployError;
+
+pub(super) struct ServicesApi(pub(super) Arc<Node>);
+
+impl AdminRoutes for ServicesApi {
+    fn handle(
+        &self,
+        req: AdminRequest,
+        principal: Principal,
+    ) -> Pin<Box<dyn std::future::Future<Output = Reply> + Send + '_>> {
+        Box::pin(async move {
+            let path = req.uri().path().trim_end_matches('/').to_owned();
+            let rest = path.strip_prefix("/admin/v1/services").unwrap_or("");
+            let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+            let node = &self.0;
+            let method = req.method().clone();
+            let name = match parts.first().map(|n| ServiceName::new(n)) {
+                Some(Ok(name)) => Some(name),
+                Some(Err(e)) => return refuse(StatusCode::BAD_REQUEST, e),
+                None => None,
+            };
+            let action = parts.get(1).copied();
+            if let (Some(name), Some("kv")) = (&name, action) {
+                return match (parts.get(2), parts.len(), &method) {
+                    (Some(store), 3, &Method::POST) => {
+                        super::kv::kv(node, &principal, name, store, req).await
+                    }
+                    (_, _, &Method::POST) => refuse(StatusCode::NOT_FOUND, "no such route"),
+                    _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "KV operations are POST"),
+                };
+            }
+            // Service routes are the service's; listing and creating are the node's.
+            let need = Need {
+                service: if method == Method::DELETE && action.is_none() {
+                    None
+                } else {
+                    name.as_ref().map(|n| n.as_str())
+                },
+                write: method != Method::GET,
+            };
+            if let Err(why) = principal.check(need) {
+                return forbidden(&why);
+            }
+            match (method, name, action) {
+                (Method::GET, None, None) => match node.control.services() {
+                    Ok(services) => reply(StatusCode::OK, &services),
+                    Err(e) => control_error(e),
+                },
+                (Method::POST, None, None) => {
+                    #[derive(Deserialize)]
+                    #[serde(deny_unknown_fields)]
+                    struct Create {
+                        name: ServiceName,
+                        #[serde(default)]
+                        domains: Vec<DomainPattern>,
+                    }
+                    let create: Create = match json_body(req).await {
+                        Ok(c) => c,
+                        Err(reply) => return reply,
+                    };
+                    match node.control.create_service(&create.name, &create.domains) {
+                        Ok(service) => reply(StatusCode::CREATED, &service),
+                        Err(e) => control_error(e),
+                    }
+                }
+                (Method::GET, Some(name), None) => match node.control.service(&name) {
+                    Ok(Some(service)) => reply(StatusCode::OK, &service),
+                    Ok(None) => {
+                        control_error(ControlError::NoSuchService(name.as_str().to_owned()))
+                    }
+                    Err(e) => control_error(e),
+                },
+                (Method::DELETE, Some(name), None) => match node.delete_service(&name) {
+                    Ok(()) => reply(
+                        StatusCode::OK,
+                        &serde_json::json!({ "deleted": name.as_str() }),
+                    ),
+                    Err(e) => control_error(e),
+                },
+                (Method::DELETE, Some(name), Some("versions")) => {
+                    let Some(Ok(number)) = parts.get(2).map(|n| n.parse::<u32>()) else {
+                        return refuse(
+                            StatusCode::BAD_REQUEST,
+                            "say which version: DELETE /admin/v1/services/{name}/versions/{number}",
+                        );
+                    };
+                    match node.control.delete_version(&name, number) {
+                        Ok(version) => reply(StatusCode::OK, &version),
+                        Err(e) => control_error(e),
+                    }
+                }
+                (Method::GET, Some(name), Some("versions")) => match node.control.versions(&name) {
+                    Ok(versions) => reply(StatusCode::OK, &versions),
+                    Err(e) => control_error(e),
+                },
+                (Method::POST, Some(name), Some("versions")) => {
+                    upload(node, name, req, principal.name).await
+                }
+                (Method::POST, Some(name), Some("activate")) => {
+                    #[derive(Deserialize)]
+                    #[serde(deny_unknown_fields)]
+                    struct Activate {
+                        version: u32,
+                    }
+                    let body: Activate = match json_body(req).await {
+                        Ok(a) => a,
+                        Err(reply) => return reply,
+                    };
+                    activate(node, name, Some(body.version)).await
+                }
+                (Method::POST, Some(name), Some("rollback")) => activate(node, name, None).await,
+                _ => refuse(StatusCode::NOT_FOUND, "no such route"),
+            }
+        })
+    }
+}
+
+/// Streams an upload to a temporary file (refused past the node's package limit
+/// before more is read), then checks, stores and records it.
+async fn upload(node: &Arc<Node>, name: ServiceName, req: AdminRequest, by: String) -> Reply {
+    // A missing service is told before the body is read.
+    match node.control.service(&name) {
+        Ok(Some(_)) => {}
+        Ok(None) => return control_error(ControlError::NoSuchService(name.as_str().to_owned())),
+        Err(e) => return control_error(e),
+    }
+    let mut spool = match tempfile::tempfile() {
+        Ok(file) => file,
+        Err(e) => return deploy_error(DeployError::Spool(e)),
+    };
+    let limit = node.max_package_bytes();
+    let mut body = req.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the upload broke: {e}")),
+        };
+        if let Some(data) = frame.data_ref() {
+            received += data.len() as u64;
+            if received > limit {
+                return deploy_error(DeployError::TooLarge { limit });
+            }
+            if let Err(e) = spool.write_all(data) {
+                return deploy_error(DeployError::Spool(e));
+            }
+        }
+    }
+    let node = node.clone();
+    match tokio::task::spawn_blocking(move || node.add_version(&name, spool, &by)).await {
+        Ok(Ok(version)) => reply(StatusCode::CREATED, &version),
+        Ok(Err(e)) => deploy_error(e),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn activate(node: &Arc<Node>, name: ServiceName, version: Option<u32>) -> Reply {
+    let node = node.clone();
+    match tokio::task::spawn_blocking(move || node.activate(&name, version)).await {
+        Ok(Ok(service)) => reply(StatusCode::OK, &service),
+        Ok(Err(e)) => deploy_error(e),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}

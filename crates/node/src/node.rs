@@ -1,0 +1,333 @@
+//! The node: its state, its runtime and its router, and the listeners it serves on.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+
+use verge_control::{
+    ControlError, ControlState, PackageStore, PackageStoreError, RedbState, Service,
+};
+use verge_manifest::{LimitsSection, Package, PackageError};
+use verge_runtime::{LoadError, NodeServices, Runtime};
+use verge_server::admin::AdminServer;
+use verge_server::{
+    Certificates, LazyApp, LogWriter, Metrics, NodeRegistry, RoutedApp, Server, ServerError,
+    TlsError,
+};
+
+use crate::app::{self, AppError, KvBackend, KvOpenError, MAX_PACKAGED_COMPONENT};
+use crate::config::default_memory_budget;
+use crate::edge::EdgeError;
+use crate::{NodeConfig, Reporter};
+
+/// A node: services side by side, each on its domains, deployed through its admin
+/// API ([`Node::admin_api`]).
+pub struct Node {
+    /// The node itself, for loaders the registry calls later.
+    myself: Weak<Node>,
+    pub(crate) control: Arc<dyn ControlState>,
+    pub(crate) packages: PackageStore,
+    pub(crate) runtime: Runtime,
+    pub(crate) registry: Arc<NodeRegistry>,
+    pub(crate) log: LogWriter,
+    pub(crate) metrics: Metrics,
+    /// The instance cap of services whose packages set none.
+    max_concurrent_per_service: u32,
+    pub(crate) max_package_bytes: u64,
+    report: Reporter,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("creating the data directory {}", dir.display())]
+    DataDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening the node's control state")]
+    Control(#[source] ControlError),
+    #[error("opening the node's package store")]
+    Packages(#[source] PackageStoreError),
+    #[error("opening the node's KV stores")]
+    Kv(#[source] KvOpenError),
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+    #[error("starting the Wasm runtime")]
+    Runtime(#[source] LoadError),
+    #[error("loading the TLS certificates (see `verge node --help`)")]
+    Certificates(#[source] TlsError),
+    #[error(transparent)]
+    Listen(#[from] ServerError),
+}
+
+/// Why a recorded version could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionLoadError {
+    #[error("version {0} is not recorded")]
+    NotRecorded(u32),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Packages(#[from] PackageStoreError),
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl Node {
+    /// Opens the node's state in `config.data_dir` and routes every service's active
+    /// version, each loaded on its first request (from the compile cache): a node
+    /// with many services is ready at once. Binds nothing; see [`Node::start`].
+    pub fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+        config.edge.validate()?;
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let control: Arc<dyn ControlState> =
+            Arc::new(RedbState::open(&dir.join("control.redb")).map_err(NodeError::Control)?);
+        let packages = PackageStore::open(&dir.join("packages")).map_err(NodeError::Packages)?;
+        let services = NodeServices {
+            name: config.name.clone(),
+            geo: config.edge.geo()?,
+            kv: app::open_kv(KvBackend::Redb, dir, false).map_err(NodeError::Kv)?,
+            cache: config.edge.open_cache()?,
+            ..NodeServices::default()
+        };
+        let runtime = Runtime::new(verge_runtime::RuntimeConfig {
+            compile_cache_dir: Some(dir.join("compile-cache")),
+            max_memory_bytes: config.max_memory_per_instance,
+            memory_budget_bytes: Some(config.memory_budget.unwrap_or_else(default_memory_budget)),
+            ..config.edge.runtime_config(services)
+        })
+        .map_err(NodeError::Runtime)?;
+        let node = Arc::new_cyclic(|myself| Node {
+            myself: myself.clone(),
+            control,
+            packages,
+            runtime,
+            registry: Arc::new(
+                NodeRegistry::default().with_max_loaded(config.max_loaded_services as usize),
+            ),
+            log: LogWriter::spawn(std::io::stdout()),
+            metrics: Metrics::default(),
+            max_concurrent_per_service: config.max_concurrent_per_service,
+            max_package_bytes: config.max_package_bytes.min(MAX_PACKAGED_COMPONENT),
+            report: config.report.clone(),
+        });
+        let mut routed = 0;
+        for service in node.control.services().map_err(NodeError::Control)? {
+            if let Some(active) = service.active {
+                node.serve_lazily(&service, active);
+                routed += 1;
+            }
+        }
+        if routed > 0 {
+            node.report.status(
+                "Routing",
+                &format!("{routed} services, each loaded on its first request"),
+            );
+        }
+        Ok(node)
+    }
+
+    /// Opens the node and binds its listeners (client HTTP, HTTPS, admin); the admin
+    /// API is served at once, client traffic by [`RunningNode::serve`].
+    pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+        let certs = match &config.tls_certs {
+            Some(dir) => {
+                let certs = Certificates::load(dir).map_err(NodeError::Certificates)?;
+                certs.watch(std::time::Duration::from_secs(2));
+                Some(certs)
+            }
+            None => None,
+        };
+        let node = Node::open(&config)?;
+        let bind = |listen| {
+            Server::bind(
+                config.edge.server_config(listen),
+                node.registry.clone(),
+                node.log.clone(),
+            )
+        };
+        let https = match (config.tls_listen, &certs) {
+            (Some(addr), Some(certs)) => Some(bind(addr).await?.with_tls(certs)),
+            _ => None,
+        };
+        let http = match config.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let admin = AdminServer::bind(
+            config.admin_listen,
+            Arc::new(node.admin_api(config.root_token.clone())),
+        )
+        .await?;
+        let admin_addr = admin.local_addr();
+        let admin = tokio::spawn(admin.run());
+        Ok(RunningNode {
+            node,
+            http,
+            https,
+            admin_addr,
+            admin,
+            certificates: certs.as_ref().map_or(0, |c| c.count()),
+        })
+    }
+
+    /// The services' registry: what the router serves.
+    pub fn registry(&self) -> &Arc<NodeRegistry> {
+        &self.registry
+    }
+
+    /// The node's log writer: access and guest lines, and the live tail.
+    pub fn log(&self) -> &LogWriter {
+        &self.log
+    }
+
+    /// Loads version `number` of `service` (from the compile cache when it was
+    /// compiled before) and routes the service's domains to it.
+    pub(crate) fn serve_version(
+        &self,
+        service: &Service,
+        number: u32,
+    ) -> Result<(), VersionLoadError> {
+        let app = self.load_version(service, number)?;
+        let lazy = LazyApp::loaded(app, self.loader(service, number));
+        self.registry
+            .set(service.name.as_str(), lazy, &patterns(service));
+        Ok(())
+    }
+
+    /// Routes the service's domains to version `number`, loaded on its first request.
+    fn serve_lazily(&self, service: &Service, number: u32) {
+        let lazy = LazyApp::new(self.loader(service, number));
+        self.registry
+            .set(service.name.as_str(), lazy, &patterns(service));
+    }
+
+    /// Loads version `number` of `service` when the registry asks (on a first
+    /// request, or again after it was unloaded).
+    fn loader(
+        &self,
+        service: &Service,
+        number: u32,
+    ) -> impl Fn() -> Result<RoutedApp, String> + Send + Sync + 'static {
+        let node = self.myself.clone();
+        let service = service.clone();
+        move || {
+            let node = node.upgrade().ok_or("the node is stopping")?;
+            node.load_version(&service, number).map_err(|e| {
+                format!(
+                    "loading version {number} of service `{}`: {}",
+                    service.name.as_str(),
+                    crate::report::chain(&e)
+                )
+            })
+        }
+    }
+
+    /// Version `number` of `service`, ready to serve.
+    fn load_version(&self, service: &Service, number: u32) -> Result<RoutedApp, VersionLoadError> {
+        let versions = self.control.versions(&service.name)?;
+        let version = versions
+            .iter()
+            .find(|v| v.number == number)
+            .ok_or(VersionLoadError::NotRecorded(number))?;
+        let bytes = self.packages.get(&version.sha256)?;
+        let package = Package::read_from(&bytes[..], MAX_PACKAGED_COMPONENT)?;
+        let mut prepared = app::from_package(
+            package,
+            std::path::Path::new(&format!("{}@{number}", service.name.as_str())),
+            &LimitsSection::default(),
+        )?;
+        let limits = &mut prepared.config.limits;
+        limits.max_concurrent = limits
+            .max_concurrent
+            .or(Some(self.max_concurrent_per_service));
+        // The service's name is its namespace (KV, cache, logs), whatever the
+        // package's app is called.
+        prepared.config.name = service.name.as_str().to_owned();
+        prepared.config.version = Some(number.to_string());
+        Ok(app::load(
+            &self.runtime,
+            prepared,
+            &self.log,
+            &self.metrics,
+            &self.report,
+        )?)
+    }
+}
+
+/// The host patterns of a service, as the registry takes them.
+fn patterns(service: &Service) -> Vec<String> {
+    service
+        .domains
+        .iter()
+        .map(|d| d.as_str().to_owned())
+        .collect()
+}
+
+/// A node with its listeners bound.
+pub struct RunningNode {
+    node: Arc<Node>,
+    http: Option<Server>,
+    https: Option<Server>,
+    admin_addr: SocketAddr,
+    admin: tokio::task::JoinHandle<()>,
+    certificates: usize,
+}
+
+impl RunningNode {
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(Server::local_addr)
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().map(Server::local_addr)
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Certificates the HTTPS listener has.
+    pub fn certificates(&self) -> usize {
+        self.certificates
+    }
+
+    /// Serves client traffic until `shutdown` completes, then lets requests in flight
+    /// finish; the admin API stops with it.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        // Both listeners stop on the same signal.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let https = async {
+            if let Some(server) = self.https {
+                server.run(stopped(stopping.clone())).await;
+            }
+        };
+        let http = async {
+            if let Some(server) = self.http {
+                server.run(stopped(stopping.clone())).await;
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(https, http, signal);
+        self.admin.abort();
+    }
+}
