@@ -411,6 +411,7 @@ async fn purges_through_the_admin_api_and_verge_purge() {
         ("POST", "/admin/v1/apps/test-app/purge/all"),
         ("POST", "/admin/v1/apps/test-app/purge/keys/items"),
         ("POST", "/admin/v1/apps/test-app/purge/url"),
+        ("POST", "/admin/v1/services/test-app/purge/all"),
         ("GET", "/metrics"),
         ("GET", "/admin/v1/nothing-here"),
     ];
@@ -432,7 +433,7 @@ async fn purges_through_the_admin_api_and_verge_purge() {
     let (status, body) = admin(
         &addr,
         "POST",
-        "/admin/v1/apps/test-app/purge/keys/item-1",
+        "/admin/v1/services/test-app/purge/keys/item-1",
         Some(TOKEN),
     )
     .await;
@@ -451,7 +452,7 @@ async fn purges_through_the_admin_api_and_verge_purge() {
         "item 2 stays cached"
     );
 
-    // By URL.
+    // By URL (through the older spelling of the route, which answers the same).
     let (status, body) = admin(
         &addr,
         "POST",
@@ -480,7 +481,7 @@ async fn purges_through_the_admin_api_and_verge_purge() {
     let (status, _) = admin(
         &addr,
         "POST",
-        "/admin/v1/apps/test-app/purge/keys/items?soft=true",
+        "/admin/v1/services/test-app/purge/keys/items?soft=true",
         Some(TOKEN),
     )
     .await;

@@ -1009,3 +1009,51 @@ async fn a_node_geolocates_clients_behind_its_trusted_proxies_and_limits_heads()
     );
     assert!(!other.path().join("data").exists(), "nothing was created");
 }
+
+/// Two activations of one service at once: each lands, one after the other, or one
+/// is refused with 409 and the reason, and what serves is the winner. Never both
+/// "won" with one silently overwritten.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_activations_resolve_by_compare_and_swap() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (verge, admin) = start(data.path());
+    deploy(&admin, "shop", "shop.test", package(packages.path(), "one")).await;
+    for greeting in ["two", "three"] {
+        let (status, body) = call(
+            &admin,
+            "POST",
+            "/admin/v1/services/shop/versions",
+            Some(package(packages.path(), greeting)),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut conflicts = 0;
+    for round in 0..10 {
+        let (x, y) = if round % 2 == 0 { (2, 3) } else { (3, 2) };
+        let (a, b) = tokio::join!(activate(&admin, "shop", x), activate(&admin, "shop", y));
+        let winner = match (a, b) {
+            ((200, _), (200, _)) => None,
+            ((200, won), (409, lost)) | ((409, lost), (200, won)) => {
+                conflicts += 1;
+                assert!(
+                    lost["error"].as_str().unwrap().contains("try again"),
+                    "{lost}"
+                );
+                Some(won["active"].as_u64().unwrap())
+            }
+            other => panic!("unexpected answers: {other:?}"),
+        };
+        let (_, service) = call(&admin, "GET", "/admin/v1/services/shop", None).await;
+        let active = service["active"].as_u64().unwrap();
+        if let Some(winner) = winner {
+            assert_eq!(active, winner, "the winner is what is recorded");
+        }
+        let (_, body) = on(&verge, "shop.test", "GET", "/greeting", "").await;
+        let expected = if active == 2 { "two" } else { "three" };
+        assert!(body.contains(expected), "version {active} serves: {body}");
+        assert_eq!(activate(&admin, "shop", 1).await.0, 200);
+    }
+    eprintln!("{conflicts} of 10 rounds conflicted");
+}

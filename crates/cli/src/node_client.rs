@@ -212,6 +212,23 @@ impl NodeClient {
         Ok(value)
     }
 
+    /// [`NodeClient::ok`], read as the API type `T`.
+    pub fn typed<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> anyhow::Result<T> {
+        let value = self.ok(method, path, body)?;
+        serde_json::from_value(value).with_context(|| {
+            format!(
+                "the node at {} answered {path} in a form this verge does not know; \
+                 are the node and the CLI the same version?",
+                self.base
+            )
+        })
+    }
+
     pub fn unreachable(&self) -> String {
         format!(
             "reaching the node at {}; is it running, and is --node right?",
@@ -250,8 +267,8 @@ pub fn service_name(service: Option<&str>, app: &std::path::Path) -> anyhow::Res
 }
 
 /// The body of a JSON request.
-pub fn json(value: &serde_json::Value) -> reqwest::Body {
-    reqwest::Body::from(value.to_string())
+pub fn json(value: &impl serde::Serialize) -> reqwest::Body {
+    reqwest::Body::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
 /// Percent-encodes a path segment.

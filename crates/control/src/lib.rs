@@ -1,24 +1,31 @@
 //! The control plane's state: services (tenants), their versions (uploaded packages),
-//! which version is active, the domains each service answers, and the package bytes.
+//! which version is active, the domains each service answers, admin tokens, and the
+//! package bytes.
 //!
-//! - [`ControlState`]: the calls the node and its admin API make. [`RedbState`] keeps
-//!   them in one redb file (every change one durable transaction); a fleet will put
-//!   NATS JetStream behind the same trait, with no change in the callers.
-//! - [`conformance`]: the rules a [`ControlState`] keeps, as public functions, so a
-//!   fleet's implementation passes the same tests [`RedbState`] passes.
+//! - [`ControlStore`]: the storage a control plane needs: a revisioned key-value map
+//!   with compare-and-swap writes and a change feed. [`RedbStore`] keeps it in one
+//!   redb file; a fleet puts a JetStream KV bucket behind the same trait.
+//! - [`Control`]: the rules (a domain serves one service, versions number up,
+//!   activation and rollback), once, over any store; every change a compare-and-swap
+//!   on what it read, so concurrent changes on two nodes never overwrite each other.
+//! - [`conformance`]: the rules a store and the control state over it keep, as public
+//!   functions, so a fleet's store passes the same tests [`RedbStore`] passes.
 //! - [`PackageStore`]: package bytes on disk, content-addressed by SHA-256, written
 //!   atomically.
 
 pub mod conformance;
+mod control;
+pub mod keys;
 mod model;
 mod packages;
-mod redb_state;
+mod redb_store;
+mod store;
 
+pub use control::Control;
 pub use model::{NewVersion, Service, ServiceName, TokenRecord, Version};
 pub use packages::{PackageStore, PackageStoreError};
-pub use redb_state::RedbState;
-
-use verge_manifest::DomainPattern;
+pub use redb_store::{FORMAT, KEPT_CHANGES, RedbStore};
+pub use store::{Change, Changes, ControlStore, Entry, Expect};
 
 /// Why a control-plane call failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +53,11 @@ pub enum ControlError {
     /// A change lost a compare-and-swap to a concurrent change; nothing was written.
     #[error("a concurrent change won: {0}")]
     Conflict(String),
+    /// The state was written by a newer Verge, whose layout this one cannot read.
+    #[error(
+        "the control state has format {found}, written by a newer Verge; this one reads up to format {supported}: upgrade Verge"
+    )]
+    NewerFormat { found: u64, supported: u64 },
     /// Anything else: I/O, a full disk, a corrupt file.
     #[error("the control state could not be read or written: {0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -58,54 +70,16 @@ impl ControlError {
     }
 }
 
-/// What the node and its admin API do with services and versions.
-pub trait ControlState: Send + Sync + 'static {
-    /// Creates a service answering `domains`, none of which another service has.
-    fn create_service(
-        &self,
-        name: &ServiceName,
-        domains: &[DomainPattern],
-    ) -> Result<Service, ControlError>;
-    /// Deletes a service, its versions' records and its domains.
-    fn delete_service(&self, name: &ServiceName) -> Result<(), ControlError>;
-    fn services(&self) -> Result<Vec<Service>, ControlError>;
-    fn service(&self, name: &ServiceName) -> Result<Option<Service>, ControlError>;
-    /// Replaces the domains a service answers.
-    fn set_domains(
-        &self,
-        name: &ServiceName,
-        domains: &[DomainPattern],
-    ) -> Result<Service, ControlError>;
-    /// Records an uploaded package as the service's next version (not active yet).
-    fn add_version(&self, name: &ServiceName, version: NewVersion)
-    -> Result<Version, ControlError>;
-    /// The service's versions, oldest first.
-    fn versions(&self, name: &ServiceName) -> Result<Vec<Version>, ControlError>;
-    /// Deletes a version that is not the active one (and forgets it as a rollback
-    /// target); the record it was.
-    fn delete_version(&self, name: &ServiceName, number: u32) -> Result<Version, ControlError>;
-    /// Makes `number` the active version.
-    fn activate(&self, name: &ServiceName, number: u32) -> Result<Service, ControlError>;
-    /// Makes the version active before the current one active again.
-    fn rollback(&self, name: &ServiceName) -> Result<Service, ControlError>;
-    /// Records an admin token (its id must be new).
-    fn add_token(&self, token: TokenRecord) -> Result<(), ControlError>;
-    fn token(&self, id: &str) -> Result<Option<TokenRecord>, ControlError>;
-    fn tokens(&self) -> Result<Vec<TokenRecord>, ControlError>;
-    /// Revokes a token; whether it existed.
-    fn revoke_token(&self, id: &str) -> Result<bool, ControlError>;
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_redb_state_keeps_the_control_rules() {
+    fn the_redb_store_keeps_the_store_and_control_rules() {
         let dir = tempfile::tempdir().unwrap();
         let n = std::cell::Cell::new(0);
         crate::conformance::run(|| {
             n.set(n.get() + 1);
             let path = dir.path().join(format!("control-{}.redb", n.get()));
-            Box::new(crate::RedbState::open(&path).unwrap())
+            std::sync::Arc::new(crate::RedbStore::open(&path).unwrap())
         });
     }
 }

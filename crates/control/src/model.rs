@@ -19,6 +19,10 @@ pub struct Service {
     /// The number the next uploaded version gets.
     pub next_version: u32,
     pub created_at_ms: u64,
+    /// The store's revision of this record when it was read: what a change made
+    /// from it expects to find (compare-and-swap); the stored copy's is ignored.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// An uploaded package, about to be recorded as a version.

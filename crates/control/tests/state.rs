@@ -1,18 +1,16 @@
-//! The control state in a redb file and the package store, through their public API.
+//! The control state in a redb file and the package store, through their public API;
+//! the rules every store keeps are in `verge_control::conformance`, run by the lib's
+//! tests.
+
+use std::sync::Arc;
 
 use verge_control::{
-    ControlError, ControlState, NewVersion, PackageStore, PackageStoreError, RedbState, ServiceName,
+    Changes, Control, ControlStore, Expect, KEPT_CHANGES, NewVersion, PackageStore,
+    PackageStoreError, RedbStore, ServiceName,
 };
-use verge_manifest::DomainPattern;
 
 fn name(n: &str) -> ServiceName {
     ServiceName::new(n).unwrap()
-}
-
-fn domains(list: &[&str]) -> Vec<DomainPattern> {
-    list.iter()
-        .map(|d| DomainPattern::parse(d).unwrap())
-        .collect()
 }
 
 fn upload(sha: char) -> NewVersion {
@@ -23,117 +21,79 @@ fn upload(sha: char) -> NewVersion {
     }
 }
 
-#[test]
-fn services_own_their_domains() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = RedbState::open(&dir.path().join("control.redb")).unwrap();
-    let shop = state
-        .create_service(
-            &name("shop"),
-            &domains(&["shop.example.com", "*.shop.example.com"]),
-        )
-        .unwrap();
-    assert_eq!((shop.active, shop.next_version), (None, 1));
-    assert!(matches!(
-        state.create_service(&name("shop"), &[]),
-        Err(ControlError::ServiceExists(_))
-    ));
-    let err = state
-        .create_service(
-            &name("blog"),
-            &domains(&["blog.example.com", "shop.example.com"]),
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "the domain `shop.example.com` belongs to service `shop`; a domain serves one service"
-    );
-    assert!(
-        state.service(&name("blog")).unwrap().is_none(),
-        "nothing half-made"
-    );
-    state
-        .create_service(&name("blog"), &domains(&["blog.example.com"]))
-        .unwrap();
-    // Moving a domain: the old owner lets go first.
-    state
-        .set_domains(&name("shop"), &domains(&["*.shop.example.com"]))
-        .unwrap();
-    state
-        .set_domains(
-            &name("blog"),
-            &domains(&["blog.example.com", "shop.example.com"]),
-        )
-        .unwrap();
-    state.delete_service(&name("blog")).unwrap();
-    state
-        .set_domains(&name("shop"), &domains(&["shop.example.com"]))
-        .unwrap();
-    let names: Vec<String> = state
-        .services()
-        .unwrap()
-        .iter()
-        .map(|s| s.name.as_str().to_owned())
-        .collect();
-    assert_eq!(names, ["shop"]);
-    assert!(matches!(
-        state.delete_service(&name("blog")),
-        Err(ControlError::NoSuchService(_))
-    ));
-}
-
-#[test]
-fn versions_activate_and_roll_back_and_survive_a_restart() {
+/// What the conformance suite cannot check: a reopened file holds what was confirmed,
+/// revisions included, and the change feed goes on from there.
+#[tokio::test]
+async fn the_state_and_its_change_feed_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("control.redb");
-    {
-        let state = RedbState::open(&path).unwrap();
-        state.create_service(&name("shop"), &[]).unwrap();
+    let before = {
+        let state = Control::new(Arc::new(RedbStore::open(&path).unwrap()));
+        state.create_service(&name("shop"), &[]).await.unwrap();
         for sha in ['a', 'b', 'c'] {
-            state.add_version(&name("shop"), upload(sha)).unwrap();
+            state.add_version(&name("shop"), upload(sha)).await.unwrap();
         }
-        assert!(matches!(
-            state.activate(&name("shop"), 4),
-            Err(ControlError::NoSuchVersion { version: 4, .. })
-        ));
-        assert!(matches!(
-            state.rollback(&name("shop")),
-            Err(ControlError::NothingToRollBack(_))
-        ));
-        state.activate(&name("shop"), 2).unwrap();
-        let shop = state.activate(&name("shop"), 3).unwrap();
+        state.activate(&name("shop"), 2).await.unwrap();
+        let shop = state.activate(&name("shop"), 3).await.unwrap();
         assert_eq!((shop.active, shop.history.as_slice()), (Some(3), &[2][..]));
-    }
+        shop
+    };
     // Reopened, as after a restart.
-    let state = RedbState::open(&path).unwrap();
-    let versions = state.versions(&name("shop")).unwrap();
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    assert_eq!(*store.revision().borrow(), before.revision);
+    let state = Control::new(store.clone());
+    let versions = state.versions(&name("shop")).await.unwrap();
     let numbers: Vec<u32> = versions.iter().map(|v| v.number).collect();
     assert_eq!(numbers, [1, 2, 3]);
-    assert_eq!(versions[1].sha256, "b".repeat(64));
     assert_eq!(versions[1].uploaded_by, "ci-token");
-    assert!(versions[0].uploaded_at_ms <= versions[2].uploaded_at_ms);
     assert_eq!(
-        state.service(&name("shop")).unwrap().unwrap().active,
-        Some(3)
+        state.service(&name("shop")).await.unwrap(),
+        Some(before.clone())
     );
-    let shop = state.rollback(&name("shop")).unwrap();
+    let shop = state.rollback(&name("shop")).await.unwrap();
     assert_eq!(shop.active, Some(2));
-    assert!(matches!(
-        state.rollback(&name("shop")),
-        Err(ControlError::NothingToRollBack(_))
-    ));
-    // A new upload continues the numbering.
     assert_eq!(
         state
             .add_version(&name("shop"), upload('d'))
+            .await
             .unwrap()
             .number,
-        4
+        4,
+        "a new upload continues the numbering"
     );
-    assert!(matches!(
-        state.versions(&name("nope")),
-        Err(ControlError::NoSuchService(_))
-    ));
+    let Changes::Since { changes, .. } = store.changes(before.revision, 10).await.unwrap() else {
+        panic!("the history is kept across the restart");
+    };
+    assert!(changes.iter().all(|c| c.revision > before.revision));
+    assert!(changes.iter().any(|c| c.key == "service/shop"));
+}
+
+/// A reader further behind than the kept history is told to resync, never handed a
+/// feed with a hole in it.
+#[tokio::test]
+async fn a_reader_behind_the_kept_history_is_told_to_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("control.redb")).unwrap();
+    for i in 0..KEPT_CHANGES + 5 {
+        store
+            .put("k", i.to_be_bytes().to_vec(), Expect::Any)
+            .await
+            .unwrap();
+    }
+    let latest = KEPT_CHANGES + 5;
+    assert_eq!(
+        store.changes(0, 10).await.unwrap(),
+        Changes::Resync { revision: latest }
+    );
+    assert_eq!(
+        store.changes(4, 10).await.unwrap(),
+        Changes::Resync { revision: latest }
+    );
+    let Changes::Since { changes, revision } = store.changes(5, 3).await.unwrap() else {
+        panic!("revision 6 on is kept");
+    };
+    assert_eq!(changes.first().map(|c| c.revision), Some(6));
+    assert_eq!(revision, 8);
 }
 
 #[test]
@@ -172,38 +132,4 @@ fn packages_are_stored_by_their_hash_only_when_complete_and_right() {
         store.get("../../etc/passwd"),
         Err(PackageStoreError::Missing(_))
     ));
-}
-
-#[test]
-fn a_version_that_is_not_active_can_be_deleted_and_is_no_rollback_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = RedbState::open(&dir.path().join("control.redb")).unwrap();
-    let shop = name("shop");
-    state.create_service(&shop, &[]).unwrap();
-    for sha in ['a', 'b', 'c'] {
-        state.add_version(&shop, upload(sha)).unwrap();
-    }
-    state.activate(&shop, 1).unwrap();
-    state.activate(&shop, 2).unwrap();
-    state.activate(&shop, 3).unwrap();
-    assert!(matches!(
-        state.delete_version(&shop, 3),
-        Err(ControlError::VersionActive { version: 3, .. })
-    ));
-    assert!(matches!(
-        state.delete_version(&shop, 9),
-        Err(ControlError::NoSuchVersion { version: 9, .. })
-    ));
-    let deleted = state.delete_version(&shop, 2).unwrap();
-    assert_eq!(deleted.sha256, "b".repeat(64));
-    let numbers: Vec<u32> = state
-        .versions(&shop)
-        .unwrap()
-        .iter()
-        .map(|v| v.number)
-        .collect();
-    assert_eq!(numbers, [1, 3]);
-    // Rolling back skips the deleted version; numbers are never reused.
-    assert_eq!(state.rollback(&shop).unwrap().active, Some(1));
-    assert_eq!(state.add_version(&shop, upload('d')).unwrap().number, 4);
 }

@@ -2,14 +2,12 @@
 //! the control state (`vrg_ID_SECRET`, found by id, the secret compared by its
 //! SHA-256 in constant time).
 
-use std::sync::Arc;
-
-use verge_control::ControlState;
+use verge_control::Control;
 use verge_server::admin::{Authenticator, Denied, Principal, Right, RootToken, Scope};
 
 pub struct NodeAuth {
     pub root: RootToken,
-    pub control: Arc<dyn ControlState>,
+    pub control: Control,
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -33,9 +31,10 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+#[async_trait::async_trait]
 impl Authenticator for NodeAuth {
-    fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
-        if let Ok(root) = self.root.authenticate(token) {
+    async fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
+        if let Ok(root) = self.root.check(token) {
             return Ok(root);
         }
         let (id, secret) = token
@@ -45,6 +44,7 @@ impl Authenticator for NodeAuth {
         let record = self
             .control
             .token(id)
+            .await
             .ok()
             .flatten()
             .ok_or(Denied::Unknown)?;

@@ -1,8 +1,13 @@
 //! Deploys without HTTP: checking and storing an uploaded package as a service's
 //! next version, and activating (or rolling back) a version. The admin API's
 //! service routes are a thin layer over these.
+//!
+//! A change is recorded in the control state first and applied by the node's
+//! reconciler, like a change made through any other node; the call returns once
+//! this node serves what was recorded.
 
 use std::io::Seek;
+use std::time::Duration;
 
 use verge_control::{ControlError, NewVersion, PackageStoreError, Service, ServiceName, Version};
 use verge_manifest::{LimitsSection, Package, PackageError};
@@ -11,6 +16,9 @@ use verge_runtime::LoadError;
 use crate::app::{self, Component};
 use crate::node::{Node, VersionLoadError};
 use crate::report::chain;
+
+/// How long a change may take to be applied on this node before the call says so.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a deploy step was refused. Nothing is recorded when one is.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +43,11 @@ pub enum DeployError {
     /// The version could not be loaded, so it was not activated.
     #[error("{}", chain(.0))]
     Activation(VersionLoadError),
+    /// Recorded, but this node had not applied it when the call gave up waiting.
+    #[error("recorded at revision {revision}, but this node had not applied it after {waited:?}")]
+    NotApplied { revision: u64, waited: Duration },
+    #[error("the node is stopping")]
+    Stopping,
 }
 
 impl Node {
@@ -46,16 +59,30 @@ impl Node {
     /// Reads `spool` (an uploaded package) as a package, compiles it (so a component
     /// that does not compile or serve wasi:http is refused now, and activating it
     /// later is quick), stores it by its SHA-256 and records it as the service's next
-    /// version. Blocking: compiling takes a while.
-    pub fn add_version(
+    /// version.
+    pub async fn add_version(
         &self,
         name: &ServiceName,
-        mut spool: std::fs::File,
+        spool: std::fs::File,
         uploaded_by: &str,
     ) -> Result<Version, DeployError> {
-        if self.control.service(name)?.is_none() {
+        if self.control.service(name).await?.is_none() {
             return Err(ControlError::NoSuchService(name.as_str().to_owned()).into());
         }
+        let node = self.myself.upgrade().ok_or(DeployError::Stopping)?;
+        let (sha256, size) = tokio::task::spawn_blocking(move || node.check_and_store(spool))
+            .await
+            .map_err(|_| DeployError::Stopping)??;
+        let version = NewVersion {
+            sha256,
+            size,
+            uploaded_by: uploaded_by.to_owned(),
+        };
+        Ok(self.control.add_version(name, version).await?)
+    }
+
+    /// The blocking part of an upload: read, compile, store.
+    fn check_and_store(&self, mut spool: std::fs::File) -> Result<(String, u64), DeployError> {
         spool.rewind().map_err(DeployError::Spool)?;
         let package = Package::read_from(std::io::BufReader::new(&spool), self.max_package_bytes)
             .map_err(DeployError::InvalidPackage)?;
@@ -79,34 +106,30 @@ impl Node {
             )?;
         }
         spool.rewind().map_err(DeployError::Spool)?;
-        let (sha256, size) = self
-            .packages
+        self.packages
             .put(&spool, self.max_package_bytes, None)
             .map_err(|e| match e {
                 PackageStoreError::TooLarge { .. } => DeployError::TooLarge {
                     limit: self.max_package_bytes,
                 },
                 other => DeployError::Packages(other),
-            })?;
-        let version = NewVersion {
-            sha256,
-            size,
-            uploaded_by: uploaded_by.to_owned(),
-        };
-        Ok(self.control.add_version(name, version)?)
+            })
     }
 
     /// Activates `version` of the service (or rolls back to the one active before
-    /// when `None`): the app is loaded and routed first, then recorded, so a version
-    /// that fails to load is never the active one. Blocking: loading may compile.
-    pub fn activate(
+    /// when `None`). The version is loaded here first, so one that fails to load is
+    /// refused and never recorded as active; then the activation is recorded (a
+    /// compare-and-swap: a concurrent activation elsewhere makes this one a
+    /// conflict), and the call returns once this node's reconciler serves it.
+    pub async fn activate(
         &self,
         name: &ServiceName,
         version: Option<u32>,
     ) -> Result<Service, DeployError> {
         let service = self
             .control
-            .service(name)?
+            .service(name)
+            .await?
             .ok_or_else(|| ControlError::NoSuchService(name.as_str().to_owned()))?;
         let number = match version {
             Some(n) => n,
@@ -115,30 +138,53 @@ impl Node {
                 .last()
                 .ok_or_else(|| ControlError::NothingToRollBack(name.as_str().to_owned()))?,
         };
-        if !self
+        let record = self
             .control
-            .versions(name)?
-            .iter()
-            .any(|v| v.number == number)
-        {
-            return Err(ControlError::NoSuchVersion {
+            .versions(name)
+            .await?
+            .into_iter()
+            .find(|v| v.number == number)
+            .ok_or_else(|| ControlError::NoSuchVersion {
                 service: name.as_str().to_owned(),
                 version: number,
-            }
-            .into());
-        }
-        self.serve_version(&service, number)
+            })?;
+        let node = self.myself.upgrade().ok_or(DeployError::Stopping)?;
+        let service2 = service.clone();
+        let app = tokio::task::spawn_blocking(move || node.load_version(&service2, &record))
+            .await
+            .map_err(|_| DeployError::Stopping)?
             .map_err(DeployError::Activation)?;
-        Ok(match version {
-            Some(n) => self.control.activate(name, n)?,
-            None => self.control.rollback(name)?,
-        })
+        self.reconciler.preload(name.as_str(), number, app);
+        let recorded = match version {
+            Some(n) => self.control.activate(name, n).await,
+            None => self.control.rollback(name).await,
+        };
+        let recorded = match recorded {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                self.reconciler.forget_preloaded(name.as_str(), number);
+                return Err(e.into());
+            }
+        };
+        self.applied(recorded.revision).await?;
+        Ok(recorded)
     }
 
-    /// Deletes a service and stops serving it.
-    pub fn delete_service(&self, name: &ServiceName) -> Result<(), ControlError> {
-        self.control.delete_service(name)?;
-        self.registry.remove(name.as_str());
-        Ok(())
+    /// Deletes a service; it stops being served before the call returns.
+    pub async fn delete_service(&self, name: &ServiceName) -> Result<(), DeployError> {
+        let revision = self.control.delete_service(name).await?;
+        self.applied(revision).await
+    }
+
+    /// Waits until this node has applied `revision`.
+    async fn applied(&self, revision: u64) -> Result<(), DeployError> {
+        if self.reconciler.wait_applied(revision, APPLY_TIMEOUT).await {
+            Ok(())
+        } else {
+            Err(DeployError::NotApplied {
+                revision,
+                waited: APPLY_TIMEOUT,
+            })
+        }
     }
 }

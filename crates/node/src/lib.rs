@@ -10,6 +10,7 @@
 //!   serves, shared with `verge serve`.
 //! - [`EdgeOptions`]: the settings `verge serve` and `verge node` share.
 //! - [`kv_ops`]: KV operations as values, for `verge kv` and the admin API.
+//! - [`wire`]: the admin API's request and answer types, shared with the CLI.
 
 mod api;
 pub mod app;
@@ -19,10 +20,13 @@ mod deploy;
 mod edge;
 pub mod kv_ops;
 mod node;
+mod reconcile;
 mod report;
+pub mod wire;
 
 pub use config::NodeConfig;
 pub use deploy::DeployError;
 pub use edge::{EdgeError, EdgeOptions};
 pub use node::{Node, NodeError, RunningNode, VersionLoadError};
+pub use reconcile::ServeState;
 pub use report::{Reporter, chain};

@@ -6,27 +6,28 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use verge_control::{
-    ControlError, ControlState, PackageStore, PackageStoreError, RedbState, Service,
+    Control, ControlError, PackageStore, PackageStoreError, RedbStore, Service, Version,
 };
 use verge_manifest::{LimitsSection, Package, PackageError};
 use verge_runtime::{LoadError, NodeServices, Runtime};
 use verge_server::admin::AdminServer;
 use verge_server::{
-    Certificates, LazyApp, LogWriter, Metrics, NodeRegistry, RoutedApp, Server, ServerError,
-    TlsError,
+    Certificates, LogWriter, Metrics, NodeRegistry, RoutedApp, Server, ServerError, TlsError,
 };
 
 use crate::app::{self, AppError, KvBackend, KvOpenError, MAX_PACKAGED_COMPONENT};
 use crate::config::default_memory_budget;
 use crate::edge::EdgeError;
+use crate::reconcile::{self, Reconciler, ServeState};
 use crate::{NodeConfig, Reporter};
 
 /// A node: services side by side, each on its domains, deployed through its admin
 /// API ([`Node::admin_api`]).
 pub struct Node {
     /// The node itself, for loaders the registry calls later.
-    myself: Weak<Node>,
-    pub(crate) control: Arc<dyn ControlState>,
+    pub(crate) myself: Weak<Node>,
+    pub(crate) control: Control,
+    pub(crate) reconciler: Reconciler,
     pub(crate) packages: PackageStore,
     pub(crate) runtime: Runtime,
     pub(crate) registry: Arc<NodeRegistry>,
@@ -35,7 +36,7 @@ pub struct Node {
     /// The instance cap of services whose packages set none.
     max_concurrent_per_service: u32,
     pub(crate) max_package_bytes: u64,
-    report: Reporter,
+    pub(crate) report: Reporter,
 }
 
 /// Why a node could not start.
@@ -66,10 +67,6 @@ pub enum NodeError {
 /// Why a recorded version could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum VersionLoadError {
-    #[error("version {0} is not recorded")]
-    NotRecorded(u32),
-    #[error(transparent)]
-    Control(#[from] ControlError),
     #[error(transparent)]
     Packages(#[from] PackageStoreError),
     #[error(transparent)]
@@ -79,18 +76,19 @@ pub enum VersionLoadError {
 }
 
 impl Node {
-    /// Opens the node's state in `config.data_dir` and routes every service's active
-    /// version, each loaded on its first request (from the compile cache): a node
-    /// with many services is ready at once. Binds nothing; see [`Node::start`].
-    pub fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+    /// Opens the node's state in `config.data_dir`, routes every service's active
+    /// version, each loaded on its first request (from the compile cache), so a
+    /// node with many services is ready at once, and starts following the control
+    /// state's changes. Binds nothing; see [`Node::start`].
+    pub async fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
         config.edge.validate()?;
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir {
             dir: dir.clone(),
             source,
         })?;
-        let control: Arc<dyn ControlState> =
-            Arc::new(RedbState::open(&dir.join("control.redb")).map_err(NodeError::Control)?);
+        let store = RedbStore::open(&dir.join("control.redb")).map_err(NodeError::Control)?;
+        let control = Control::new(Arc::new(store));
         let packages = PackageStore::open(&dir.join("packages")).map_err(NodeError::Packages)?;
         let services = NodeServices {
             name: config.name.clone(),
@@ -109,6 +107,7 @@ impl Node {
         let node = Arc::new_cyclic(|myself| Node {
             myself: myself.clone(),
             control,
+            reconciler: Reconciler::new(),
             packages,
             runtime,
             registry: Arc::new(
@@ -120,19 +119,15 @@ impl Node {
             max_package_bytes: config.max_package_bytes.min(MAX_PACKAGED_COMPONENT),
             report: config.report.clone(),
         });
-        let mut routed = 0;
-        for service in node.control.services().map_err(NodeError::Control)? {
-            if let Some(active) = service.active {
-                node.serve_lazily(&service, active);
-                routed += 1;
-            }
-        }
+        let revision = *node.control.store().revision().borrow();
+        let routed = node.resync(revision).await.map_err(NodeError::Control)?;
         if routed > 0 {
             node.report.status(
                 "Routing",
                 &format!("{routed} services, each loaded on its first request"),
             );
         }
+        reconcile::spawn(Arc::downgrade(&node), node.control.store().revision());
         Ok(node)
     }
 
@@ -147,7 +142,7 @@ impl Node {
             }
             None => None,
         };
-        let node = Node::open(&config)?;
+        let node = Node::open(&config).await?;
         let bind = |listen| {
             Server::bind(
                 config.edge.server_config(listen),
@@ -190,55 +185,24 @@ impl Node {
         &self.log
     }
 
-    /// Loads version `number` of `service` (from the compile cache when it was
-    /// compiled before) and routes the service's domains to it.
-    pub(crate) fn serve_version(
+    /// What this node serves for `service`: the version, or why the active one
+    /// failed to load here.
+    pub fn serving(&self, service: &str) -> Option<ServeState> {
+        self.reconciler.state(service)
+    }
+
+    /// The control revision this node has applied.
+    pub fn applied_revision(&self) -> u64 {
+        self.reconciler.applied()
+    }
+
+    /// `version` of `service`, ready to serve. Blocking: it may compile.
+    pub(crate) fn load_version(
         &self,
         service: &Service,
-        number: u32,
-    ) -> Result<(), VersionLoadError> {
-        let app = self.load_version(service, number)?;
-        let lazy = LazyApp::loaded(app, self.loader(service, number));
-        self.registry
-            .set(service.name.as_str(), lazy, &patterns(service));
-        Ok(())
-    }
-
-    /// Routes the service's domains to version `number`, loaded on its first request.
-    fn serve_lazily(&self, service: &Service, number: u32) {
-        let lazy = LazyApp::new(self.loader(service, number));
-        self.registry
-            .set(service.name.as_str(), lazy, &patterns(service));
-    }
-
-    /// Loads version `number` of `service` when the registry asks (on a first
-    /// request, or again after it was unloaded).
-    fn loader(
-        &self,
-        service: &Service,
-        number: u32,
-    ) -> impl Fn() -> Result<RoutedApp, String> + Send + Sync + 'static {
-        let node = self.myself.clone();
-        let service = service.clone();
-        move || {
-            let node = node.upgrade().ok_or("the node is stopping")?;
-            node.load_version(&service, number).map_err(|e| {
-                format!(
-                    "loading version {number} of service `{}`: {}",
-                    service.name.as_str(),
-                    crate::report::chain(&e)
-                )
-            })
-        }
-    }
-
-    /// Version `number` of `service`, ready to serve.
-    fn load_version(&self, service: &Service, number: u32) -> Result<RoutedApp, VersionLoadError> {
-        let versions = self.control.versions(&service.name)?;
-        let version = versions
-            .iter()
-            .find(|v| v.number == number)
-            .ok_or(VersionLoadError::NotRecorded(number))?;
+        version: &Version,
+    ) -> Result<RoutedApp, VersionLoadError> {
+        let number = version.number;
         let bytes = self.packages.get(&version.sha256)?;
         let package = Package::read_from(&bytes[..], MAX_PACKAGED_COMPONENT)?;
         let mut prepared = app::from_package(
@@ -262,15 +226,6 @@ impl Node {
             &self.report,
         )?)
     }
-}
-
-/// The host patterns of a service, as the registry takes them.
-fn patterns(service: &Service) -> Vec<String> {
-    service
-        .domains
-        .iter()
-        .map(|d| d.as_str().to_owned())
-        .collect()
 }
 
 /// A node with its listeners bound.

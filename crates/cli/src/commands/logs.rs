@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         query.push(format!("search={}", encode(search)));
     }
     let path = format!(
-        "/admin/v1/apps/{}/logs?{}",
+        "/admin/v1/services/{}/logs?{}",
         encode(&service),
         query.join("&")
     );

@@ -106,7 +106,7 @@ async fn send(
                 Some(name) => name.clone(),
                 None => Manifest::load_dir(&args.app)?.name.as_str().to_owned(),
             };
-            let app_path = format!("/admin/v1/apps/{}", encode(&app));
+            let app_path = format!("/admin/v1/services/{}", encode(&app));
             let soft = if request.soft { "?soft=true" } else { "" };
             let post = |path: String| node.request(reqwest::Method::POST, &path);
             let req = match &request.target {

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use futures::StreamExt;
 use verge_manifest::{Package, PackageManifest};
+use verge_node::wire::{
+    Activate, CreateService, CreateToken, NewToken, ServiceInfo, TokenInfo, VersionInfo,
+};
 
 use crate::commands::build::{BuiltApp, build_or_last};
 use crate::node_client::{NodeArgs, NodeClient, json, service_name};
@@ -30,6 +33,12 @@ impl ServiceArgs {
 }
 
 /// A path under `/admin/v1/services`.
+/// A service name as the API takes it, checked here so a bad one is told before any
+/// upload.
+fn verge_control_name(name: &str) -> anyhow::Result<verge_manifest::AppName> {
+    verge_manifest::AppName::new(name).map_err(|why| anyhow::anyhow!("{why}"))
+}
+
 fn services_path(rest: impl std::fmt::Display) -> String {
     format!("/admin/v1/services{rest}")
 }
@@ -86,27 +95,28 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         None,
     )?;
     if status == 404 {
-        let domains: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
-        node.ok(
+        let create = CreateService {
+            name: verge_control_name(&service)?,
+            domains: manifest.domains.clone(),
+        };
+        node.typed::<ServiceInfo>(
             reqwest::Method::POST,
             &services_path(""),
-            Some(json(
-                &serde_json::json!({ "name": service, "domains": domains }),
-            )),
+            Some(json(&create)),
         )?;
         ui::status("Created", format!("service {service}"));
     }
     let version = upload(&node, &service, bytes)?;
-    let number = version["number"].as_u64().unwrap_or_default();
+    let number = version.number;
     ui::status(
         "Uploaded",
         format!("{service} version {number} (sha256 {})", &sha256[..16]),
     );
     if !args.no_activate {
-        node.ok(
+        node.typed::<ServiceInfo>(
             reqwest::Method::POST,
             &services_path(format!("/{service}/activate")),
-            Some(json(&serde_json::json!({ "version": number }))),
+            Some(json(&Activate { version: number })),
         )?;
         let hosts: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
         let where_ = if hosts.is_empty() {
@@ -121,7 +131,7 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
 }
 
 /// Uploads with a progress bar (on a terminal).
-fn upload(node: &NodeClient, service: &str, bytes: Vec<u8>) -> anyhow::Result<serde_json::Value> {
+fn upload(node: &NodeClient, service: &str, bytes: Vec<u8>) -> anyhow::Result<VersionInfo> {
     let total = bytes.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -139,7 +149,7 @@ fn upload(node: &NodeClient, service: &str, bytes: Vec<u8>) -> anyhow::Result<se
         }
         chunk
     });
-    let result = node.ok(
+    let result = node.typed(
         reqwest::Method::POST,
         &services_path(format!("/{service}/versions")),
         Some(reqwest::Body::wrap_stream(stream)),
@@ -160,26 +170,14 @@ pub struct ServicesArgs {
 
 pub fn services(args: ServicesArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
-    let list = node.ok(reqwest::Method::GET, &services_path(""), None)?;
+    let list: Vec<ServiceInfo> = node.typed(reqwest::Method::GET, &services_path(""), None)?;
     if args.json {
-        println!("{list}");
+        println!("{}", serde_json::to_string(&list)?);
         return Ok(());
     }
-    for s in list.as_array().into_iter().flatten() {
-        let domains: Vec<&str> = s["domains"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d.as_str())
-            .collect();
-        let active = s["active"]
-            .as_u64()
-            .map_or("none".to_string(), |v| v.to_string());
-        println!(
-            "{}\tactive {active}\t{}",
-            s["name"].as_str().unwrap_or("?"),
-            domains.join(",")
-        );
+    for s in &list {
+        let active = s.active.map_or("none".to_string(), |v| v.to_string());
+        println!("{}\tactive {active}\t{}", s.name, s.domains.join(","));
     }
     Ok(())
 }
@@ -212,35 +210,35 @@ pub fn versions(args: VersionsArgs) -> anyhow::Result<()> {
         ui::status("Deleted", format!("{name} version {number}"));
         return Ok(());
     }
-    let service = node.ok(
+    let service: ServiceInfo = node.typed(
         reqwest::Method::GET,
         &services_path(format!("/{name}")),
         None,
     )?;
-    let list = node.ok(
+    let list: Vec<VersionInfo> = node.typed(
         reqwest::Method::GET,
         &services_path(format!("/{name}/versions")),
         None,
     )?;
     if args.json {
-        println!("{list}");
+        println!("{}", serde_json::to_string(&list)?);
         return Ok(());
     }
-    let active = service["active"].as_u64();
-    for v in list.as_array().into_iter().flatten() {
-        let number = v["number"].as_u64().unwrap_or_default();
-        let mark = if Some(number) == active { "*" } else { " " };
+    for v in &list {
+        let mark = if Some(v.number) == service.active {
+            "*"
+        } else {
+            " "
+        };
         let when = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH
-                + std::time::Duration::from_millis(
-                    v["uploaded_at_ms"].as_u64().unwrap_or_default(),
-                ),
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(v.uploaded_at_ms),
         );
         println!(
-            "{mark} {number}\t{}\t{}\t{when}\t{}",
-            &v["sha256"].as_str().unwrap_or("")[..16.min(v["sha256"].as_str().unwrap_or("").len())],
-            ui::human_bytes(v["size"].as_u64().unwrap_or_default()),
-            v["uploaded_by"].as_str().unwrap_or("")
+            "{mark} {}\t{}\t{}\t{when}\t{}",
+            v.number,
+            v.sha256.get(..16).unwrap_or(&v.sha256),
+            ui::human_bytes(v.size),
+            v.uploaded_by
         );
     }
     Ok(())
@@ -261,10 +259,12 @@ pub struct ActivateArgs {
 pub fn activate(args: ActivateArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
-    node.ok(
+    node.typed::<ServiceInfo>(
         reqwest::Method::POST,
         &services_path(format!("/{name}/activate")),
-        Some(json(&serde_json::json!({ "version": args.number }))),
+        Some(json(&Activate {
+            version: args.number,
+        })),
     )?;
     ui::status("Active", format!("{name} version {}", args.number));
     Ok(())
@@ -282,18 +282,13 @@ pub struct RollbackArgs {
 pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
-    let service = node.ok(
+    let service: ServiceInfo = node.typed(
         reqwest::Method::POST,
         &services_path(format!("/{name}/rollback")),
         None,
     )?;
-    ui::status(
-        "Active",
-        format!(
-            "{name} version {}",
-            service["active"].as_u64().unwrap_or_default()
-        ),
-    );
+    let active = service.active.map_or("none".to_string(), |v| v.to_string());
+    ui::status("Active", format!("{name} version {active}"));
     Ok(())
 }
 
@@ -344,29 +339,33 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
             expires,
         } => {
             let expires_in_s = expires.map(|d| d.0.as_secs().max(1));
-            let made = node.ok(
+            let create = CreateToken {
+                name,
+                service: service.as_deref().map(verge_control_name).transpose()?,
+                write,
+                expires_in_s,
+            };
+            let made: NewToken = node.typed(
                 reqwest::Method::POST,
                 "/admin/v1/tokens",
-                Some(json(&serde_json::json!({
-                    "name": name, "service": service, "write": write,
-                    "expires_in_s": expires_in_s,
-                }))),
+                Some(json(&create)),
             )?;
             ui::status(
                 "Created",
                 format!(
                     "token {} ({}, {}); keep it secret, it is not shown again",
-                    made["id"].as_str().unwrap_or("?"),
+                    made.info.id,
                     service.map_or("the whole node".to_string(), |s| format!("service {s}")),
                     if write { "read and write" } else { "read only" }
                 ),
             );
-            println!("{}", made["token"].as_str().unwrap_or(""));
+            println!("{}", made.token);
         }
         TokenAction::List => {
-            let list = node.ok(reqwest::Method::GET, "/admin/v1/tokens", None)?;
-            for t in list.as_array().into_iter().flatten() {
-                let expires = t["expires_at_ms"].as_u64().map_or("never".into(), |ms| {
+            let list: Vec<TokenInfo> =
+                node.typed(reqwest::Method::GET, "/admin/v1/tokens", None)?;
+            for t in &list {
+                let expires = t.expires_at_ms.map_or("never".into(), |ms| {
                     humantime::format_rfc3339_seconds(
                         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
                     )
@@ -374,14 +373,10 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
                 });
                 println!(
                     "{}\t{}\t{}\t{}\texpires {expires}",
-                    t["id"].as_str().unwrap_or("?"),
-                    t["name"].as_str().unwrap_or("?"),
-                    t["service"].as_str().unwrap_or("(node)"),
-                    if t["write"].as_bool() == Some(true) {
-                        "write"
-                    } else {
-                        "read"
-                    }
+                    t.id,
+                    t.name,
+                    t.service.as_deref().unwrap_or("(node)"),
+                    if t.write { "write" } else { "read" }
                 );
             }
         }

@@ -66,7 +66,12 @@ fn reply(status: StatusCode, body: &impl serde::Serialize) -> Reply {
 }
 
 fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Reply {
-    reply(status, &serde_json::json!({ "error": message.to_string() }))
+    reply(
+        status,
+        &crate::wire::ApiError {
+            error: message.to_string(),
+        },
+    )
 }
 
 fn control_status(e: &ControlError) -> StatusCode {
@@ -81,7 +86,9 @@ fn control_status(e: &ControlError) -> StatusCode {
         | ControlError::TokenExists(_)
         | ControlError::Conflict(_) => StatusCode::CONFLICT,
         ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ControlError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::NewerFormat { .. } | ControlError::Other(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -98,6 +105,8 @@ fn deploy_error(e: DeployError) -> Reply {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         DeployError::Packages(_) | DeployError::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        DeployError::NotApplied { .. } => StatusCode::GATEWAY_TIMEOUT,
+        DeployError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
     };
     refuse(status, e)
 }

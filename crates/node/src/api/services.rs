@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use hyper::http::{Method, StatusCode};
-use serde::Deserialize;
 use verge_control::{ControlError, ServiceName};
-use verge_manifest::DomainPattern;
 use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
 
 use super::{control_error, deploy_error, json_body, refuse, reply};
 use crate::Node;
 use crate::deploy::DeployError;
+use crate::wire::{Activate, CreateService, Deleted, ServiceInfo, VersionInfo};
 
 pub(super) struct ServicesApi(pub(super) Arc<Node>);
 
@@ -57,40 +56,42 @@ impl AdminRoutes for ServicesApi {
                 return forbidden(&why);
             }
             match (method, name, action) {
-                (Method::GET, None, None) => match node.control.services() {
-                    Ok(services) => reply(StatusCode::OK, &services),
+                (Method::GET, None, None) => match node.control.services().await {
+                    Ok(services) => reply(
+                        StatusCode::OK,
+                        &services.iter().map(ServiceInfo::from).collect::<Vec<_>>(),
+                    ),
                     Err(e) => control_error(e),
                 },
                 (Method::POST, None, None) => {
-                    #[derive(Deserialize)]
-                    #[serde(deny_unknown_fields)]
-                    struct Create {
-                        name: ServiceName,
-                        #[serde(default)]
-                        domains: Vec<DomainPattern>,
-                    }
-                    let create: Create = match json_body(req).await {
+                    let create: CreateService = match json_body(req).await {
                         Ok(c) => c,
                         Err(reply) => return reply,
                     };
-                    match node.control.create_service(&create.name, &create.domains) {
-                        Ok(service) => reply(StatusCode::CREATED, &service),
+                    match node
+                        .control
+                        .create_service(&create.name, &create.domains)
+                        .await
+                    {
+                        Ok(service) => reply(StatusCode::CREATED, &ServiceInfo::from(&service)),
                         Err(e) => control_error(e),
                     }
                 }
-                (Method::GET, Some(name), None) => match node.control.service(&name) {
-                    Ok(Some(service)) => reply(StatusCode::OK, &service),
+                (Method::GET, Some(name), None) => match node.control.service(&name).await {
+                    Ok(Some(service)) => reply(StatusCode::OK, &ServiceInfo::from(&service)),
                     Ok(None) => {
                         control_error(ControlError::NoSuchService(name.as_str().to_owned()))
                     }
                     Err(e) => control_error(e),
                 },
-                (Method::DELETE, Some(name), None) => match node.delete_service(&name) {
+                (Method::DELETE, Some(name), None) => match node.delete_service(&name).await {
                     Ok(()) => reply(
                         StatusCode::OK,
-                        &serde_json::json!({ "deleted": name.as_str() }),
+                        &Deleted {
+                            deleted: name.as_str().to_owned(),
+                        },
                     ),
-                    Err(e) => control_error(e),
+                    Err(e) => deploy_error(e),
                 },
                 (Method::DELETE, Some(name), Some("versions")) => {
                     let Some(Ok(number)) = parts.get(2).map(|n| n.parse::<u32>()) else {
@@ -99,24 +100,24 @@ impl AdminRoutes for ServicesApi {
                             "say which version: DELETE /admin/v1/services/{name}/versions/{number}",
                         );
                     };
-                    match node.control.delete_version(&name, number) {
-                        Ok(version) => reply(StatusCode::OK, &version),
+                    match node.control.delete_version(&name, number).await {
+                        Ok(version) => reply(StatusCode::OK, &VersionInfo::from(&version)),
                         Err(e) => control_error(e),
                     }
                 }
-                (Method::GET, Some(name), Some("versions")) => match node.control.versions(&name) {
-                    Ok(versions) => reply(StatusCode::OK, &versions),
-                    Err(e) => control_error(e),
-                },
+                (Method::GET, Some(name), Some("versions")) => {
+                    match node.control.versions(&name).await {
+                        Ok(versions) => reply(
+                            StatusCode::OK,
+                            &versions.iter().map(VersionInfo::from).collect::<Vec<_>>(),
+                        ),
+                        Err(e) => control_error(e),
+                    }
+                }
                 (Method::POST, Some(name), Some("versions")) => {
                     upload(node, name, req, principal.name).await
                 }
                 (Method::POST, Some(name), Some("activate")) => {
-                    #[derive(Deserialize)]
-                    #[serde(deny_unknown_fields)]
-                    struct Activate {
-                        version: u32,
-                    }
                     let body: Activate = match json_body(req).await {
                         Ok(a) => a,
                         Err(reply) => return reply,
@@ -134,7 +135,7 @@ impl AdminRoutes for ServicesApi {
 /// before more is read), then checks, stores and records it.
 async fn upload(node: &Arc<Node>, name: ServiceName, req: AdminRequest, by: String) -> Reply {
     // A missing service is told before the body is read.
-    match node.control.service(&name) {
+    match node.control.service(&name).await {
         Ok(Some(_)) => {}
         Ok(None) => return control_error(ControlError::NoSuchService(name.as_str().to_owned())),
         Err(e) => return control_error(e),
@@ -161,19 +162,15 @@ async fn upload(node: &Arc<Node>, name: ServiceName, req: AdminRequest, by: Stri
             }
         }
     }
-    let node = node.clone();
-    match tokio::task::spawn_blocking(move || node.add_version(&name, spool, &by)).await {
-        Ok(Ok(version)) => reply(StatusCode::CREATED, &version),
-        Ok(Err(e)) => deploy_error(e),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    match node.add_version(&name, spool, &by).await {
+        Ok(version) => reply(StatusCode::CREATED, &VersionInfo::from(&version)),
+        Err(e) => deploy_error(e),
     }
 }
 
 async fn activate(node: &Arc<Node>, name: ServiceName, version: Option<u32>) -> Reply {
-    let node = node.clone();
-    match tokio::task::spawn_blocking(move || node.activate(&name, version)).await {
-        Ok(Ok(service)) => reply(StatusCode::OK, &service),
-        Ok(Err(e)) => deploy_error(e),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    match node.activate(&name, version).await {
+        Ok(service) => reply(StatusCode::OK, &ServiceInfo::from(&service)),
+        Err(e) => deploy_error(e),
     }
 }

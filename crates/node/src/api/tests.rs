@@ -18,14 +18,14 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::new(dir.path(), ROOT);
     // A small pool: the tests load no code, and each opens its own node.
     config.edge.max_instances = 4;
     config.memory_budget = Some(1 << 30);
     config.max_package_bytes = 64 << 10;
-    let node = Node::open(&config).unwrap();
+    let node = Node::open(&config).await.unwrap();
     Fixture {
         api: node.admin_api(ROOT.to_owned()),
         _node: node,
@@ -68,7 +68,7 @@ impl Fixture {
 
 #[tokio::test]
 async fn health_needs_no_token_and_everything_else_does() {
-    let f = fixture();
+    let f = fixture().await;
     let (status, body) = f.call(Method::GET, "/healthz", None, Bytes::new()).await;
     assert_eq!((status, body), (StatusCode::OK, json!("ok\n")));
     let (status, _) = f
@@ -91,7 +91,7 @@ async fn health_needs_no_token_and_everything_else_does() {
 
 #[tokio::test]
 async fn services_are_created_listed_and_deleted_with_clear_refusals() {
-    let f = fixture();
+    let f = fixture().await;
     let create = json!({"name": "shop", "domains": ["shop.example"]});
     let (status, body) = f
         .root(Method::POST, "/admin/v1/services", create.clone())
@@ -152,7 +152,7 @@ async fn services_are_created_listed_and_deleted_with_clear_refusals() {
 
 #[tokio::test]
 async fn uploads_that_are_not_packages_or_too_large_record_nothing() {
-    let f = fixture();
+    let f = fixture().await;
     f.root(Method::POST, "/admin/v1/services", json!({"name": "shop"}))
         .await;
     let versions = "/admin/v1/services/shop/versions";
@@ -201,7 +201,7 @@ async fn uploads_that_are_not_packages_or_too_large_record_nothing() {
 
 #[tokio::test]
 async fn activation_names_what_is_missing() {
-    let f = fixture();
+    let f = fixture().await;
     f.root(Method::POST, "/admin/v1/services", json!({"name": "shop"}))
         .await;
     let (status, body) = f
@@ -247,7 +247,7 @@ async fn activation_names_what_is_missing() {
 
 #[tokio::test]
 async fn a_scoped_read_token_sees_its_service_only_and_dies_when_revoked() {
-    let f = fixture();
+    let f = fixture().await;
     f.root(Method::POST, "/admin/v1/services", json!({"name": "shop"}))
         .await;
     f.root(Method::POST, "/admin/v1/services", json!({"name": "blog"}))
@@ -319,7 +319,7 @@ async fn a_scoped_read_token_sees_its_service_only_and_dies_when_revoked() {
 
 #[tokio::test]
 async fn an_expired_token_is_told_so_and_a_bad_token_request_is_refused() {
-    let f = fixture();
+    let f = fixture().await;
     let (_, made) = f
         .root(
             Method::POST,

@@ -4,24 +4,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::http::{Method, StatusCode};
-use serde::Deserialize;
-use verge_control::{ControlError, ServiceName, TokenRecord};
+use verge_control::{ControlError, TokenRecord};
 use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
 
 use super::{control_error, json_body, refuse, reply};
 use crate::Node;
 use crate::auth::{now_ms, random_hex, sha256_hex};
+use crate::wire::{CreateToken, NewToken, Revoked, TokenInfo};
 
 pub(super) struct TokensApi(pub(super) Arc<Node>);
-
-/// A token as listed: never its secret.
-fn listed(t: &TokenRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": t.id, "name": t.name, "service": t.service,
-        "write": t.write, "created_at_ms": t.created_at_ms,
-        "expires_at_ms": t.expires_at_ms,
-    })
-}
 
 impl AdminRoutes for TokensApi {
     fn handle(
@@ -45,16 +36,16 @@ impl AdminRoutes for TokensApi {
                 return forbidden(&why);
             }
             match (method, id.is_empty()) {
-                (Method::GET, true) => match node.control.tokens() {
+                (Method::GET, true) => match node.control.tokens().await {
                     Ok(tokens) => reply(
                         StatusCode::OK,
-                        &tokens.iter().map(listed).collect::<Vec<_>>(),
+                        &tokens.iter().map(TokenInfo::from).collect::<Vec<_>>(),
                     ),
                     Err(e) => control_error(e),
                 },
                 (Method::POST, true) => create(node, req).await,
-                (Method::DELETE, false) => match node.control.revoke_token(&id) {
-                    Ok(true) => reply(StatusCode::OK, &serde_json::json!({ "revoked": id })),
+                (Method::DELETE, false) => match node.control.revoke_token(&id).await {
+                    Ok(true) => reply(StatusCode::OK, &Revoked { revoked: id }),
                     Ok(false) => refuse(StatusCode::NOT_FOUND, format!("no token with id `{id}`")),
                     Err(e) => control_error(e),
                 },
@@ -65,19 +56,7 @@ impl AdminRoutes for TokensApi {
 }
 
 async fn create(node: &Node, req: AdminRequest) -> Reply {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Create {
-        name: String,
-        #[serde(default)]
-        service: Option<ServiceName>,
-        #[serde(default)]
-        write: bool,
-        /// Seconds until the token stops working.
-        #[serde(default)]
-        expires_in_s: Option<u64>,
-    }
-    let create: Create = match json_body(req).await {
+    let create: CreateToken = match json_body(req).await {
         Ok(c) => c,
         Err(reply) => return reply,
     };
@@ -89,7 +68,7 @@ async fn create(node: &Node, req: AdminRequest) -> Reply {
         );
     }
     if let Some(service) = &create.service {
-        match node.control.service(service) {
+        match node.control.service(service).await {
             Ok(Some(_)) => {}
             Ok(None) => {
                 return control_error(ControlError::NoSuchService(service.as_str().to_owned()));
@@ -117,10 +96,12 @@ async fn create(node: &Node, req: AdminRequest) -> Reply {
             .expires_in_s
             .map(|s| now_ms().saturating_add(s.saturating_mul(1000))),
     };
-    if let Err(e) = node.control.add_token(record.clone()) {
+    if let Err(e) = node.control.add_token(record.clone()).await {
         return control_error(e);
     }
-    let mut body = listed(&record);
-    body["token"] = format!("vrg_{id}_{secret}").into();
-    reply(StatusCode::CREATED, &body)
+    let made = NewToken {
+        info: TokenInfo::from(&record),
+        token: format!("vrg_{id}_{secret}"),
+    };
+    reply(StatusCode::CREATED, &made)
 }

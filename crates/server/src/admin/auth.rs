@@ -69,16 +69,19 @@ pub enum Denied {
     Expired { name: String, at: String },
 }
 
-/// Turns a bearer token into a principal.
+/// Turns a bearer token into a principal. Async: a node's tokens live in its control
+/// state, which a fleet keeps in the network.
+#[async_trait::async_trait]
 pub trait Authenticator: Send + Sync + 'static {
-    fn authenticate(&self, token: &str) -> Result<Principal, Denied>;
+    async fn authenticate(&self, token: &str) -> Result<Principal, Denied>;
 }
 
 /// One token with every right: `verge serve --admin-listen`'s, and a node's root.
 pub struct RootToken(pub String);
 
-impl Authenticator for RootToken {
-    fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
+impl RootToken {
+    /// The root principal if `token` is this token.
+    pub fn check(&self, token: &str) -> Result<Principal, Denied> {
         constant_time_eq(token.as_bytes(), self.0.as_bytes())
             .then(|| Principal {
                 name: "root".into(),
@@ -86,6 +89,13 @@ impl Authenticator for RootToken {
                 right: Right::Write,
             })
             .ok_or(Denied::Unknown)
+    }
+}
+
+#[async_trait::async_trait]
+impl Authenticator for RootToken {
+    async fn authenticate(&self, token: &str) -> Result<Principal, Denied> {
+        self.check(token)
     }
 }
 
@@ -144,9 +154,9 @@ mod tests {
         assert!(node_read.check(write(None)).is_err());
         let root = RootToken("secret-token-123456".into());
         assert_eq!(
-            root.authenticate("secret-token-123456").unwrap().scope,
+            root.check("secret-token-123456").unwrap().scope,
             Scope::Node
         );
-        assert!(root.authenticate("secret-token-12345").is_err());
+        assert!(root.check("secret-token-12345").is_err());
     }
 }

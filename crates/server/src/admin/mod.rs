@@ -3,10 +3,10 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /admin/v1/apps/{app}/purge/all` | purge everything of an app |
-//! | `POST /admin/v1/apps/{app}/purge/keys/{surrogate_key}` | purge objects by surrogate key |
-//! | `POST /admin/v1/apps/{app}/purge/url` | purge a URL's objects; body `{"url": "https://host/path?q"}` |
-//! | `GET /admin/v1/apps/{app}/logs?status=5xx&search=TEXT` | the app's lines, live (server-sent events; see [`logs`]) |
+//! | `POST /admin/v1/services/{name}/purge/all` | purge everything of a service |
+//! | `POST /admin/v1/services/{name}/purge/keys/{surrogate_key}` | purge objects by surrogate key |
+//! | `POST /admin/v1/services/{name}/purge/url` | purge a URL's objects; body `{"url": "https://host/path?q"}` |
+//! | `GET /admin/v1/services/{name}/logs?status=5xx&search=TEXT` | the service's lines, live (server-sent events; see [`logs`]) |
 //! | `GET /admin/v1/whoami` | the token's name and scope (any valid token) |
 //! | `GET /metrics` | per-app request metrics, cache counters and size (Prometheus) |
 //! | `GET /healthz` | 200 while the process serves (no token needed) |
@@ -14,7 +14,9 @@
 //!
 //! A purge is hard unless `?soft=true` (soft marks objects stale). It answers
 //! `{"app", "purged", "soft"}` once no lookup can find the purged objects. The
-//! health routes are for load balancers and say nothing about the apps.
+//! health routes are for load balancers and say nothing about the apps. Under
+//! `verge serve` the one app is the service; `/admin/v1/apps/{name}/…` is the older
+//! spelling of the service routes and answers the same.
 //!
 //! [`AdminApi`] is the whole API as a value: [`AdminApi::handle`] answers a request
 //! without a listener (tests call it in process), and [`AdminServer`] serves it on
@@ -243,13 +245,15 @@ impl AdminApi {
             }
             _ => {}
         }
-        let principal = req
+        let token = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "))
-            .map_or(Err(Denied::Unknown), |token| {
-                self.auth.authenticate(token.trim())
-            });
+            .map(|token| token.trim().to_owned());
+        let principal = match token {
+            Some(token) => self.auth.authenticate(&token).await,
+            None => Err(Denied::Unknown),
+        };
         let principal = match principal {
             Ok(principal) => principal,
             Err(denied) => {
@@ -275,6 +279,20 @@ impl AdminApi {
                 }),
             );
         }
+        // A service's purges and log tail are the server's, under the service noun;
+        // `/admin/v1/apps/{name}/…` is the older spelling of the same routes.
+        let service_route = path
+            .strip_prefix("/admin/v1/services/")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(_, action)| *action == "logs" || action.starts_with("purge/"))
+            .or_else(|| {
+                path.strip_prefix("/admin/v1/apps/")
+                    .and_then(|rest| rest.split_once('/'))
+            })
+            .map(|(app, action)| (app.to_owned(), action.to_owned()));
+        if let Some((app, action)) = service_route {
+            return self.service_route(req, &principal, &app, &action).await;
+        }
         if let Some((_, routes)) = self
             .extra
             .iter()
@@ -282,10 +300,6 @@ impl AdminApi {
         {
             return routes.handle(req, principal).await;
         }
-        let soft = req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p == "soft=true" || p == "soft=1"));
         if path == "/metrics" {
             if let Err(why) = principal.check(Need {
                 service: None,
@@ -298,15 +312,27 @@ impl AdminApi {
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
             };
         }
-        let Some(rest) = path.strip_prefix("/admin/v1/apps/") else {
-            return error(StatusCode::NOT_FOUND, "no such route");
-        };
-        if let Some(app) = rest.strip_suffix("/logs") {
-            return self.tail(&req, app, &principal);
+        error(StatusCode::NOT_FOUND, "no such route")
+    }
+
+    /// `…/{app}/logs` and `…/{app}/purge/{all | url | keys/KEY}`.
+    async fn service_route(
+        &self,
+        req: AdminRequest,
+        principal: &Principal,
+        app: &str,
+        action: &str,
+    ) -> Reply {
+        if action == "logs" {
+            return self.tail(&req, app, principal);
         }
-        let Some((app, action)) = rest.split_once("/purge/") else {
+        let Some(action) = action.strip_prefix("purge/") else {
             return error(StatusCode::NOT_FOUND, "no such route");
         };
+        let soft = req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "soft=true" || p == "soft=1"));
         if req.method() != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "purges are POST");
         }

@@ -1,0 +1,315 @@
+//! The reconciler: the one place that changes what this node routes. It follows the
+//! control state's change feed from the last revision it applied and makes the router
+//! match it, service by service (level-triggered: it reads a changed service's current
+//! record, so replaying a change twice or late does no harm). The node that took an
+//! admin call is no exception: the call records the change, then waits until this
+//! node's reconciler has applied that revision.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+use verge_control::{Changes, ControlError, Service, Version, keys};
+use verge_server::{LazyApp, RoutedApp};
+
+use crate::Node;
+use crate::report::chain;
+
+/// Changes read from the feed at a time.
+const PAGE: usize = 256;
+/// How long a failed catch-up waits before it tries again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What this node serves for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeState {
+    /// Requests go to this version.
+    Serving(u32),
+    /// The active version could not be loaded here; the previous one (if any) still
+    /// serves.
+    Failed { version: u32, reason: String },
+}
+
+/// What the reconciler has routed for a service.
+#[derive(Debug, Clone)]
+struct Routed {
+    version: u32,
+    domains: Vec<String>,
+}
+
+pub(crate) struct Reconciler {
+    /// The control revision this node has applied.
+    applied: tokio::sync::watch::Sender<u64>,
+    routed: Mutex<HashMap<String, Routed>>,
+    states: Mutex<HashMap<String, ServeState>>,
+    /// Apps an activation call loaded (and so checked) before recording it, for the
+    /// reconciler to route instead of loading them again.
+    preloaded: Mutex<HashMap<(String, u32), RoutedApp>>,
+}
+
+impl Reconciler {
+    pub(crate) fn new() -> Reconciler {
+        Reconciler {
+            applied: tokio::sync::watch::Sender::new(0),
+            routed: Mutex::default(),
+            states: Mutex::default(),
+            preloaded: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until the node has applied `revision`; false if `timeout` passed first.
+    pub(crate) async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(timeout, applied.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub(crate) fn state(&self, service: &str) -> Option<ServeState> {
+        self.states.lock().unwrap().get(service).cloned()
+    }
+
+    pub(crate) fn preload(&self, service: &str, version: u32, app: RoutedApp) {
+        self.preloaded
+            .lock()
+            .unwrap()
+            .insert((service.to_owned(), version), app);
+    }
+
+    pub(crate) fn forget_preloaded(&self, service: &str, version: u32) {
+        self.preloaded
+            .lock()
+            .unwrap()
+            .remove(&(service.to_owned(), version));
+    }
+
+    fn set_applied(&self, revision: u64) {
+        self.applied.send_if_modified(|seen| {
+            let newer = revision > *seen;
+            if newer {
+                *seen = revision;
+            }
+            newer
+        });
+    }
+}
+
+impl Node {
+    /// Routes every service's active version as the state holds it now, each loaded
+    /// on its first request (from the compile cache): a node with many services is
+    /// ready at once. Services no longer in the state stop being routed.
+    pub(crate) async fn resync(&self, revision: u64) -> Result<usize, ControlError> {
+        let services = self.control.services().await?;
+        let mut routed = 0;
+        let names: Vec<String> = services
+            .iter()
+            .map(|s| s.name.as_str().to_owned())
+            .collect();
+        for service in services {
+            if self.reconcile_service(&service, true).await? {
+                routed += 1;
+            }
+        }
+        let stale: Vec<String> = self
+            .reconciler
+            .routed
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        for name in stale {
+            self.unroute(&name);
+        }
+        self.reconciler.set_applied(revision);
+        Ok(routed)
+    }
+
+    /// Applies the change feed up to the store's latest revision.
+    pub(crate) async fn catch_up(&self) -> Result<(), ControlError> {
+        loop {
+            let since = self.reconciler.applied();
+            match self.control.store().changes(since, PAGE).await? {
+                Changes::Resync { revision } => {
+                    self.resync(revision).await?;
+                    return Ok(());
+                }
+                Changes::Since { changes, revision } => {
+                    let mut seen = Vec::new();
+                    for change in &changes {
+                        if let Some(name) = keys::service_name(&change.key)
+                            && !seen.iter().any(|s| s == name)
+                        {
+                            seen.push(name.to_owned());
+                        }
+                    }
+                    for name in seen {
+                        self.reconcile_named(&name).await?;
+                    }
+                    self.reconciler.set_applied(revision);
+                    if changes.len() < PAGE {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reconcile_named(&self, name: &str) -> Result<(), ControlError> {
+        let Ok(service_name) = verge_control::ServiceName::new(name) else {
+            return Ok(());
+        };
+        match self.control.service(&service_name).await? {
+            Some(service) => {
+                self.reconcile_service(&service, false).await?;
+            }
+            None => self.unroute(name),
+        }
+        Ok(())
+    }
+
+    fn unroute(&self, name: &str) {
+        self.registry.remove(name);
+        self.reconciler.routed.lock().unwrap().remove(name);
+        self.reconciler.states.lock().unwrap().remove(name);
+    }
+
+    /// Makes the router serve `service` as recorded; whether it is routed. `lazily`
+    /// routes without loading (at start); otherwise the version is loaded now and a
+    /// version that fails to load leaves the previous one serving.
+    async fn reconcile_service(
+        &self,
+        service: &Service,
+        lazily: bool,
+    ) -> Result<bool, ControlError> {
+        let name = service.name.as_str();
+        let Some(number) = service.active else {
+            self.unroute(name);
+            return Ok(false);
+        };
+        let domains: Vec<String> = service
+            .domains
+            .iter()
+            .map(|d| d.as_str().to_owned())
+            .collect();
+        let current = self.reconciler.routed.lock().unwrap().get(name).cloned();
+        if let Some(current) = &current
+            && current.version == number
+            && current.domains == domains
+        {
+            return Ok(true);
+        }
+        let versions = self.control.versions(&service.name).await?;
+        let Some(version) = versions.into_iter().find(|v| v.number == number) else {
+            return Ok(current.is_some());
+        };
+        let preloaded = self
+            .reconciler
+            .preloaded
+            .lock()
+            .unwrap()
+            .remove(&(name.to_owned(), number));
+        let loader = self.loader(service, &version);
+        let lazy = match (preloaded, current.as_ref().map(|c| c.version)) {
+            (Some(app), _) => LazyApp::loaded(app, loader),
+            // Only the domains changed: the code that serves stays.
+            (None, Some(routed)) if routed == number => LazyApp::new(loader),
+            (None, _) if lazily => LazyApp::new(loader),
+            (None, _) => {
+                let node = self.myself.upgrade();
+                let (service2, version2) = (service.clone(), version.clone());
+                let loaded = tokio::task::spawn_blocking(move || {
+                    node.ok_or_else(|| "the node is stopping".to_owned())?
+                        .load_version(&service2, &version2)
+                        .map_err(|e| chain(&e))
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                match loaded {
+                    Ok(app) => LazyApp::loaded(app, loader),
+                    Err(reason) => {
+                        self.report.status(
+                            "Failed",
+                            &format!("to load version {number} of `{name}`, keeping what serves: {reason}"),
+                        );
+                        self.reconciler.states.lock().unwrap().insert(
+                            name.to_owned(),
+                            ServeState::Failed {
+                                version: number,
+                                reason,
+                            },
+                        );
+                        return Ok(current.is_some());
+                    }
+                }
+            }
+        };
+        self.registry.set(name, lazy, &domains);
+        self.reconciler.routed.lock().unwrap().insert(
+            name.to_owned(),
+            Routed {
+                version: number,
+                domains,
+            },
+        );
+        self.reconciler
+            .states
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), ServeState::Serving(number));
+        Ok(true)
+    }
+
+    /// Loads `version` of `service` when the registry asks (on a first request, or
+    /// again after it was unloaded).
+    fn loader(
+        &self,
+        service: &Service,
+        version: &Version,
+    ) -> impl Fn() -> Result<RoutedApp, String> + Send + Sync + 'static {
+        let node = self.myself.clone();
+        let (service, version) = (service.clone(), version.clone());
+        move || {
+            let node = node.upgrade().ok_or("the node is stopping")?;
+            node.load_version(&service, &version).map_err(|e| {
+                format!(
+                    "loading version {} of service `{}`: {}",
+                    version.number,
+                    service.name.as_str(),
+                    chain(&e)
+                )
+            })
+        }
+    }
+}
+
+/// Follows the change feed for as long as the node lives.
+pub(crate) fn spawn(node: Weak<Node>, mut revision: tokio::sync::watch::Receiver<u64>) {
+    tokio::spawn(async move {
+        loop {
+            let target = *revision.borrow_and_update();
+            {
+                let Some(node) = node.upgrade() else { return };
+                if target > node.reconciler.applied()
+                    && let Err(e) = node.catch_up().await
+                {
+                    node.report.status(
+                        "Retrying",
+                        &format!("to apply the control state: {}", chain(&e)),
+                    );
+                    drop(node);
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            }
+            if revision.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}

@@ -1,0 +1,143 @@
+//! What the admin API sends and takes, as types both ends share: the node serialises
+//! these, `verge` deserialises them. They are the API's contract (see
+//! `docs/admin-api.openapi.json`), kept apart from the control state's records so
+//! that storage can change without changing the API.
+
+use serde::{Deserialize, Serialize};
+use verge_control::{Service, ServiceName, TokenRecord, Version};
+use verge_manifest::DomainPattern;
+
+/// A service, as listed and returned by changes to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// Host names, or `*.suffix` wildcards.
+    pub domains: Vec<String>,
+    /// The version requests go to; `None` until one is activated.
+    pub active: Option<u32>,
+    /// Versions active before, most recent last.
+    pub history: Vec<u32>,
+    pub next_version: u32,
+    pub created_at_ms: u64,
+    /// The control state's revision of the service: it grows with every change.
+    pub revision: u64,
+}
+
+impl From<&Service> for ServiceInfo {
+    fn from(s: &Service) -> Self {
+        ServiceInfo {
+            name: s.name.as_str().to_owned(),
+            domains: s.domains.iter().map(|d| d.as_str().to_owned()).collect(),
+            active: s.active,
+            history: s.history.clone(),
+            next_version: s.next_version,
+            created_at_ms: s.created_at_ms,
+            revision: s.revision,
+        }
+    }
+}
+
+/// An uploaded version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub number: u32,
+    /// The package's SHA-256, hex.
+    pub sha256: String,
+    pub size: u64,
+    /// The name of the token that uploaded it.
+    pub uploaded_by: String,
+    pub uploaded_at_ms: u64,
+}
+
+impl From<&Version> for VersionInfo {
+    fn from(v: &Version) -> Self {
+        VersionInfo {
+            number: v.number,
+            sha256: v.sha256.clone(),
+            size: v.size,
+            uploaded_by: v.uploaded_by.clone(),
+            uploaded_at_ms: v.uploaded_at_ms,
+        }
+    }
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    /// The one service it may act on; `None`: the whole node.
+    pub service: Option<String>,
+    pub write: bool,
+    pub created_at_ms: u64,
+    pub expires_at_ms: Option<u64>,
+}
+
+impl From<&TokenRecord> for TokenInfo {
+    fn from(t: &TokenRecord) -> Self {
+        TokenInfo {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            service: t.service.clone(),
+            write: t.write,
+            created_at_ms: t.created_at_ms,
+            expires_at_ms: t.expires_at_ms,
+        }
+    }
+}
+
+/// A token just made: its secret is in `token`, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    pub token: String,
+}
+
+/// `POST /admin/v1/services`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateService {
+    pub name: ServiceName,
+    #[serde(default)]
+    pub domains: Vec<DomainPattern>,
+}
+
+/// `POST /admin/v1/services/{name}/activate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activate {
+    pub version: u32,
+}
+
+/// `POST /admin/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    #[serde(default)]
+    pub service: Option<ServiceName>,
+    #[serde(default)]
+    pub write: bool,
+    /// Seconds until the token stops working.
+    #[serde(default)]
+    pub expires_in_s: Option<u64>,
+}
+
+/// `DELETE /admin/v1/services/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub deleted: String,
+}
+
+/// `DELETE /admin/v1/tokens/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub revoked: String,
+}
+
+/// Any refusal: 4xx or 5xx with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
