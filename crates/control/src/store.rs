@@ -38,7 +38,11 @@ pub struct Change {
     pub value: Option<Vec<u8>>,
 }
 
-/// The change feed from a revision.
+/// The change feed from a revision. It is level-triggered: every key written after
+/// the revision appears with its latest value (or its deletion), in revision order,
+/// but a key written several times may appear only at its last write (a JetStream
+/// bucket keeps one message per key). Readers apply the state a change names, not
+/// the difference it made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changes {
     /// The changes after the revision asked for, oldest first, and the revision the
