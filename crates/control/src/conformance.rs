@@ -1,6 +1,6 @@
 //! The rules every control store, and the control state over it, must keep, as
 //! functions another crate can run against its own store:
-//! `run(|| Arc::new(MyStore::open(..)))`. [`RedbStore`] passes them in this crate's
+//! `run(|| async { Arc::new(MyStore::open(..).await) }).await`. [`RedbStore`] passes them in this crate's
 //! tests; a fleet's store passes the very same ones.
 //!
 //! Each case takes a fresh, empty store and panics on the first rule broken.
@@ -50,16 +50,16 @@ pub const CASES: &[Case] = cases![
 ];
 
 /// Runs every case, each on a fresh store from `fresh`; a failure names its case.
-pub fn run(fresh: impl Fn() -> Arc<dyn ControlStore>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime for the conformance cases");
+/// Run it on a multi-threaded runtime: some cases race two changes.
+pub async fn run<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn ControlStore>>,
+{
     for (name, case) in CASES {
         eprintln!("control conformance: {name}");
-        let control = Control::new(fresh());
-        runtime.block_on(case(&control));
+        let control = Control::new(fresh().await);
+        case(&control).await;
     }
 }
 
@@ -165,8 +165,15 @@ pub async fn the_change_feed_replays_every_write_in_order(state: &Control) {
     let a_last = last("f/a").expect("f/a is in the feed");
     assert_eq!((a_last.revision, a_last.value), (gone, None));
     let b_last = last("f/b").expect("f/b is in the feed");
-    assert_eq!((b_last.revision, b_last.value.as_deref()), (b, Some(&b"2"[..])));
-    assert!(changes.iter().all(|c| c.revision > start && c.revision <= gone));
+    assert_eq!(
+        (b_last.revision, b_last.value.as_deref()),
+        (b, Some(&b"2"[..]))
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.revision > start && c.revision <= gone)
+    );
     assert!(a > start);
     // A page at a time, from where the last one ended, reaches the same end.
     let mut since = start;

@@ -72,14 +72,18 @@ impl ControlError {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_redb_store_keeps_the_store_and_control_rules() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_redb_store_keeps_the_store_and_control_rules() {
         let dir = tempfile::tempdir().unwrap();
-        let n = std::cell::Cell::new(0);
+        let n = std::sync::atomic::AtomicUsize::new(0);
         crate::conformance::run(|| {
-            n.set(n.get() + 1);
-            let path = dir.path().join(format!("control-{}.redb", n.get()));
-            std::sync::Arc::new(crate::RedbStore::open(&path).unwrap())
-        });
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("control-{i}.redb"));
+            async move {
+                std::sync::Arc::new(crate::RedbStore::open(&path).unwrap())
+                    as std::sync::Arc<dyn crate::ControlStore>
+            }
+        })
+        .await;
     }
 }

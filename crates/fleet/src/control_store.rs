@@ -1,0 +1,331 @@
+//! [`ControlStore`] in a JetStream KV bucket, so that every node of a fleet reads and
+//! changes one control state. Revisions are the bucket stream's sequences; a write
+//! expecting something is a publish with `Nats-Expected-Last-Subject-Sequence`, which
+//! the stream's leader checks, so two nodes racing on one key never both win. The
+//! change feed is a consumer from a sequence; a watch of the bucket moves the
+//! revision as writes from anywhere land.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishErrorKind, kv};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use verge_control::{Change, Changes, ControlError, ControlStore, Entry, Expect};
+
+use crate::keys;
+
+/// How long a read of the change feed waits for the next message before it takes
+/// what it has.
+const FEED_WAIT: Duration = Duration::from_secs(2);
+/// How long the revision watch waits before it re-subscribes after losing the server.
+const REWATCH: Duration = Duration::from_millis(500);
+
+/// How the bucket is made by `--cluster-init`.
+#[derive(Debug, Clone)]
+pub struct BucketConfig {
+    /// The bucket's name: `PREFIX-control`.
+    pub bucket: String,
+    /// Copies of every write the cluster keeps (R3 on a 3-server cluster).
+    pub replicas: usize,
+}
+
+/// The control state in a JetStream KV bucket.
+pub struct JetStreamStore {
+    kv: kv::Store,
+    js: jetstream::Context,
+    revision: tokio::sync::watch::Sender<u64>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for JetStreamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamStore")
+            .field("bucket", &self.kv.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for JetStreamStore {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ControlError {
+    ControlError::Unavailable(e.to_string())
+}
+
+impl JetStreamStore {
+    /// Creates the bucket (once per fleet: `--cluster-init`) and opens it.
+    pub async fn create(
+        js: jetstream::Context,
+        config: &BucketConfig,
+    ) -> Result<Self, ControlError> {
+        let kv = js
+            .create_key_value(kv::Config {
+                bucket: config.bucket.clone(),
+                description: "Verge's control state: services, versions, domains, tokens".into(),
+                history: 1,
+                num_replicas: config.replicas,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        // Direct gets may be answered by a replica that lags the leader; a control
+        // read that a compare-and-swap will build on must see the leader's state.
+        let mut stream = js.get_stream(&kv.stream_name).await.map_err(unavailable)?;
+        let mut stream_config = stream.info().await.map_err(unavailable)?.config.clone();
+        if stream_config.allow_direct {
+            stream_config.allow_direct = false;
+            js.update_stream(stream_config).await.map_err(unavailable)?;
+        }
+        let kv = js
+            .get_key_value(&config.bucket)
+            .await
+            .map_err(unavailable)?;
+        Self::from_kv(js, kv).await
+    }
+
+    /// Opens the bucket a fleet made. A bucket that does not exist is an error that
+    /// says so, never a new, empty fleet.
+    pub async fn open(js: jetstream::Context, bucket: &str) -> Result<Self, ControlError> {
+        let kv = js.get_key_value(bucket).await.map_err(|e| {
+            ControlError::Unavailable(format!(
+                "no control bucket `{bucket}` in this NATS system ({e}); \
+                 start one node with --cluster-init to create the fleet's state"
+            ))
+        })?;
+        Self::from_kv(js, kv).await
+    }
+
+    async fn from_kv(js: jetstream::Context, kv: kv::Store) -> Result<Self, ControlError> {
+        let last = last_sequence(&kv).await?;
+        let revision = tokio::sync::watch::Sender::new(last);
+        let watcher = tokio::spawn(watch_revisions(kv.clone(), revision.clone(), last));
+        Ok(JetStreamStore {
+            kv,
+            js,
+            revision,
+            watcher,
+        })
+    }
+
+    fn subject(&self, key: &str) -> String {
+        format!("$KV.{}.{}", self.kv.name, keys::encode(key))
+    }
+
+    /// Publishes `value` (a delete marker when `None`) on the key's subject, expecting
+    /// its last message to be `expected` (0: none); the write's revision.
+    async fn publish(
+        &self,
+        key: &str,
+        value: Option<Vec<u8>>,
+        expected: Option<u64>,
+    ) -> Result<u64, ControlError> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(expected) = expected {
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                expected.to_string().as_str(),
+            );
+        }
+        if value.is_none() {
+            headers.insert("KV-Operation", "DEL");
+        }
+        let payload = Bytes::from(value.unwrap_or_default());
+        let ack = self
+            .js
+            .publish_with_headers(self.subject(key), headers, payload)
+            .await
+            .map_err(|e| publish_error(key, e))?
+            .await
+            .map_err(|e| publish_error(key, e))?;
+        self.announce(ack.sequence);
+        Ok(ack.sequence)
+    }
+
+    fn announce(&self, revision: u64) {
+        self.revision.send_if_modified(|seen| {
+            let newer = revision > *seen;
+            if newer {
+                *seen = revision;
+            }
+            newer
+        });
+    }
+
+    /// The key's last message: `Some(Ok(entry))` if it holds a value, `Some(Err(rev))`
+    /// for a deletion at `rev`, `None` if nothing was ever written.
+    async fn last(&self, key: &str) -> Result<Option<Result<Entry, u64>>, ControlError> {
+        let found = self
+            .kv
+            .entry(keys::encode(key))
+            .await
+            .map_err(unavailable)?;
+        Ok(found.map(|e| match e.operation {
+            kv::Operation::Put => Ok(Entry {
+                value: e.value.to_vec(),
+                revision: e.revision,
+            }),
+            kv::Operation::Delete | kv::Operation::Purge => Err(e.revision),
+        }))
+    }
+}
+
+fn publish_error(key: &str, e: jetstream::context::PublishError) -> ControlError {
+    // The server answers a failed subject-sequence check with error code 10071 or,
+    // for a subject with no message yet, 10164; async-nats names only the first.
+    let wrong_sequence = e.kind() == PublishErrorKind::WrongLastSequence
+        || e.to_string().contains("wrong last sequence");
+    if wrong_sequence {
+        return ControlError::Conflict(format!("`{key}` changed since it was read"));
+    }
+    match e.kind() {
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::StreamNotFound => {
+            // A write that timed out may have landed: callers re-read before retrying.
+            ControlError::Unavailable(format!("writing `{key}`: {e}"))
+        }
+        _ => ControlError::other(format!("writing `{key}`: {e}")),
+    }
+}
+
+/// The bucket's latest revision, asked of the server (`kv::Store::status` answers
+/// what it saw when the bucket was opened).
+async fn last_sequence(kv: &kv::Store) -> Result<u64, ControlError> {
+    let info = kv.stream.get_info().await.map_err(unavailable)?;
+    Ok(info.state.last_sequence)
+}
+
+/// Moves `revision` with every write to the bucket, from anywhere, for as long as
+/// the store lives; re-subscribes after the server is lost.
+async fn watch_revisions(kv: kv::Store, revision: tokio::sync::watch::Sender<u64>, mut last: u64) {
+    loop {
+        if let Ok(mut watch) = kv.watch_all_from_revision(last + 1).await {
+            while let Some(Ok(entry)) = watch.next().await {
+                last = last.max(entry.revision);
+                revision.send_if_modified(|seen| {
+                    let newer = entry.revision > *seen;
+                    if newer {
+                        *seen = entry.revision;
+                    }
+                    newer
+                });
+            }
+        }
+        tokio::time::sleep(REWATCH).await;
+        last = last.max(*revision.borrow());
+    }
+}
+
+#[async_trait]
+impl ControlStore for JetStreamStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, ControlError> {
+        Ok(self.last(key).await?.and_then(Result::ok))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
+        let mut names = Vec::new();
+        let mut all = self.kv.keys().await.map_err(unavailable)?;
+        while let Some(key) = all.next().await {
+            let key = key.map_err(unavailable)?;
+            if let Some(key) = keys::decode(&key)
+                && key.starts_with(prefix)
+            {
+                names.push(key);
+            }
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(entry) = self.get(&name).await? {
+                out.push((name, entry));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {
+        let expected = match expect {
+            Expect::Any => None,
+            Expect::Revision(r) => Some(r),
+            Expect::Absent => match self.last(key).await? {
+                None => Some(0),
+                Some(Err(deleted_at)) => Some(deleted_at),
+                Some(Ok(e)) => {
+                    return Err(ControlError::Conflict(format!(
+                        "`{key}` exists (revision {})",
+                        e.revision
+                    )));
+                }
+            },
+        };
+        self.publish(key, Some(value), expected).await
+    }
+
+    async fn delete(&self, key: &str, expect: Expect) -> Result<u64, ControlError> {
+        match (expect, self.last(key).await?) {
+            (Expect::Any | Expect::Absent, None | Some(Err(_))) => Ok(*self.revision.borrow()),
+            (Expect::Revision(want), None | Some(Err(_))) => Err(ControlError::Conflict(format!(
+                "`{key}` no longer exists (expected revision {want})"
+            ))),
+            (Expect::Absent, Some(Ok(e))) => Err(ControlError::Conflict(format!(
+                "`{key}` exists (revision {})",
+                e.revision
+            ))),
+            (Expect::Any, Some(Ok(_))) => self.publish(key, None, None).await,
+            (Expect::Revision(want), Some(Ok(_))) => self.publish(key, None, Some(want)).await,
+        }
+    }
+
+    async fn changes(&self, since: u64, limit: usize) -> Result<Changes, ControlError> {
+        let latest = last_sequence(&self.kv).await?;
+        self.announce(latest);
+        if since >= latest {
+            return Ok(Changes::Since {
+                changes: Vec::new(),
+                revision: latest,
+            });
+        }
+        let mut watch = self
+            .kv
+            .watch_all_from_revision(since + 1)
+            .await
+            .map_err(unavailable)?;
+        let mut changes = Vec::new();
+        while changes.len() < limit {
+            let next = tokio::time::timeout(FEED_WAIT, watch.next()).await;
+            let Ok(Some(entry)) = next else { break };
+            let entry = entry.map_err(unavailable)?;
+            let Some(key) = keys::decode(&entry.key) else {
+                continue;
+            };
+            let value = match entry.operation {
+                kv::Operation::Put => Some(entry.value.to_vec()),
+                kv::Operation::Delete | kv::Operation::Purge => None,
+            };
+            let revision = entry.revision;
+            changes.push(Change {
+                revision,
+                key,
+                value,
+            });
+            if revision >= latest {
+                break;
+            }
+        }
+        let revision = if changes.len() >= limit {
+            changes.last().map_or(latest, |c| c.revision)
+        } else {
+            latest
+        };
+        Ok(Changes::Since { changes, revision })
+    }
+
+    fn revision(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+}

@@ -1,0 +1,15 @@
+//! Many Verge nodes as one platform on NATS JetStream.
+//!
+//! - [`JetStreamStore`]: the control state's [`verge_control::ControlStore`] in a
+//!   JetStream KV bucket (R3 on a 3-server cluster): compare-and-swap by the stream
+//!   leader, the change feed from a sequence, a watch that follows writes from every
+//!   node. It passes `verge_control::conformance`, the cases `RedbStore` passes.
+//! - [`NatsCluster`]: a local NATS cluster with JetStream on loopback, for
+//!   `scripts/fleet.sh`, the tests and the benchmarks.
+
+mod control_store;
+pub mod keys;
+mod nats_cluster;
+
+pub use control_store::{BucketConfig, JetStreamStore};
+pub use nats_cluster::{ClusterError, NatsCluster, nats_server_binary};

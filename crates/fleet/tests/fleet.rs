@@ -1,0 +1,135 @@
+//! The fleet's storage on a real 3-server NATS cluster with JetStream (R3), started
+//! by the test on loopback ports and killed at its end. `nats-server` comes from
+//! `scripts/install-nats-server.sh` (CI runs it; `make test` does too).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use verge_control::{Changes, Control, ControlError, ControlStore, Expect, ServiceName};
+use verge_fleet::{BucketConfig, JetStreamStore, NatsCluster};
+
+async fn cluster(dir: &std::path::Path) -> NatsCluster {
+    NatsCluster::start(3, dir)
+        .await
+        .unwrap_or_else(|e| panic!("starting the NATS cluster: {e}"))
+}
+
+async fn jetstream(cluster: &NatsCluster) -> jetstream::Context {
+    let client = async_nats::connect(cluster.urls().as_slice())
+        .await
+        .unwrap();
+    jetstream::new(client)
+}
+
+async fn store(js: &jetstream::Context, bucket: &str) -> JetStreamStore {
+    let config = BucketConfig {
+        bucket: bucket.into(),
+        replicas: 3,
+    };
+    JetStreamStore::create(js.clone(), &config).await.unwrap()
+}
+
+/// The very cases the redb store passes, on JetStream; then what only a shared
+/// store shows: two nodes see each other's writes, and no empty fleet is made by
+/// accident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jetstream_store_keeps_the_control_rules_and_is_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path()).await;
+    let js = jetstream(&cluster).await;
+    let n = AtomicUsize::new(0);
+    verge_control::conformance::run(|| {
+        let bucket = format!("conformance-{}", n.fetch_add(1, Ordering::Relaxed));
+        let js = js.clone();
+        async move { Arc::new(store(&js, &bucket).await) as Arc<dyn ControlStore> }
+    })
+    .await;
+
+    // Two nodes, two connections, one bucket.
+    let a = Control::new(Arc::new(store(&js, "shared").await));
+    let other = jetstream(&cluster).await;
+    let b_store = Arc::new(JetStreamStore::open(other, "shared").await.unwrap());
+    let b = Control::new(b_store.clone());
+    let mut b_revision = b_store.revision();
+    let shop = ServiceName::new("shop").unwrap();
+    let created = a.create_service(&shop, &[]).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        b_revision.wait_for(|r| *r >= created.revision),
+    )
+    .await
+    .expect("node B's watch hears of node A's write")
+    .unwrap();
+    assert_eq!(b.service(&shop).await.unwrap(), Some(created.clone()));
+    let Changes::Since { changes, .. } = b_store.changes(0, 100).await.unwrap() else {
+        panic!("a JetStream bucket never asks for a resync");
+    };
+    assert!(changes.iter().any(|c| c.key == "service/shop"));
+    // Racing from two nodes: one create wins.
+    let blog = ServiceName::new("blog").unwrap();
+    let (x, y) = tokio::join!(a.create_service(&blog, &[]), b.create_service(&blog, &[]));
+    assert!(
+        matches!(
+            (&x, &y),
+            (Ok(_), Err(ControlError::ServiceExists(_)))
+                | (Err(ControlError::ServiceExists(_)), Ok(_))
+        ),
+        "{x:?} {y:?}"
+    );
+
+    // A bucket that is not there is named, with what to do; nothing is created.
+    let missing = JetStreamStore::open(js.clone(), "no-such-fleet")
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("--cluster-init"), "{missing}");
+    assert!(js.get_key_value("no-such-fleet").await.is_err());
+}
+
+/// A server killed with SIGKILL during writes loses no acknowledged write: R3 keeps
+/// a quorum, writes go on, and the restarted server catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_during_writes_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path()).await;
+    let js = jetstream(&cluster).await;
+    let store = store(&js, "kill").await;
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for i in 0..300u32 {
+        if i == 100 {
+            cluster.kill(0);
+        }
+        if i == 200 {
+            cluster.restart(0).unwrap();
+        }
+        let key = format!("k/{i:04}");
+        match store
+            .put(&key, i.to_be_bytes().to_vec(), Expect::Absent)
+            .await
+        {
+            Ok(revision) => acknowledged.push((key, revision)),
+            Err(ControlError::Unavailable(_)) => refused += 1,
+            Err(e) => panic!("write {i}: {e}"),
+        }
+    }
+    assert!(
+        acknowledged.len() >= 250,
+        "R3 keeps taking writes with one server down: {} acknowledged, {refused} refused",
+        acknowledged.len()
+    );
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    // Read back through a fresh connection to the restarted server alone.
+    let url = cluster.urls()[0].clone();
+    let fresh = jetstream::new(async_nats::connect(url).await.unwrap());
+    let reader = JetStreamStore::open(fresh, "kill").await.unwrap();
+    for (key, revision) in &acknowledged {
+        let entry = reader.get(key).await.unwrap();
+        assert_eq!(
+            entry.map(|e| e.revision),
+            Some(*revision),
+            "{key} was acknowledged at {revision}"
+        );
+    }
+}
