@@ -446,3 +446,66 @@ pub async fn an_upload_racing_an_activation_does_not_fail_it(state: &Control) {
     let versions = state.versions(&svc).await.unwrap();
     assert_eq!(versions.len(), 11, "every upload recorded once");
 }
+
+/// The rules every [`crate::PackageStore`] keeps.
+pub mod packages {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use crate::{PackageStore, PackageStoreError, sha256_hex};
+
+    /// Runs every case, each on a fresh store from `fresh`.
+    pub async fn run<F, Fut>(fresh: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Arc<dyn PackageStore>>,
+    {
+        eprintln!("package conformance: what_is_put_is_got_back_by_its_hash");
+        what_is_put_is_got_back_by_its_hash(fresh().await.as_ref()).await;
+        eprintln!("package conformance: bytes_under_another_hash_are_refused");
+        bytes_under_another_hash_are_refused(fresh().await.as_ref()).await;
+        eprintln!("package conformance: a_large_package_survives_the_trip");
+        a_large_package_survives_the_trip(fresh().await.as_ref()).await;
+    }
+
+    pub async fn what_is_put_is_got_back_by_its_hash(store: &dyn PackageStore) {
+        let bytes = b"a package, as uploaded".to_vec();
+        let sha = sha256_hex(&bytes);
+        store.put(&sha, bytes.clone()).await.unwrap();
+        assert_eq!(store.get(&sha).await.unwrap(), bytes);
+        // The same bytes again: fine.
+        store.put(&sha, bytes.clone()).await.unwrap();
+        assert_eq!(store.get(&sha).await.unwrap(), bytes);
+        assert!(matches!(
+            store.get(&"0".repeat(64)).await,
+            Err(PackageStoreError::Missing(_))
+        ));
+        assert!(matches!(
+            store.get("../../etc/passwd").await,
+            Err(PackageStoreError::Missing(_))
+        ));
+    }
+
+    pub async fn bytes_under_another_hash_are_refused(store: &dyn PackageStore) {
+        let sha = sha256_hex(b"the real package");
+        let refused = store.put(&sha, b"changed in transit".to_vec()).await;
+        assert!(
+            matches!(refused, Err(PackageStoreError::Mismatch { .. })),
+            "{refused:?}"
+        );
+        assert!(
+            matches!(store.get(&sha).await, Err(PackageStoreError::Missing(_))),
+            "a refused package leaves nothing under its name"
+        );
+    }
+
+    pub async fn a_large_package_survives_the_trip(store: &dyn PackageStore) {
+        // Larger than a NATS message: the object store chunks it.
+        let bytes: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let sha = sha256_hex(&bytes);
+        store.put(&sha, bytes.clone()).await.unwrap();
+        let back = store.get(&sha).await.unwrap();
+        assert_eq!(back.len(), bytes.len());
+        assert!(back == bytes, "the bytes come back unchanged");
+    }
+}

@@ -10,8 +10,9 @@
 //!   on what it read, so concurrent changes on two nodes never overwrite each other.
 //! - [`conformance`]: the rules a store and the control state over it keep, as public
 //!   functions, so a fleet's store passes the same tests [`RedbStore`] passes.
-//! - [`PackageStore`]: package bytes on disk, content-addressed by SHA-256, written
-//!   atomically.
+//! - [`PackageStore`]: package bytes by SHA-256, verified on the way in and out;
+//!   [`DiskPackages`] keeps them in a directory (written atomically), and every node
+//!   keeps its own copy there; a fleet shares them through JetStream's object store.
 
 pub mod conformance;
 mod control;
@@ -23,7 +24,7 @@ mod store;
 
 pub use control::Control;
 pub use model::{NewVersion, Service, ServiceName, TokenRecord, Version};
-pub use packages::{PackageStore, PackageStoreError};
+pub use packages::{DiskPackages, PackageStore, PackageStoreError, sha256_hex};
 pub use redb_store::{FORMAT, KEPT_CHANGES, RedbStore};
 pub use store::{Change, Changes, ControlStore, Entry, Expect};
 
@@ -82,6 +83,21 @@ mod tests {
             async move {
                 std::sync::Arc::new(crate::RedbStore::open(&path).unwrap())
                     as std::sync::Arc<dyn crate::ControlStore>
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn disk_packages_keep_the_package_store_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        crate::conformance::packages::run(|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("packages-{i}"));
+            async move {
+                std::sync::Arc::new(crate::DiskPackages::open(&path).unwrap())
+                    as std::sync::Arc<dyn crate::PackageStore>
             }
         })
         .await;

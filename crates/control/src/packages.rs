@@ -1,8 +1,11 @@
-//! Package bytes on disk, named by their SHA-256.
+//! Package bytes, named by their SHA-256: the [`PackageStore`] trait (a fleet's shared
+//! store, or a node's own disk), and [`DiskPackages`], the verified copy every node
+//! keeps on disk and loads from.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 /// Why a package could not be stored or read.
@@ -20,13 +23,36 @@ pub enum PackageStoreError {
     Mismatch { expected: String, found: String },
     #[error("no package with SHA-256 {0}")]
     Missing(String),
+    /// The store cannot be reached now (in a fleet: NATS is cut off).
+    #[error("the package store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where packages are kept by their SHA-256: a node's disk, or a fleet's object store
+/// every node fetches from.
+#[async_trait]
+pub trait PackageStore: Send + Sync + 'static {
+    /// Stores `bytes` under `sha256`, refusing bytes whose SHA-256 is another
+    /// ([`PackageStoreError::Mismatch`]); storing the same bytes again is fine.
+    async fn put(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), PackageStoreError>;
+    /// The package's bytes, checked against `sha256`: a damaged copy is refused
+    /// ([`PackageStoreError::Mismatch`]), never handed out.
+    async fn get(&self, sha256: &str) -> Result<Vec<u8>, PackageStoreError>;
+}
+
+/// The SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Package files in a directory, `SHA256.vpkg`. A file appears only once complete
 /// and verified (written beside, synced, renamed), so a crash or a cut upload leaves
 /// nothing behind under a package's name.
 #[derive(Debug, Clone)]
-pub struct PackageStore {
+pub struct DiskPackages {
     dir: PathBuf,
 }
 
@@ -37,13 +63,13 @@ fn is_sha256(text: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-impl PackageStore {
-    pub fn open(dir: &Path) -> Result<PackageStore, PackageStoreError> {
+impl DiskPackages {
+    pub fn open(dir: &Path) -> Result<DiskPackages, PackageStoreError> {
         std::fs::create_dir_all(dir).map_err(|source| PackageStoreError::Io {
             path: dir.to_owned(),
             source,
         })?;
-        Ok(PackageStore {
+        Ok(DiskPackages {
             dir: dir.to_owned(),
         })
     }
@@ -96,7 +122,12 @@ impl PackageStore {
         Ok((found, size))
     }
 
-    /// The bytes of the package with this SHA-256.
+    /// Whether the package with this SHA-256 is here.
+    pub fn contains(&self, sha256: &str) -> bool {
+        is_sha256(sha256) && self.path(sha256).is_file()
+    }
+
+    /// The bytes of the package with this SHA-256 (verified when written).
     pub fn get(&self, sha256: &str) -> Result<Vec<u8>, PackageStoreError> {
         if !is_sha256(sha256) {
             return Err(PackageStoreError::Missing(sha256.to_owned()));
@@ -111,5 +142,26 @@ impl PackageStore {
                 source,
             }),
         }
+    }
+}
+
+#[async_trait]
+impl PackageStore for DiskPackages {
+    async fn put(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), PackageStoreError> {
+        let store = self.clone();
+        let sha256 = sha256.to_owned();
+        tokio::task::spawn_blocking(move || {
+            store.put(&bytes[..], u64::MAX, Some(&sha256)).map(|_| ())
+        })
+        .await
+        .map_err(|e| PackageStoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn get(&self, sha256: &str) -> Result<Vec<u8>, PackageStoreError> {
+        let store = self.clone();
+        let sha256 = sha256.to_owned();
+        tokio::task::spawn_blocking(move || DiskPackages::get(&store, &sha256))
+            .await
+            .map_err(|e| PackageStoreError::Unavailable(e.to_string()))?
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use verge_control::{
-    Changes, Control, ControlStore, Expect, KEPT_CHANGES, NewVersion, PackageStore,
+    Changes, Control, ControlStore, DiskPackages, Expect, KEPT_CHANGES, NewVersion,
     PackageStoreError, RedbStore, ServiceName,
 };
 
@@ -99,7 +99,7 @@ async fn a_reader_behind_the_kept_history_is_told_to_resync() {
 #[test]
 fn packages_are_stored_by_their_hash_only_when_complete_and_right() {
     let dir = tempfile::tempdir().unwrap();
-    let store = PackageStore::open(&dir.path().join("packages")).unwrap();
+    let store = DiskPackages::open(&dir.path().join("packages")).unwrap();
     let bytes = b"a package, as uploaded".to_vec();
     let (sha, size) = store.put(&bytes[..], 1 << 20, None).unwrap();
     assert_eq!(size, bytes.len() as u64);

@@ -4,12 +4,16 @@
 //!   JetStream KV bucket (R3 on a 3-server cluster): compare-and-swap by the stream
 //!   leader, the change feed from a sequence, a watch that follows writes from every
 //!   node. It passes `verge_control::conformance`, the cases `RedbStore` passes.
+//! - [`ObjectPackages`]: packages in a JetStream object store, by SHA-256, checked
+//!   on every read; `verge_control::conformance::packages` holds for it.
 //! - [`NatsCluster`]: a local NATS cluster with JetStream on loopback, for
 //!   `scripts/fleet.sh`, the tests and the benchmarks.
 
 mod control_store;
 pub mod keys;
 mod nats_cluster;
+mod packages;
 
 pub use control_store::{BucketConfig, JetStreamStore};
 pub use nats_cluster::{ClusterError, NatsCluster, nats_server_binary};
+pub use packages::ObjectPackages;

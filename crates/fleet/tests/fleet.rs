@@ -79,6 +79,21 @@ async fn the_jetstream_store_keeps_the_control_rules_and_is_shared() {
         "{x:?} {y:?}"
     );
 
+    // Packages: the same rules as on disk, through the object store.
+    let m = AtomicUsize::new(0);
+    verge_control::conformance::packages::run(|| {
+        let bucket = format!("packages-{}", m.fetch_add(1, Ordering::Relaxed));
+        let js = js.clone();
+        async move {
+            Arc::new(
+                verge_fleet::ObjectPackages::create(&js, &bucket, 3)
+                    .await
+                    .unwrap(),
+            ) as Arc<dyn verge_control::PackageStore>
+        }
+    })
+    .await;
+
     // A bucket that is not there is named, with what to do; nothing is created.
     let missing = JetStreamStore::open(js.clone(), "no-such-fleet")
         .await

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub max_package_bytes: u64,
     /// Where progress lines go.
     pub report: Reporter,
+    /// The fleet this node joins; `None`: a single node on its own files.
+    pub cluster: Option<crate::ClusterConfig>,
 }
 
 impl NodeConfig {
@@ -58,6 +60,7 @@ impl NodeConfig {
             max_loaded_services: 0,
             max_package_bytes: 128 << 20,
             report: Reporter::silent(),
+            cluster: None,
         }
     }
 }
@@ -72,6 +75,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("admin_listen", &self.admin_listen)
             .field("root_token", &"[redacted]")
             .field("edge", &self.edge)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }

@@ -73,6 +73,14 @@ impl Node {
         let (sha256, size) = tokio::task::spawn_blocking(move || node.check_and_store(spool))
             .await
             .map_err(|_| DeployError::Stopping)??;
+        // In a fleet, the other nodes fetch it from there.
+        if let Some(shared) = &self.shared_packages {
+            let bytes = self.packages.get(&sha256).map_err(DeployError::Packages)?;
+            shared
+                .put(&sha256, bytes)
+                .await
+                .map_err(DeployError::Packages)?;
+        }
         let version = NewVersion {
             sha256,
             size,
@@ -148,6 +156,9 @@ impl Node {
                 service: name.as_str().to_owned(),
                 version: number,
             })?;
+        self.ensure_package(&record)
+            .await
+            .map_err(DeployError::Packages)?;
         let node = self.myself.upgrade().ok_or(DeployError::Stopping)?;
         let service2 = service.clone();
         let app = tokio::task::spawn_blocking(move || node.load_version(&service2, &record))

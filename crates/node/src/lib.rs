@@ -15,6 +15,7 @@
 mod api;
 pub mod app;
 mod auth;
+mod cluster;
 mod config;
 mod deploy;
 mod edge;
@@ -24,6 +25,7 @@ mod reconcile;
 mod report;
 pub mod wire;
 
+pub use cluster::{ClusterConfig, ClusterError};
 pub use config::NodeConfig;
 pub use deploy::DeployError;
 pub use edge::{EdgeError, EdgeOptions};

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use verge_control::{
-    Control, ControlError, PackageStore, PackageStoreError, RedbStore, Service, Version,
+    Control, ControlError, ControlStore, DiskPackages, PackageStore, PackageStoreError, RedbStore,
+    Service, Version,
 };
 use verge_manifest::{LimitsSection, Package, PackageError};
 use verge_runtime::{LoadError, NodeServices, Runtime};
@@ -28,7 +29,10 @@ pub struct Node {
     pub(crate) myself: Weak<Node>,
     pub(crate) control: Control,
     pub(crate) reconciler: Reconciler,
-    pub(crate) packages: PackageStore,
+    /// This node's verified copy of every package it serves.
+    pub(crate) packages: DiskPackages,
+    /// The fleet's packages, which other nodes upload to; `None` on a single node.
+    pub(crate) shared_packages: Option<Arc<dyn PackageStore>>,
     pub(crate) runtime: Runtime,
     pub(crate) registry: Arc<NodeRegistry>,
     pub(crate) log: LogWriter,
@@ -62,6 +66,8 @@ pub enum NodeError {
     Certificates(#[source] TlsError),
     #[error(transparent)]
     Listen(#[from] ServerError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Why a recorded version could not be loaded.
@@ -87,9 +93,18 @@ impl Node {
             dir: dir.clone(),
             source,
         })?;
-        let store = RedbStore::open(&dir.join("control.redb")).map_err(NodeError::Control)?;
-        let control = Control::new(Arc::new(store));
-        let packages = PackageStore::open(&dir.join("packages")).map_err(NodeError::Packages)?;
+        let (store, shared_packages): (Arc<dyn ControlStore>, _) = match &config.cluster {
+            Some(cluster) => {
+                let fleet = crate::cluster::join(cluster, &config.name).await?;
+                (fleet.control, Some(fleet.packages))
+            }
+            None => (
+                Arc::new(RedbStore::open(&dir.join("control.redb")).map_err(NodeError::Control)?),
+                None,
+            ),
+        };
+        let control = Control::new(store);
+        let packages = DiskPackages::open(&dir.join("packages")).map_err(NodeError::Packages)?;
         let services = NodeServices {
             name: config.name.clone(),
             geo: config.edge.geo()?,
@@ -109,6 +124,7 @@ impl Node {
             control,
             reconciler: Reconciler::new(),
             packages,
+            shared_packages,
             runtime,
             registry: Arc::new(
                 NodeRegistry::default().with_max_loaded(config.max_loaded_services as usize),
@@ -194,6 +210,19 @@ impl Node {
     /// The control revision this node has applied.
     pub fn applied_revision(&self) -> u64 {
         self.reconciler.applied()
+    }
+
+    /// Makes sure this node has its own verified copy of `version`'s package,
+    /// fetching it from the fleet's store when it has not.
+    pub(crate) async fn ensure_package(&self, version: &Version) -> Result<(), PackageStoreError> {
+        if self.packages.contains(&version.sha256) {
+            return Ok(());
+        }
+        let Some(shared) = &self.shared_packages else {
+            return Err(PackageStoreError::Missing(version.sha256.clone()));
+        };
+        let bytes = shared.get(&version.sha256).await?;
+        PackageStore::put(&self.packages, &version.sha256, bytes).await
     }
 
     /// `version` of `service`, ready to serve. Blocking: it may compile.

@@ -208,6 +208,24 @@ impl Node {
         let Some(version) = versions.into_iter().find(|v| v.number == number) else {
             return Ok(current.is_some());
         };
+        if let Err(e) = self.ensure_package(&version).await {
+            let reason = format!(
+                "its package is not here and could not be fetched: {}",
+                chain(&e)
+            );
+            self.report.status(
+                "Failed",
+                &format!("to get version {number} of `{name}`, keeping what serves: {reason}"),
+            );
+            self.reconciler.states.lock().unwrap().insert(
+                name.to_owned(),
+                ServeState::Failed {
+                    version: number,
+                    reason,
+                },
+            );
+            return Ok(current.is_some());
+        }
         let preloaded = self
             .reconciler
             .preloaded

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use verge_manifest::ByteSize;
-use verge_node::{Node, NodeConfig, Reporter};
+use verge_node::{ClusterConfig, Node, NodeConfig, Reporter};
 
 use crate::commands::serve::shutdown_signal;
 use crate::flags::{EdgeFlags, admin_token};
@@ -20,9 +20,12 @@ use crate::ui;
 /// package bytes (packages/), KV data (kv.redb), compiled code (compile-cache/). A
 /// restarted node serves exactly the versions that were active.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  \
+#[command(after_help = "Examples:\n  \
     VERGE_ADMIN_TOKEN=$(openssl rand -hex 24) verge node --data-dir /var/lib/verge \\\n      \
-    --listen 0.0.0.0:80 --admin-listen 127.0.0.1:9000")]
+    --listen 0.0.0.0:80 --admin-listen 127.0.0.1:9000\n\n  \
+    A fleet (the first node creates its state, the others join it):\n  \
+    verge node --node-name pop-a --cluster nats://10.0.0.1:4222,nats://10.0.0.2:4222 --cluster-init\n  \
+    verge node --node-name pop-b --cluster nats://10.0.0.1:4222,nats://10.0.0.2:4222")]
 pub struct Args {
     /// Where the node keeps its state.
     #[arg(
@@ -105,11 +108,55 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = ByteSize::parse, default_value = "128MiB")]
     pub max_package_size: ByteSize,
 
+    /// Join a fleet: the NATS servers (JetStream) holding its state, comma-separated
+    /// nats://HOST:PORT. Services, versions and tokens are the fleet's, and a change
+    /// made through any node is served by every node. Without it the node is on its
+    /// own, its state in --data-dir.
+    #[arg(
+        long,
+        value_name = "URLS",
+        env = "VERGE_CLUSTER",
+        value_delimiter = ','
+    )]
+    pub cluster: Vec<String>,
+
+    /// Names the fleet's buckets (PREFIX-control, PREFIX-packages), so two fleets can
+    /// share one NATS system.
+    #[arg(long, value_name = "PREFIX", default_value = "verge")]
+    pub cluster_prefix: String,
+
+    /// Create the fleet's buckets: once, on the first node. Without it a node that
+    /// finds no fleet state stops and says so, rather than start an empty fleet.
+    #[arg(long, requires = "cluster")]
+    pub cluster_init: bool,
+
+    /// Copies the cluster keeps of every write, when --cluster-init creates the
+    /// buckets (3 on a 3-server cluster; at most the number of servers).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub cluster_replicas: usize,
+
     #[command(flatten)]
     pub edge: EdgeFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let prefix_ok = !args.cluster_prefix.is_empty()
+        && args
+            .cluster_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !prefix_ok {
+        anyhow::bail!(
+            "--cluster-prefix `{}` cannot name a bucket: use letters, digits, `-` and `_`",
+            args.cluster_prefix
+        );
+    }
+    let cluster = (!args.cluster.is_empty()).then(|| ClusterConfig {
+        urls: args.cluster.clone(),
+        prefix: args.cluster_prefix.clone(),
+        init: args.cluster_init,
+        replicas: args.cluster_replicas,
+    });
     let config = NodeConfig {
         data_dir: args.data_dir.clone(),
         name: args.node_name.clone(),
@@ -129,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_loaded_services: args.max_loaded_services,
         max_package_bytes: args.max_package_size.0,
         report: Reporter::new(|word, message| ui::status(word, message)),
+        cluster,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -104,6 +104,9 @@ fn deploy_error(e: DeployError) -> Reply {
         DeployError::Settings(_) | DeployError::DoesNotLoad { .. } | DeployError::Activation(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        DeployError::Packages(verge_control::PackageStoreError::Unavailable(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         DeployError::Packages(_) | DeployError::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
         DeployError::NotApplied { .. } => StatusCode::GATEWAY_TIMEOUT,
         DeployError::Stopping => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,125 @@
+//! [`PackageStore`] in a JetStream object store (`PREFIX-packages`, R3): a package
+//! uploaded to one node is fetched by every other, chunked by the object store (a
+//! 128 MiB package is 1,024 chunks of 128 KiB), named by its SHA-256 so the same
+//! bytes are stored once. Every read is checked against the name: a damaged object is
+//! refused, never served. The read path assumes the server is reachable, so each call
+//! has a deadline: a node never hangs on it.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, object_store};
+use async_trait::async_trait;
+use tokio::io::AsyncReadExt;
+use verge_control::{PackageStore, PackageStoreError, sha256_hex};
+
+/// The longest a package transfer may take before it counts as unavailable.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A fleet's packages in a JetStream object store.
+pub struct ObjectPackages {
+    store: object_store::ObjectStore,
+}
+
+impl std::fmt::Debug for ObjectPackages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectPackages").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PackageStoreError {
+    PackageStoreError::Unavailable(e.to_string())
+}
+
+fn valid(sha256: &str) -> bool {
+    sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl ObjectPackages {
+    /// Creates the bucket (once per fleet) and opens it.
+    pub async fn create(
+        js: &jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+    ) -> Result<Self, PackageStoreError> {
+        let store = js
+            .create_object_store(object_store::Config {
+                bucket: bucket.to_owned(),
+                description: Some("Verge packages, by SHA-256".into()),
+                num_replicas: replicas,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(ObjectPackages { store })
+    }
+
+    /// Opens the bucket a fleet made.
+    pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, PackageStoreError> {
+        let store = js.get_object_store(bucket).await.map_err(|e| {
+            PackageStoreError::Unavailable(format!(
+                "no package bucket `{bucket}` in this NATS system ({e}); \
+                 start one node with --cluster-init to create the fleet's state"
+            ))
+        })?;
+        Ok(ObjectPackages { store })
+    }
+}
+
+#[async_trait]
+impl PackageStore for ObjectPackages {
+    async fn put(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), PackageStoreError> {
+        let found = sha256_hex(&bytes);
+        if found != sha256 {
+            return Err(PackageStoreError::Mismatch {
+                expected: sha256.to_owned(),
+                found,
+            });
+        }
+        // The same bytes are stored once.
+        if let Ok(info) = self.store.info(sha256).await
+            && !info.deleted
+            && info.size as u64 == bytes.len() as u64
+        {
+            return Ok(());
+        }
+        let mut reader = &bytes[..];
+        tokio::time::timeout(DEADLINE, self.store.put(sha256, &mut reader))
+            .await
+            .map_err(|_| unavailable(format!("storing package {sha256} took over {DEADLINE:?}")))?
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, sha256: &str) -> Result<Vec<u8>, PackageStoreError> {
+        if !valid(sha256) {
+            return Err(PackageStoreError::Missing(sha256.to_owned()));
+        }
+        let read = async {
+            let mut object = match self.store.get(sha256).await {
+                Ok(object) => object,
+                Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
+                    return Err(PackageStoreError::Missing(sha256.to_owned()));
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut bytes = Vec::new();
+            object.read_to_end(&mut bytes).await.map_err(unavailable)?;
+            Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(DEADLINE, read).await.map_err(|_| {
+            unavailable(format!("fetching package {sha256} took over {DEADLINE:?}"))
+        })??;
+        let found = sha256_hex(&bytes);
+        if found != sha256 {
+            return Err(PackageStoreError::Mismatch {
+                expected: sha256.to_owned(),
+                found,
+            });
+        }
+        Ok(bytes)
+    }
+}
