@@ -147,43 +147,35 @@ async fn a_node_that_finds_no_fleet_says_so_instead_of_making_one() {
     let data = tempfile::tempdir().unwrap();
     let token = data.path().join("token");
     std::fs::write(&token, "a-token-of-twenty-chars").unwrap();
-    let out = common::verge(
-        &[
+    let node_dir = data.path().join("node");
+    // `verge node` with `cluster` flags, which must stop; its stderr.
+    let refused = |cluster: &[&str]| {
+        let mut args = vec![
             "node",
             "--data-dir",
-            data.path().join("node").to_str().unwrap(),
+            node_dir.to_str().unwrap(),
             "--admin-token-file",
             token.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
-            "--cluster",
-            &cluster.url_list(),
-            "--cluster-prefix",
-            "nobody-made-this",
-        ],
-        data.path(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+        ];
+        args.extend_from_slice(cluster);
+        let out = common::verge(&args, data.path());
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{stderr}");
+        stderr
+    };
+    let urls = cluster.url_list();
+    let stderr = refused(&["--cluster", &urls, "--cluster-prefix", "nobody-made-this"]);
     assert!(stderr.contains("nobody-made-this-control"), "{stderr}");
     assert!(stderr.contains("--cluster-init"), "{stderr}");
 
+    let stderr = refused(&["--cluster", &urls, "--cluster-prefix", "two words"]);
+    assert!(stderr.contains("cannot name a bucket"), "{stderr}");
+
     // And one with no NATS to reach names the servers it tried.
-    let out = common::verge(
-        &[
-            "node",
-            "--data-dir",
-            data.path().join("node").to_str().unwrap(),
-            "--admin-token-file",
-            token.to_str().unwrap(),
-            "--cluster",
-            "nats://127.0.0.1:1",
-        ],
-        data.path(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = refused(&["--cluster", "nats://127.0.0.1:1"]);
     assert!(stderr.contains("nats://127.0.0.1:1"), "{stderr}");
 }

@@ -213,17 +213,7 @@ impl Node {
                 "its package is not here and could not be fetched: {}",
                 chain(&e)
             );
-            self.report.status(
-                "Failed",
-                &format!("to get version {number} of `{name}`, keeping what serves: {reason}"),
-            );
-            self.reconciler.states.lock().unwrap().insert(
-                name.to_owned(),
-                ServeState::Failed {
-                    version: number,
-                    reason,
-                },
-            );
+            self.failed(name, number, reason);
             return Ok(current.is_some());
         }
         let preloaded = self
@@ -251,17 +241,7 @@ impl Node {
                 match loaded {
                     Ok(app) => LazyApp::loaded(app, loader),
                     Err(reason) => {
-                        self.report.status(
-                            "Failed",
-                            &format!("to load version {number} of `{name}`, keeping what serves: {reason}"),
-                        );
-                        self.reconciler.states.lock().unwrap().insert(
-                            name.to_owned(),
-                            ServeState::Failed {
-                                version: number,
-                                reason,
-                            },
-                        );
+                        self.failed(name, number, reason);
                         return Ok(current.is_some());
                     }
                 }
@@ -281,6 +261,22 @@ impl Node {
             .unwrap()
             .insert(name.to_owned(), ServeState::Serving(number));
         Ok(true)
+    }
+
+    /// Records (and says) that `number` of `name` could not be served here; what
+    /// served before keeps serving.
+    fn failed(&self, name: &str, number: u32, reason: String) {
+        self.report.status(
+            "Failed",
+            &format!("to serve version {number} of `{name}`, keeping what serves: {reason}"),
+        );
+        self.reconciler.states.lock().unwrap().insert(
+            name.to_owned(),
+            ServeState::Failed {
+                version: number,
+                reason,
+            },
+        );
     }
 
     /// Loads `version` of `service` when the registry asks (on a first request, or
