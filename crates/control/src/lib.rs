@@ -24,9 +24,9 @@ mod store;
 
 pub use control::Control;
 pub use model::{NewVersion, Service, ServiceName, TokenRecord, Version};
-pub use packages::{DiskPackages, PackageStore, PackageStoreError, sha256_hex};
+pub use packages::{DiskPackages, PackageStore, PackageStoreError, is_sha256, sha256_hex};
 pub use redb_store::{FORMAT, KEPT_CHANGES, RedbStore};
-pub use store::{Change, Changes, ControlStore, Entry, Expect};
+pub use store::{Change, Changes, ControlStore, Entry, Expect, advance};
 
 /// Why a control-plane call failed.
 #[derive(Debug, thiserror::Error)]

@@ -56,7 +56,8 @@ pub struct DiskPackages {
     dir: PathBuf,
 }
 
-fn is_sha256(text: &str) -> bool {
+/// Whether `text` is a SHA-256 as packages are named: 64 lowercase hex digits.
+pub fn is_sha256(text: &str) -> bool {
     text.len() == 64
         && text
             .bytes()

@@ -137,13 +137,7 @@ impl RedbStore {
         })
         .await
         .map_err(storage)??;
-        self.revision.send_if_modified(|seen| {
-            let newer = written > *seen;
-            if newer {
-                *seen = written;
-            }
-            newer
-        });
+        crate::advance(&self.revision, written);
         Ok(written)
     }
 }

@@ -72,3 +72,15 @@ pub trait ControlStore: Send + Sync + 'static {
     /// from any other writer the store hears of).
     fn revision(&self) -> tokio::sync::watch::Receiver<u64>;
 }
+
+/// Moves `watch` forward to `revision`, never back: writes land, and are heard of,
+/// out of order.
+pub fn advance(watch: &tokio::sync::watch::Sender<u64>, revision: u64) {
+    watch.send_if_modified(|seen| {
+        let newer = revision > *seen;
+        if newer {
+            *seen = revision;
+        }
+        newer
+    });
+}

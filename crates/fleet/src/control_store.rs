@@ -147,13 +147,7 @@ impl JetStreamStore {
     }
 
     fn announce(&self, revision: u64) {
-        self.revision.send_if_modified(|seen| {
-            let newer = revision > *seen;
-            if newer {
-                *seen = revision;
-            }
-            newer
-        });
+        verge_control::advance(&self.revision, revision);
     }
 
     /// The key's last message: `Some(Ok(entry))` if it holds a value, `Some(Err(rev))`
@@ -207,13 +201,7 @@ async fn watch_revisions(kv: kv::Store, revision: tokio::sync::watch::Sender<u64
         if let Ok(mut watch) = kv.watch_all_from_revision(last + 1).await {
             while let Some(Ok(entry)) = watch.next().await {
                 last = last.max(entry.revision);
-                revision.send_if_modified(|seen| {
-                    let newer = entry.revision > *seen;
-                    if newer {
-                        *seen = entry.revision;
-                    }
-                    newer
-                });
+                verge_control::advance(&revision, entry.revision);
             }
         }
         tokio::time::sleep(REWATCH).await;

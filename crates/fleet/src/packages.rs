@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, object_store};
 use async_trait::async_trait;
 use tokio::io::AsyncReadExt;
-use verge_control::{PackageStore, PackageStoreError, sha256_hex};
+use verge_control::{PackageStore, PackageStoreError, is_sha256, sha256_hex};
 
 /// The longest a package transfer may take before it counts as unavailable.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -28,13 +28,6 @@ impl std::fmt::Debug for ObjectPackages {
 
 fn unavailable(e: impl std::fmt::Display) -> PackageStoreError {
     PackageStoreError::Unavailable(e.to_string())
-}
-
-fn valid(sha256: &str) -> bool {
-    sha256.len() == 64
-        && sha256
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl ObjectPackages {
@@ -95,7 +88,7 @@ impl PackageStore for ObjectPackages {
     }
 
     async fn get(&self, sha256: &str) -> Result<Vec<u8>, PackageStoreError> {
-        if !valid(sha256) {
+        if !is_sha256(sha256) {
             return Err(PackageStoreError::Missing(sha256.to_owned()));
         }
         let read = async {

@@ -2,20 +2,12 @@
 //! the control state (`vrg_ID_SECRET`, found by id, the secret compared by its
 //! SHA-256 in constant time).
 
-use verge_control::Control;
+use verge_control::{Control, sha256_hex};
 use verge_server::admin::{Authenticator, Denied, Principal, Right, RootToken, Scope};
 
 pub struct NodeAuth {
     pub root: RootToken,
     pub control: Control,
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 pub(crate) fn now_ms() -> u64 {

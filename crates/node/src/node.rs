@@ -191,16 +191,6 @@ impl Node {
         })
     }
 
-    /// The services' registry: what the router serves.
-    pub fn registry(&self) -> &Arc<NodeRegistry> {
-        &self.registry
-    }
-
-    /// The node's log writer: access and guest lines, and the live tail.
-    pub fn log(&self) -> &LogWriter {
-        &self.log
-    }
-
     /// What this node serves for `service`: the version, or why the active one
     /// failed to load here.
     pub fn serving(&self, service: &str) -> Option<ServeState> {

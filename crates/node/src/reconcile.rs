@@ -88,13 +88,7 @@ impl Reconciler {
     }
 
     fn set_applied(&self, revision: u64) {
-        self.applied.send_if_modified(|seen| {
-            let newer = revision > *seen;
-            if newer {
-                *seen = revision;
-            }
-            newer
-        });
+        verge_control::advance(&self.applied, revision);
     }
 }
 

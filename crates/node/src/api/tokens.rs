@@ -4,12 +4,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::http::{Method, StatusCode};
-use verge_control::{ControlError, TokenRecord};
+use verge_control::{ControlError, TokenRecord, sha256_hex};
 use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
 
 use super::{control_error, json_body, refuse, reply};
 use crate::Node;
-use crate::auth::{now_ms, random_hex, sha256_hex};
+use crate::auth::{now_ms, random_hex};
 use crate::wire::{CreateToken, NewToken, Revoked, TokenInfo};
 
 pub(super) struct TokensApi(pub(super) Arc<Node>);
