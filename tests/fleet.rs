@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::node::*;
+use common::tail::Tail;
 use common::*;
 use verge_fleet::NatsCluster;
 
@@ -29,7 +30,8 @@ async fn until_serves(node: &Verge, name: &str, host: &str, want: &str) {
 }
 
 fn fleet_node(data: &std::path::Path, urls: &str, name: &str, init: bool) -> (Verge, String) {
-    let mut args = vec!["--cluster", urls, "--node-name", name];
+    let pop = name.trim_start_matches("pop-");
+    let mut args = vec!["--cluster", urls, "--node-name", name, "--pop", pop];
     if init {
         args.push("--cluster-init");
     }
@@ -75,9 +77,72 @@ async fn a_change_through_any_node_is_served_by_every_node() {
     assert_eq!(body["number"], 2);
     let (status, body) = activate(&admin_b, "shop", 2).await;
     assert_eq!(status, 200, "{body}");
+    // The call returned when every node served it, and says so node by node.
+    assert_eq!(
+        body["nodes"],
+        serde_json::json!({"pop-a": "serving", "pop-b": "serving", "pop-c": "serving"}),
+        "{body}"
+    );
     for (name, node) in nodes {
-        until_serves(node, name, "shop.test", "two").await;
+        let (status, text) = greeting(node, "shop.test").await;
+        assert_eq!(
+            (status, text.contains("two")),
+            (200, true),
+            "{name}: {text}"
+        );
     }
+
+    // Every node knows the fleet: live, the same revision, version 2 of shop.
+    let (status, listed) = call(&admin_c, "GET", "/admin/v1/nodes", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed["nodes"].as_array().unwrap().clone();
+    let names: Vec<&str> = listed.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pop-a", "pop-b", "pop-c"]);
+    for n in &listed {
+        assert_eq!(n["status"], "live", "{n}");
+        assert_eq!(n["services"]["shop"]["version"], 2, "{n}");
+        assert!(n["applied_revision"].as_u64().unwrap() >= body["revision"].as_u64().unwrap());
+    }
+    assert_eq!(listed[1]["pop"], "b", "{listed:?}");
+    let out = cli(dirs[0].path(), &admin_a, TOKEN, &["nodes"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" live ")).count(),
+        3,
+        "{table}"
+    );
+
+    // A tail on A shows the lines of requests served by every node, each tagged
+    // with its node; `--node-name` keeps one node's.
+    let all = Tail::start(&admin_a, TOKEN, &["-s", "shop"]).ready();
+    let only_c = Tail::start(&admin_a, TOKEN, &["-s", "shop", "--node-name", "pop-c"]).ready();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tagged = |tail: &Tail| -> std::collections::BTreeSet<String> {
+        tail.lines()
+            .iter()
+            .filter(|l| l["type"] == "access")
+            .map(|l| l["node"].as_str().unwrap_or("untagged").to_owned())
+            .collect()
+    };
+    while tagged(&all).len() < 3 || tagged(&only_c).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the tail saw {:?} and {:?}",
+            tagged(&all),
+            tagged(&only_c)
+        );
+        for (_, node) in nodes {
+            greeting(node, "shop.test").await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        tagged(&all).into_iter().collect::<Vec<_>>(),
+        ["pop-a", "pop-b", "pop-c"]
+    );
+    assert_eq!(tagged(&only_c).into_iter().collect::<Vec<_>>(), ["pop-c"]);
+    drop((all, only_c));
 
     // Rolled back through A.
     let (status, body) = call(&admin_a, "POST", "/admin/v1/services/shop/rollback", None).await;
@@ -178,4 +243,169 @@ async fn a_node_that_finds_no_fleet_says_so_instead_of_making_one() {
     // And one with no NATS to reach names the servers it tried.
     let stderr = refused(&["--cluster", "nats://127.0.0.1:1"]);
     assert!(stderr.contains("nats://127.0.0.1:1"), "{stderr}");
+}
+
+/// `/readyz` of a node's admin API: its status and body.
+async fn readyz(admin: &str) -> (u16, String) {
+    let resp = client()
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Waits until `admin`'s `/readyz` body contains `want`; it stays 200 throughout.
+async fn until_ready_says(admin: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = readyz(admin).await;
+        assert_eq!(status, 200, "a node that can serve stays ready: {body}");
+        if body.contains(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still says {body:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Uploads `greeting` as a new version of `shop` through `admin` and activates it,
+/// waiting a second at most for the other nodes; the activation's answer.
+async fn release(admin: &str, packages: &std::path::Path, greeting: &str) -> serde_json::Value {
+    let (status, body) = call(
+        admin,
+        "POST",
+        "/admin/v1/services/shop/versions",
+        Some(package(packages, greeting)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let number = body["number"].as_u64().unwrap();
+    let activate = serde_json::json!({ "version": number })
+        .to_string()
+        .into_bytes();
+    let (status, body) = call(
+        admin,
+        "POST",
+        "/admin/v1/services/shop/activate?wait=1",
+        Some(activate),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Asserts that a change through the cut-off node `admin` is refused with 503, and a
+/// read of its copy still answers.
+async fn changes_are_refused(admin: &str, packages: &std::path::Path) {
+    let (status, body) = activate(admin, "shop", 1).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("cluster unavailable"),
+        "{body}"
+    );
+    let (status, body) = call(
+        admin,
+        "POST",
+        "/admin/v1/services/shop/versions",
+        Some(package(packages, "never")),
+    )
+    .await;
+    assert_eq!(status, 503, "an upload too: {body}");
+    let (status, body) = call(admin, "GET", "/admin/v1/services/shop", None).await;
+    assert_eq!(status, 200, "reads answer from the node's copy: {body}");
+}
+
+/// A node whose NATS connection is cut (blackholed, refused, reset) keeps serving,
+/// says so, refuses changes with 503, and catches up without a restart when the
+/// network heals; restarted while NATS is unreachable, it serves what it last
+/// applied and joins when NATS answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
+    let nats = tempfile::tempdir().unwrap();
+    let cluster = NatsCluster::start(3, nats.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, admin_a) = fleet_node(dirs[0].path(), &cluster.url_list(), "pop-a", true);
+    let server = cluster.urls()[2]
+        .trim_start_matches("nats://")
+        .parse()
+        .unwrap();
+    let proxy = verge_fleet::TcpProxy::start(server).await.unwrap();
+    let (c, admin_c) = fleet_node(dirs[1].path(), &proxy.url(), "pop-c", false);
+    let packages = tempfile::tempdir().unwrap();
+    deploy(
+        &admin_a,
+        "shop",
+        "shop.test",
+        package(packages.path(), "one"),
+    )
+    .await;
+    until_serves(&c, "pop-c", "shop.test", "one").await;
+    until_ready_says(&admin_c, "cluster: connected").await;
+
+    let mut serving = "one".to_owned();
+    for cut in ["blackhole", "refuse"] {
+        match cut {
+            "blackhole" => proxy.blackhole(),
+            _ => proxy.refuse(),
+        }
+        until_ready_says(&admin_c, "cluster: unavailable").await;
+        let metrics = client()
+            .get(format!("{admin_c}/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("verge_cluster_connected 0"), "{metrics}");
+        until_serves(&c, "pop-c", "shop.test", &serving).await;
+        changes_are_refused(&admin_c, packages.path()).await;
+
+        // Meanwhile the fleet moves on through A: two releases. The cut-off node is
+        // named, not waited for past `?wait`.
+        let answer = release(&admin_a, packages.path(), &format!("{cut}-1")).await;
+        assert_eq!(answer["nodes"]["pop-a"], "serving", "{answer}");
+        let on_c = answer["nodes"]["pop-c"].as_str().unwrap();
+        assert!(
+            on_c.starts_with("pending") || on_c.starts_with("stale"),
+            "{answer}"
+        );
+        release(&admin_a, packages.path(), &format!("{cut}-2")).await;
+        until_serves(&a, "pop-a", "shop.test", &format!("{cut}-2")).await;
+        until_serves(&c, "pop-c", "shop.test", &serving).await;
+
+        proxy.heal().await.unwrap();
+        serving = format!("{cut}-2");
+        until_serves(&c, "pop-c", "shop.test", &serving).await;
+        until_ready_says(&admin_c, "cluster: connected").await;
+    }
+
+    // A reset connection is a blip: the client reconnects through the proxy.
+    proxy.reset();
+    release(&admin_a, packages.path(), "after-reset").await;
+    until_serves(&c, "pop-c", "shop.test", "after-reset").await;
+
+    // Restarted while NATS is unreachable: it serves what it last applied at once.
+    drop(c);
+    proxy.refuse();
+    let (c, admin_c) = fleet_node(dirs[1].path(), &proxy.url(), "pop-c", false);
+    until_serves(&c, "pop-c", "shop.test", "after-reset").await;
+    until_ready_says(&admin_c, "cluster: unavailable").await;
+    changes_are_refused(&admin_c, packages.path()).await;
+    let (status, body) = activate(&admin_a, "shop", 1).await;
+    assert_eq!(status, 200, "{body}");
+    proxy.heal().await.unwrap();
+    until_serves(&c, "pop-c", "shop.test", "one").await;
+    until_ready_says(&admin_c, "cluster: connected").await;
+    drop(cluster);
 }

@@ -490,9 +490,11 @@ fn need(method: &str, path: &str) -> Option<(Option<&'static str>, bool)> {
         // Which right a KV operation needs depends on the operation (tested in
         // tests/node_cli.rs); the body sent here is none, refused after the scope.
         "/admin/v1/services/{name}/kv/{store}" => (Some("shop"), false),
-        "/metrics" | "/admin/v1/services" | "/admin/v1/tokens" | "/admin/v1/tokens/{id}" => {
-            (None, write)
-        }
+        "/metrics"
+        | "/admin/v1/services"
+        | "/admin/v1/tokens"
+        | "/admin/v1/tokens/{id}"
+        | "/admin/v1/nodes" => (None, write),
         "/admin/v1/services/{name}" if method == "DELETE" => (None, true),
         _ => (Some("shop"), write),
     })

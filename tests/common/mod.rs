@@ -7,6 +7,7 @@ pub mod apis;
 pub mod geo;
 pub mod node;
 pub mod origin;
+pub mod tail;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -13,6 +13,8 @@
 //! - [`PackageStore`]: package bytes by SHA-256, verified on the way in and out;
 //!   [`DiskPackages`] keeps them in a directory (written atomically), and every node
 //!   keeps its own copy there; a fleet shares them through JetStream's object store.
+//! - [`ReplicatedStore`]: a shared store (a fleet's) with a local [`Replica`] that
+//!   answers reads while the shared one is cut off, and refuses changes meanwhile.
 
 pub mod conformance;
 mod control;
@@ -20,12 +22,16 @@ pub mod keys;
 mod model;
 mod packages;
 mod redb_store;
+mod replica;
+mod replicated;
 mod store;
 
 pub use control::Control;
 pub use model::{NewVersion, Service, ServiceName, TokenRecord, Version};
 pub use packages::{DiskPackages, PackageStore, PackageStoreError, is_sha256, sha256_hex};
 pub use redb_store::{FORMAT, KEPT_CHANGES, RedbStore};
+pub use replica::Replica;
+pub use replicated::{Link, ReplicatedStore};
 pub use store::{Change, Changes, ControlStore, Entry, Expect, advance};
 
 /// Why a control-plane call failed.

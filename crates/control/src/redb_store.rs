@@ -37,18 +37,18 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
-fn storage(e: impl std::fmt::Display) -> ControlError {
+pub(crate) fn storage(e: impl std::fmt::Display) -> ControlError {
     ControlError::other(e.to_string())
 }
 
-fn encode_entry(revision: u64, value: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_entry(revision: u64, value: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(8 + value.len());
     bytes.extend_from_slice(&revision.to_be_bytes());
     bytes.extend_from_slice(value);
     bytes
 }
 
-fn decode_entry(bytes: &[u8]) -> Result<Entry, ControlError> {
+pub(crate) fn decode_entry(bytes: &[u8]) -> Result<Entry, ControlError> {
     let (revision, value) = bytes
         .split_first_chunk::<8>()
         .ok_or_else(|| storage("a control entry is shorter than its revision"))?;

@@ -71,6 +71,11 @@ pub trait ControlStore: Send + Sync + 'static {
     /// The store's latest revision, updated as writes land (from this process, or
     /// from any other writer the store hears of).
     fn revision(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Asks the store, not a cache, for its latest revision: whether it can be
+    /// reached now. A local store always can.
+    async fn probe(&self) -> Result<u64, ControlError> {
+        Ok(*self.revision().borrow())
+    }
 }
 
 /// Moves `watch` forward to `revision`, never back: writes land, and are heard of,

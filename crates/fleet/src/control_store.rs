@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishErrorKind, kv};
+use async_nats::jetstream::{
+    self,
+    context::{GetStreamErrorKind, PublishErrorKind},
+    kv,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -91,12 +95,25 @@ impl JetStreamStore {
     /// Opens the bucket a fleet made. A bucket that does not exist is an error that
     /// says so, never a new, empty fleet.
     pub async fn open(js: jetstream::Context, bucket: &str) -> Result<Self, ControlError> {
-        let kv = js.get_key_value(bucket).await.map_err(|e| {
-            ControlError::Unavailable(format!(
-                "no control bucket `{bucket}` in this NATS system ({e}); \
-                 start one node with --cluster-init to create the fleet's state"
-            ))
-        })?;
+        // Asking for the stream first tells "there is no such bucket" (an answer)
+        // from "JetStream does not answer" (a cut, worth waiting out).
+        if let Err(e) = js.get_stream(format!("KV_{bucket}")).await {
+            return Err(match e.kind() {
+                GetStreamErrorKind::JetStream(e)
+                    if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    ControlError::other(format!(
+                        "no control bucket `{bucket}` in this NATS system; \
+                         start one node with --cluster-init to create the fleet's state"
+                    ))
+                }
+                GetStreamErrorKind::Request => {
+                    ControlError::Unavailable(format!("opening the bucket `{bucket}`: {e}"))
+                }
+                _ => ControlError::other(format!("opening the bucket `{bucket}`: {e}")),
+            });
+        }
+        let kv = js.get_key_value(bucket).await.map_err(unavailable)?;
         Self::from_kv(js, kv).await
     }
 
@@ -284,10 +301,12 @@ impl ControlStore for JetStreamStore {
             .await
             .map_err(unavailable)?;
         let mut changes = Vec::new();
+        let mut reached = false;
         while changes.len() < limit {
             let next = tokio::time::timeout(FEED_WAIT, watch.next()).await;
             let Ok(Some(entry)) = next else { break };
             let entry = entry.map_err(unavailable)?;
+            reached = entry.revision >= latest;
             let Some(key) = keys::decode(&entry.key) else {
                 continue;
             };
@@ -305,15 +324,32 @@ impl ControlStore for JetStreamStore {
                 break;
             }
         }
-        let revision = if changes.len() >= limit {
-            changes.last().map_or(latest, |c| c.revision)
-        } else {
-            latest
+        // The last message of the bucket is always some key's last write, so a feed
+        // that stops short of it was cut (or is a full page): it is complete only up
+        // to what it delivered.
+        let revision = match (reached, changes.last()) {
+            (true, _) => latest,
+            (false, Some(last)) => last.revision,
+            (false, None) => {
+                return Err(ControlError::Unavailable(format!(
+                    "the change feed from revision {since} gave nothing within {}s",
+                    FEED_WAIT.as_secs()
+                )));
+            }
         };
         Ok(Changes::Since { changes, revision })
     }
 
     fn revision(&self) -> tokio::sync::watch::Receiver<u64> {
         self.revision.subscribe()
+    }
+
+    /// A JetStream API request (the stream's info), answered by the stream's leader:
+    /// a node behind a leaf that lost the hub stays connected to the leaf, but this
+    /// gets no answer.
+    async fn probe(&self) -> Result<u64, ControlError> {
+        let latest = last_sequence(&self.kv).await?;
+        self.announce(latest);
+        Ok(latest)
     }
 }

@@ -6,14 +6,24 @@
 //!   node. It passes `verge_control::conformance`, the cases `RedbStore` passes.
 //! - [`ObjectPackages`]: packages in a JetStream object store, by SHA-256, checked
 //!   on every read; `verge_control::conformance::packages` holds for it.
+//! - [`NodeDirectory`]: every node's latest heartbeat, in a KV bucket each node
+//!   watches.
+//! - [`LogRelay`]: log lines across nodes on core NATS, while some tail watches.
 //! - [`NatsCluster`]: a local NATS cluster with JetStream on loopback, for
-//!   `scripts/fleet.sh`, the tests and the benchmarks.
+//!   `scripts/fleet.sh`, the tests and the benchmarks; [`TcpProxy`] cuts a node off
+//!   from it (blackhole, reset, refuse) without root.
 
 mod control_store;
 pub mod keys;
+mod logs;
 mod nats_cluster;
+mod nodes;
 mod packages;
+mod tcp_proxy;
 
 pub use control_store::{BucketConfig, JetStreamStore};
+pub use logs::{LogRelay, RelayedLine};
 pub use nats_cluster::{ClusterError, NatsCluster, nats_server_binary};
+pub use nodes::{Heartbeat, NodeDirectory};
 pub use packages::ObjectPackages;
+pub use tcp_proxy::TcpProxy;

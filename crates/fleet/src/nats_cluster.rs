@@ -92,10 +92,12 @@ impl NatsCluster {
             let name = format!("nats-{}", i + 1);
             let store = dir.join(&name);
             let config = dir.join(format!("{name}.conf"));
+            // `no_advertise`: a client keeps to the URLs it was given, so a node
+            // reached through a test's proxy cannot go around it.
             let text = format!(
                 "server_name: {name}\nlisten: 127.0.0.1:{client}\n\
                  jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                 cluster {{ name: verge, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                 cluster {{ name: verge, listen: 127.0.0.1:{route}, routes: [{}], no_advertise: true }}\n",
                 store.display(),
                 routes.join(", ")
             );

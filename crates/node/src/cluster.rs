@@ -1,10 +1,25 @@
 //! Joining a fleet: the node's control state and packages on NATS JetStream instead
 //! of its own files. Without a cluster a node is exactly the single, embedded node.
+//!
+//! The node keeps a copy of the fleet's control state (`fleet-control.redb`, a
+//! [`Replica`]) and of every package it serves (`packages/`): a node that starts
+//! while NATS is unreachable serves what it last applied and joins when NATS
+//! answers; one that has never joined refuses to start.
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use verge_control::{ControlStore, PackageStore};
-use verge_fleet::{BucketConfig, JetStreamStore, ObjectPackages};
+use verge_control::{PackageStoreError, Replica, ReplicatedStore};
+use verge_fleet::{BucketConfig, JetStreamStore, LogRelay, NodeDirectory, ObjectPackages};
+
+use crate::Reporter;
+use crate::report::chain;
+
+/// How long a node waits between attempts to join a fleet it could not reach.
+const REJOIN: Duration = Duration::from_secs(1);
+/// How long connecting to one NATS server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the fleet's state is.
 #[derive(Debug, Clone)]
@@ -24,34 +39,172 @@ pub struct ClusterConfig {
 /// Why the node could not join its fleet.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("connecting to NATS at {urls}: {reason}")]
-    Connect { urls: String, reason: String },
+    /// No server answered (refused, timed out, no route); worth waiting out.
+    #[error("no NATS server at {urls} answers: {reason}")]
+    Unreachable { urls: String, reason: String },
+    /// A server answered and refused the node (credentials, TLS, a bad address).
+    #[error("NATS at {urls} refused the connection: {reason}")]
+    Refused { urls: String, reason: String },
     #[error("opening the fleet's state")]
     State(#[source] verge_control::ControlError),
     #[error("opening the fleet's packages")]
-    Packages(#[source] verge_control::PackageStoreError),
+    Packages(#[source] PackageStoreError),
+    #[error("opening the node's copy of the fleet's state")]
+    Replica(#[source] verge_control::ControlError),
 }
 
-/// The fleet's shared stores.
+impl ClusterError {
+    /// Whether NATS (or JetStream behind it) did not answer, as opposed to answering no.
+    fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Unreachable { .. }
+                | ClusterError::State(verge_control::ControlError::Unavailable(_))
+                | ClusterError::Packages(PackageStoreError::Unavailable(_))
+        )
+    }
+}
+
+/// The fleet's packages, node directory and log relay, once the node has joined.
+#[derive(Clone, Default)]
+pub(crate) struct FleetStores(Arc<OnceLock<Joined>>);
+
+impl FleetStores {
+    /// The fleet's package store, or why there is none yet.
+    pub(crate) fn packages(&self) -> Result<&ObjectPackages, PackageStoreError> {
+        self.0.get().map(|j| &j.packages).ok_or_else(|| {
+            PackageStoreError::Unavailable("cluster unavailable: not joined yet".into())
+        })
+    }
+
+    /// Every node's heartbeat; `None` until the node has joined.
+    pub(crate) fn nodes(&self) -> Option<&NodeDirectory> {
+        self.0.get().map(|j| &j.nodes)
+    }
+
+    /// Log lines across the fleet; `None` until the node has joined.
+    pub(crate) fn logs(&self) -> Option<&LogRelay> {
+        self.0.get().map(|j| &j.logs)
+    }
+
+    /// Waits until the node has joined.
+    pub(crate) async fn joined(&self) {
+        while self.0.get().is_none() {
+            tokio::time::sleep(REJOIN).await;
+        }
+    }
+}
+
+/// The fleet's stores as this node sees them.
 pub(crate) struct Fleet {
-    pub(crate) control: Arc<dyn ControlStore>,
-    pub(crate) packages: Arc<dyn PackageStore>,
+    pub(crate) control: Arc<ReplicatedStore>,
+    pub(crate) stores: FleetStores,
 }
 
-pub(crate) async fn join(config: &ClusterConfig, node_name: &str) -> Result<Fleet, ClusterError> {
+/// The fleet's stores on NATS.
+pub(crate) struct Joined {
+    control: Option<JetStreamStore>,
+    packages: ObjectPackages,
+    nodes: NodeDirectory,
+    logs: LogRelay,
+}
+
+pub(crate) async fn join(
+    config: &ClusterConfig,
+    node_name: &str,
+    data_dir: &Path,
+    report: &Reporter,
+) -> Result<Fleet, ClusterError> {
+    let bucket = format!("{}-control", config.prefix);
+    let replica = Replica::open(&data_dir.join("fleet-control.redb"), &bucket)
+        .map_err(ClusterError::Replica)?;
+    let copied = replica.applied().map_err(ClusterError::Replica)?;
+    let control =
+        Arc::new(ReplicatedStore::new(replica, "not joined yet").map_err(ClusterError::Replica)?);
+    let stores = FleetStores::default();
+    let fleet = Fleet {
+        control: control.clone(),
+        stores: stores.clone(),
+    };
+    match connect(config, node_name).await {
+        Ok(joined) => {
+            attach(&fleet, joined);
+            Ok(fleet)
+        }
+        Err(e) if e.is_unreachable() && copied > 0 => {
+            report.status(
+                "Offline",
+                &format!(
+                    "{}; serving the fleet state this node last applied (revision {copied}) \
+                     and joining when NATS answers",
+                    chain(&e)
+                ),
+            );
+            let (config, name, report) = (config.clone(), node_name.to_owned(), report.clone());
+            let waiting = Fleet { control, stores };
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(REJOIN).await;
+                    match connect(&config, &name).await {
+                        Ok(joined) => {
+                            attach(&waiting, joined);
+                            report.status("Joined", "the fleet; catching up on what changed");
+                            return;
+                        }
+                        Err(e) if e.is_unreachable() => {}
+                        Err(e) => report.status("Retrying", &format!("to join: {}", chain(&e))),
+                    }
+                }
+            });
+            Ok(fleet)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn attach(fleet: &Fleet, mut joined: Joined) {
+    let control = joined.control.take();
+    let _ = fleet.stores.0.set(joined);
+    if let Some(control) = control {
+        fleet.control.attach(Arc::new(control));
+    }
+}
+
+async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, ClusterError> {
     let urls = config.urls.join(",");
     let client = async_nats::ConnectOptions::new()
         .name(format!("verge-node {node_name}"))
+        .connection_timeout(CONNECT_TIMEOUT)
+        // Back on a healed network within a second or two (the default waits up to 4 s).
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 250).min(2_000))
+        })
         .connect(config.urls.as_slice())
         .await
-        .map_err(|e| ClusterError::Connect {
-            urls: urls.clone(),
-            reason: e.to_string(),
+        .map_err(|e| {
+            use async_nats::ConnectErrorKind as Kind;
+            let reason = e.to_string();
+            match e.kind() {
+                Kind::Io | Kind::TimedOut | Kind::Dns | Kind::MaxReconnects => {
+                    ClusterError::Unreachable {
+                        urls: urls.clone(),
+                        reason,
+                    }
+                }
+                Kind::ServerParse
+                | Kind::Authentication
+                | Kind::AuthorizationViolation
+                | Kind::Tls => ClusterError::Refused {
+                    urls: urls.clone(),
+                    reason,
+                },
+            }
         })?;
     let js = async_nats::jetstream::new(client);
     let control_bucket = format!("{}-control", config.prefix);
     let packages_bucket = format!("{}-packages", config.prefix);
-    let (control, packages) = if config.init {
+    let nodes_bucket = format!("{}-nodes", config.prefix);
+    let (control, packages, nodes) = if config.init {
         let bucket = BucketConfig {
             bucket: control_bucket,
             replicas: config.replicas,
@@ -63,6 +216,9 @@ pub(crate) async fn join(config: &ClusterConfig, node_name: &str) -> Result<Flee
             ObjectPackages::create(&js, &packages_bucket, config.replicas)
                 .await
                 .map_err(ClusterError::Packages)?,
+            NodeDirectory::create(&js, &nodes_bucket, config.replicas)
+                .await
+                .map_err(ClusterError::State)?,
         )
     } else {
         (
@@ -72,10 +228,15 @@ pub(crate) async fn join(config: &ClusterConfig, node_name: &str) -> Result<Flee
             ObjectPackages::open(&js, &packages_bucket)
                 .await
                 .map_err(ClusterError::Packages)?,
+            NodeDirectory::open(&js, &nodes_bucket)
+                .await
+                .map_err(ClusterError::State)?,
         )
     };
-    Ok(Fleet {
-        control: Arc::new(control),
-        packages: Arc::new(packages),
+    Ok(Joined {
+        control: Some(control),
+        packages,
+        nodes,
+        logs: LogRelay::new(js.client(), &config.prefix),
     })
 }

@@ -11,8 +11,10 @@ pub struct NodeConfig {
     /// Where the node keeps its state: control.redb, packages/, kv.redb,
     /// compile-cache/.
     pub data_dir: PathBuf,
-    /// The node's name, as guests and logs see it.
+    /// The node's name, as guests, logs and the fleet's directory see it.
     pub name: String,
+    /// The point of presence it is in (`--pop`), as the fleet's directory shows it.
+    pub pop: Option<String>,
     /// Plain-HTTP client traffic; `None` with `tls_listen` serves HTTPS only.
     pub listen: Option<SocketAddr>,
     /// HTTPS client traffic, with the certificates of `tls_certs`.
@@ -48,6 +50,7 @@ impl NodeConfig {
         NodeConfig {
             data_dir: data_dir.into(),
             name: "node".into(),
+            pop: None,
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 7878))),
             tls_listen: None,
             tls_certs: None,

@@ -9,7 +9,9 @@
 use std::io::Seek;
 use std::time::Duration;
 
-use verge_control::{ControlError, NewVersion, PackageStoreError, Service, ServiceName, Version};
+use verge_control::{
+    ControlError, NewVersion, PackageStore, PackageStoreError, Service, ServiceName, Version,
+};
 use verge_manifest::{LimitsSection, Package, PackageError};
 use verge_runtime::LoadError;
 
@@ -66,6 +68,9 @@ impl Node {
         spool: std::fs::File,
         uploaded_by: &str,
     ) -> Result<Version, DeployError> {
+        // A node cut off from its fleet could not record the version: say so before
+        // compiling it.
+        self.writable()?;
         if self.control.service(name).await?.is_none() {
             return Err(ControlError::NoSuchService(name.as_str().to_owned()).into());
         }
@@ -74,10 +79,10 @@ impl Node {
             .await
             .map_err(|_| DeployError::Stopping)??;
         // In a fleet, the other nodes fetch it from there.
-        if let Some(shared) = &self.shared_packages {
+        if let Some(fleet) = &self.fleet {
             let bytes = self.packages.get(&sha256).map_err(DeployError::Packages)?;
-            shared
-                .put(&sha256, bytes)
+            let shared = fleet.packages().map_err(DeployError::Packages)?;
+            PackageStore::put(shared, &sha256, bytes)
                 .await
                 .map_err(DeployError::Packages)?;
         }
@@ -134,6 +139,7 @@ impl Node {
         name: &ServiceName,
         version: Option<u32>,
     ) -> Result<Service, DeployError> {
+        self.writable()?;
         let service = self
             .control
             .service(name)

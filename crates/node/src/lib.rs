@@ -19,10 +19,13 @@ mod cluster;
 mod config;
 mod deploy;
 mod edge;
+mod fleet_view;
 pub mod kv_ops;
+mod log_relay;
 mod node;
 mod reconcile;
 mod report;
+mod status;
 pub mod wire;
 
 pub use cluster::{ClusterConfig, ClusterError};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use verge_control::{
-    Control, ControlError, ControlStore, DiskPackages, PackageStore, PackageStoreError, RedbStore,
-    Service, Version,
+    Control, ControlError, ControlStore, DiskPackages, Link, PackageStore, PackageStoreError,
+    RedbStore, Service, Version,
 };
 use verge_manifest::{LimitsSection, Package, PackageError};
 use verge_runtime::{LoadError, NodeServices, Runtime};
@@ -17,6 +17,7 @@ use verge_server::{
 };
 
 use crate::app::{self, AppError, KvBackend, KvOpenError, MAX_PACKAGED_COMPONENT};
+use crate::cluster::FleetStores;
 use crate::config::default_memory_budget;
 use crate::edge::EdgeError;
 use crate::reconcile::{self, Reconciler, ServeState};
@@ -31,8 +32,15 @@ pub struct Node {
     pub(crate) reconciler: Reconciler,
     /// This node's verified copy of every package it serves.
     pub(crate) packages: DiskPackages,
-    /// The fleet's packages, which other nodes upload to; `None` on a single node.
-    pub(crate) shared_packages: Option<Arc<dyn PackageStore>>,
+    /// The fleet's packages, which other nodes upload to, and its nodes' heartbeats;
+    /// `None` on a single node.
+    pub(crate) fleet: Option<FleetStores>,
+    pub(crate) name: String,
+    /// The point of presence it is in, for the fleet's directory.
+    pub(crate) pop: Option<String>,
+    pub(crate) started_at_ms: u64,
+    /// Whether the fleet's state answers; `None` on a single node.
+    pub(crate) link: Option<tokio::sync::watch::Receiver<Link>>,
     pub(crate) runtime: Runtime,
     pub(crate) registry: Arc<NodeRegistry>,
     pub(crate) log: LogWriter,
@@ -93,13 +101,16 @@ impl Node {
             dir: dir.clone(),
             source,
         })?;
-        let (store, shared_packages): (Arc<dyn ControlStore>, _) = match &config.cluster {
+        let (store, fleet, link): (Arc<dyn ControlStore>, _, _) = match &config.cluster {
             Some(cluster) => {
-                let fleet = crate::cluster::join(cluster, &config.name).await?;
-                (fleet.control, Some(fleet.packages))
+                let fleet =
+                    crate::cluster::join(cluster, &config.name, dir, &config.report).await?;
+                let link = fleet.control.link();
+                (fleet.control, Some(fleet.stores), Some(link))
             }
             None => (
                 Arc::new(RedbStore::open(&dir.join("control.redb")).map_err(NodeError::Control)?),
+                None,
                 None,
             ),
         };
@@ -124,7 +135,11 @@ impl Node {
             control,
             reconciler: Reconciler::new(),
             packages,
-            shared_packages,
+            fleet,
+            name: config.name.clone(),
+            pop: config.pop.clone(),
+            started_at_ms: crate::auth::now_ms(),
+            link,
             runtime,
             registry: Arc::new(
                 NodeRegistry::default().with_max_loaded(config.max_loaded_services as usize),
@@ -144,6 +159,10 @@ impl Node {
             );
         }
         reconcile::spawn(Arc::downgrade(&node), node.control.store().revision());
+        if node.fleet.is_some() {
+            crate::fleet_view::spawn(Arc::downgrade(&node));
+            crate::log_relay::spawn(Arc::downgrade(&node));
+        }
         Ok(node)
     }
 
@@ -202,16 +221,31 @@ impl Node {
         self.reconciler.applied()
     }
 
+    /// Whether this node's fleet answers; `None` for a single node.
+    pub fn cluster_link(&self) -> Option<Link> {
+        self.link.as_ref().map(|l| l.borrow().clone())
+    }
+
+    /// Whether a change can be recorded now: not while the fleet is cut off.
+    pub(crate) fn writable(&self) -> Result<(), ControlError> {
+        match self.cluster_link() {
+            Some(Link::Unavailable { reason, .. }) => Err(ControlError::Unavailable(format!(
+                "cluster unavailable: {reason}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Makes sure this node has its own verified copy of `version`'s package,
     /// fetching it from the fleet's store when it has not.
     pub(crate) async fn ensure_package(&self, version: &Version) -> Result<(), PackageStoreError> {
         if self.packages.contains(&version.sha256) {
             return Ok(());
         }
-        let Some(shared) = &self.shared_packages else {
+        let Some(fleet) = &self.fleet else {
             return Err(PackageStoreError::Missing(version.sha256.clone()));
         };
-        let bytes = shared.get(&version.sha256).await?;
+        let bytes = PackageStore::get(fleet.packages()?, &version.sha256).await?;
         PackageStore::put(&self.packages, &version.sha256, bytes).await
     }
 
@@ -280,7 +314,7 @@ impl RunningNode {
     }
 
     /// Serves client traffic until `shutdown` completes, then lets requests in flight
-    /// finish; the admin API stops with it.
+    /// finish; the admin API stops with it, and a fleet hears that the node left.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         // Both listeners stop on the same signal.
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -303,5 +337,6 @@ impl RunningNode {
         };
         tokio::join!(https, http, signal);
         self.admin.abort();
+        self.node.leave().await;
     }
 }

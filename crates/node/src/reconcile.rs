@@ -69,6 +69,16 @@ impl Reconciler {
             .is_ok_and(|r| r.is_ok())
     }
 
+    pub(crate) fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// What this node serves, by service.
+    pub(crate) fn states(&self) -> Vec<(String, ServeState)> {
+        let states = self.states.lock().unwrap();
+        states.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     pub(crate) fn state(&self, service: &str) -> Option<ServeState> {
         self.states.lock().unwrap().get(service).cloned()
     }
@@ -299,20 +309,39 @@ impl Node {
 /// Follows the change feed for as long as the node lives.
 pub(crate) fn spawn(node: Weak<Node>, mut revision: tokio::sync::watch::Receiver<u64>) {
     tokio::spawn(async move {
+        // Said once when catching up starts failing (a cut can last hours), and
+        // once when it works again.
+        let mut failing = false;
         loop {
             let target = *revision.borrow_and_update();
             {
                 let Some(node) = node.upgrade() else { return };
-                if target > node.reconciler.applied()
-                    && let Err(e) = node.catch_up().await
-                {
-                    node.report.status(
-                        "Retrying",
-                        &format!("to apply the control state: {}", chain(&e)),
-                    );
-                    drop(node);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
+                if target > node.reconciler.applied() {
+                    match node.catch_up().await {
+                        Ok(()) if failing => {
+                            failing = false;
+                            node.report.status(
+                                "Caught up",
+                                &format!(
+                                    "with the control state at revision {}",
+                                    node.applied_revision()
+                                ),
+                            );
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            if !failing {
+                                node.report.status(
+                                    "Retrying",
+                                    &format!("to apply the control state: {}", chain(&e)),
+                                );
+                            }
+                            failing = true;
+                            drop(node);
+                            tokio::time::sleep(RETRY).await;
+                            continue;
+                        }
+                    }
                 }
             }
             if revision.changed().await.is_err() {

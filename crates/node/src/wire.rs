@@ -141,3 +141,76 @@ pub struct Revoked {
 pub struct ApiError {
     pub error: String,
 }
+
+/// What a node serves for one service, as its heartbeat tells the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The active version as this node last applied it.
+    pub version: u32,
+    /// Why this node could not load that version (the one before still serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// A node's heartbeat: what it publishes every few seconds and whenever what it
+/// serves changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub name: String,
+    /// The point of presence it is in (`--pop`).
+    #[serde(default)]
+    pub pop: Option<String>,
+    pub verge_version: String,
+    /// Whether the fleet's state answered it when it wrote this.
+    pub connected: bool,
+    /// The control revision it serves.
+    pub applied_revision: u64,
+    pub services: std::collections::BTreeMap<String, ServiceState>,
+    /// Responses it has served since it started.
+    pub requests: u64,
+    pub started_at_ms: u64,
+    /// It stopped (cleanly); this was its last heartbeat.
+    #[serde(default)]
+    pub left: bool,
+    /// Services a `verge logs --tail` on it watches: the other nodes send it their
+    /// lines of those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tailing: Vec<String>,
+}
+
+/// How recently a node was heard of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Liveness {
+    /// A heartbeat within the last 7 seconds.
+    Live,
+    /// Heard of before, not lately: cut off, or stopped without saying so.
+    Stale,
+    /// Stopped cleanly.
+    Gone,
+}
+
+/// A node, as `GET /admin/v1/nodes` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    #[serde(flatten)]
+    pub heartbeat: Heartbeat,
+    pub status: Liveness,
+    /// Milliseconds since its last heartbeat (by the NATS server's clock).
+    pub last_seen_ms_ago: u64,
+}
+
+/// `GET /admin/v1/nodes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nodes {
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// An activation or rollback: the service as recorded, and what each live node
+/// serves now (`serving`, `failed: …`, `pending: …`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activated {
+    #[serde(flatten)]
+    pub service: ServiceInfo,
+    pub nodes: std::collections::BTreeMap<String, String>,
+}

@@ -23,6 +23,7 @@ mod tls;
 pub use body::ServerBody;
 pub use config::ServerConfig;
 pub use log::{AccessRecord, Console, LogWriter};
+pub use log_tap::{LogTap, TapLine, Watch, Watched};
 pub use metrics::{AppMetrics, Metrics};
 pub use registry::{AppRegistry, HttpCache, RoutedApp, SingleApp};
 pub use routes::{HostRoutes, LazyApp, NodeRegistry};

@@ -136,6 +136,7 @@ impl LogWriter {
                     request_id: request_id.into(),
                     status,
                     json: Bytes::copy_from_slice(&line),
+                    node: None,
                 });
             }
             line.push(b'\n');

@@ -7,11 +7,12 @@
 //!
 //! [`LogWriter`]: crate::LogWriter
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Lines a watcher may fall behind by before it loses some.
 const BACKLOG: usize = 4096;
@@ -25,6 +26,9 @@ pub struct TapLine {
     pub status: Option<u16>,
     /// The JSON line, without its newline.
     pub json: Bytes,
+    /// The node of a fleet that wrote it, for lines relayed from other nodes;
+    /// `None`: this node.
+    pub node: Option<Arc<str>>,
 }
 
 /// Where log lines are offered to tails.
@@ -32,6 +36,10 @@ pub struct TapLine {
 pub struct LogTap {
     tx: broadcast::Sender<TapLine>,
     watchers: AtomicUsize,
+    /// The apps tails watch, with how many tails each (a fleet node asks the others
+    /// for those apps' lines).
+    tailed: Mutex<BTreeMap<Arc<str>, usize>>,
+    tailed_changed: watch::Sender<u64>,
 }
 
 impl Default for LogTap {
@@ -39,6 +47,8 @@ impl Default for LogTap {
         LogTap {
             tx: broadcast::channel(BACKLOG).0,
             watchers: AtomicUsize::new(0),
+            tailed: Mutex::default(),
+            tailed_changed: watch::Sender::new(0),
         }
     }
 }
@@ -49,17 +59,47 @@ impl LogTap {
         self.watchers.load(Ordering::Relaxed) > 0
     }
 
-    pub(crate) fn offer(&self, line: TapLine) {
+    /// Offers a line to the watchers: one this node wrote, or one relayed from
+    /// another node of its fleet (`line.node` set).
+    pub fn offer(&self, line: TapLine) {
         let _ = self.tx.send(line);
     }
 
-    /// Starts watching; lines written from now on arrive on the watch.
+    /// Starts watching every app; lines written from now on arrive on the watch.
     pub fn watch(self: &Arc<Self>) -> Watch {
         self.watchers.fetch_add(1, Ordering::Relaxed);
         Watch {
             rx: self.tx.subscribe(),
             tap: self.clone(),
+            app: None,
         }
+    }
+
+    /// Starts a tail of `app`: a watch (of every line; the tail filters) that also
+    /// counts as interest in `app` ([`LogTap::tailed`]) until it is dropped.
+    pub fn tail(self: &Arc<Self>, app: &str) -> Watch {
+        let app: Arc<str> = app.into();
+        *self
+            .tailed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(app.clone())
+            .or_default() += 1;
+        self.tailed_changed.send_modify(|n| *n += 1);
+        let mut watch = self.watch();
+        watch.app = Some(app);
+        watch
+    }
+
+    /// The apps some tail here watches.
+    pub fn tailed(&self) -> Vec<String> {
+        let tailed = self.tailed.lock().unwrap_or_else(|e| e.into_inner());
+        tailed.keys().map(|app| app.to_string()).collect()
+    }
+
+    /// Moves whenever [`LogTap::tailed`] may have changed.
+    pub fn tailed_changes(&self) -> watch::Receiver<u64> {
+        self.tailed_changed.subscribe()
     }
 }
 
@@ -67,6 +107,8 @@ impl LogTap {
 pub struct Watch {
     rx: broadcast::Receiver<TapLine>,
     tap: Arc<LogTap>,
+    /// The app a tail watches ([`LogTap::tail`]).
+    app: Option<Arc<str>>,
 }
 
 /// What a watch receives next.
@@ -92,5 +134,16 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         self.tap.watchers.fetch_sub(1, Ordering::Relaxed);
+        if let Some(app) = &self.app {
+            let mut tailed = self.tap.tailed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = tailed.get_mut(app) {
+                *n -= 1;
+                if *n == 0 {
+                    tailed.remove(app);
+                }
+            }
+            drop(tailed);
+            self.tap.tailed_changed.send_modify(|n| *n += 1);
+        }
     }
 }

@@ -86,6 +86,15 @@ impl Metrics {
         apps.entry(app.into()).or_default().clone()
     }
 
+    /// Responses served, over every app.
+    pub fn requests_total(&self) -> u64 {
+        let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        apps.values()
+            .flat_map(|app| app.by_class.iter())
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Prometheus text for every app.
     pub(crate) fn render(&self, out: &mut String) {
         let apps: Vec<(Arc<str>, Arc<AppMetrics>)> = self

@@ -20,6 +20,7 @@ use crate::ui;
     verge logs --tail                               the app in this directory\n  \
     verge logs --tail -s shop --status 5xx          failing requests, with their lines\n  \
     verge logs --tail --search 'card declined'      lines containing the text\n  \
+    verge logs --tail --node-name pop-b             one node of a fleet (all of them by default)\n  \
     verge logs --tail --json | jq .duration_us      the JSON lines as the node writes them")]
 pub struct Args {
     /// Follow new lines (the only mode: a node keeps no log history).
@@ -43,6 +44,11 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     search: Option<String>,
 
+    /// Only the lines of this node of a fleet (a fleet node's tail shows every
+    /// node's lines, each tagged with its node).
+    #[arg(long = "node-name", value_name = "NAME")]
+    node_name: Option<String>,
+
     /// Print the JSON lines as the node writes them.
     #[arg(long)]
     json: bool,
@@ -61,6 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(search) = &args.search {
         query.push(format!("search={}", encode(search)));
+    }
+    if let Some(name) = &args.node_name {
+        query.push(format!("node={}", encode(name)));
     }
     let path = format!(
         "/admin/v1/services/{}/logs?{}",
@@ -205,7 +214,13 @@ fn print_line(json: &str, raw: bool) {
         "host" => format!("{}: {}", s("event"), s("message")),
         _ => json.to_owned(),
     };
-    println!("{time} {text}  {id}");
+    match line["node"].as_str() {
+        Some(node) => {
+            let node = node.if_supports_color(Stream::Stdout, |t| t.bold().to_string());
+            println!("{time} {node} {text}  {id}");
+        }
+        None => println!("{time} {text}  {id}"),
+    }
 }
 
 /// `verge logs` without `--tail`: there is nothing else to show yet.

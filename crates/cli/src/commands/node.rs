@@ -81,6 +81,10 @@ pub struct Args {
     )]
     pub node_name: String,
 
+    /// The point of presence this node is in, as `verge nodes` shows it.
+    #[arg(long, value_name = "POP", env = "VERGE_POP")]
+    pub pop: Option<String>,
+
     /// Memory all running instances may claim together, each counting its service's
     /// memory limit [default: half of the machine's memory]. Past it, requests wait
     /// up to a second, then get 503 `overloaded` with Retry-After.
@@ -160,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = NodeConfig {
         data_dir: args.data_dir.clone(),
         name: args.node_name.clone(),
+        pop: args.pop.clone(),
         listen: match (args.listen, args.tls_listen) {
             (Some(addr), _) => Some(addr),
             (None, Some(_)) => None,

@@ -1,5 +1,5 @@
 //! Commands that drive a node's admin API: `verge deploy`, `verge services`,
-//! `verge versions`, `verge activate`, `verge rollback`.
+//! `verge versions`, `verge activate`, `verge rollback`, `verge nodes`.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,8 @@ use anyhow::Context;
 use futures::StreamExt;
 use verge_manifest::{Package, PackageManifest};
 use verge_node::wire::{
-    Activate, CreateService, CreateToken, NewToken, ServiceInfo, TokenInfo, VersionInfo,
+    Activate, Activated, CreateService, CreateToken, Liveness, NewToken, Nodes, ServiceInfo,
+    TokenInfo, VersionInfo,
 };
 
 use crate::commands::build::{BuiltApp, build_or_last};
@@ -43,6 +44,58 @@ fn services_path(rest: impl std::fmt::Display) -> String {
     format!("/admin/v1/services{rest}")
 }
 
+/// How long an activation waits for every node of a fleet to serve it.
+#[derive(Debug, clap::Args)]
+struct WaitArgs {
+    /// Seconds to wait for every live node of a fleet to serve the version before
+    /// answering with what each serves (0: answer at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    wait: f64,
+}
+
+impl WaitArgs {
+    fn query(&self) -> String {
+        format!("?wait={}", self.wait)
+    }
+}
+
+/// Posts an activation (`action`: `activate` or `rollback`) and prints what each node
+/// serves when any did not simply serve it, or when there are several.
+fn activate_on(
+    node: &NodeClient,
+    service: &str,
+    action: &str,
+    body: Option<reqwest::Body>,
+    wait: &WaitArgs,
+) -> anyhow::Result<Activated> {
+    let activated: Activated = node.typed(
+        reqwest::Method::POST,
+        &services_path(format!("/{service}/{action}{}", wait.query())),
+        body,
+    )?;
+    let all_serving = activated.nodes.values().all(|r| r == "serving");
+    if activated.nodes.len() > 1 || !all_serving {
+        let width = activated
+            .nodes
+            .keys()
+            .map(|n| n.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        eprintln!("  {:width$}  RESULT", "NODE");
+        for (name, result) in &activated.nodes {
+            eprintln!("  {name:width$}  {result}");
+        }
+    }
+    if !all_serving {
+        ui::status(
+            "Warning",
+            "not every node serves it yet; `verge nodes` shows what each one serves",
+        );
+    }
+    Ok(activated)
+}
+
 /// Build, pack and upload the app to a node, then activate it.
 ///
 /// Creates the service (named after the app, with the manifest's `domains`) if the
@@ -66,6 +119,9 @@ pub struct DeployArgs {
     /// The service [default: the app's name].
     #[arg(long, short, value_name = "NAME")]
     service: Option<String>,
+
+    #[command(flatten)]
+    wait: WaitArgs,
 
     #[command(flatten)]
     node: NodeArgs,
@@ -113,10 +169,12 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         format!("{service} version {number} (sha256 {})", &sha256[..16]),
     );
     if !args.no_activate {
-        node.typed::<ServiceInfo>(
-            reqwest::Method::POST,
-            &services_path(format!("/{service}/activate")),
+        activate_on(
+            &node,
+            &service,
+            "activate",
             Some(json(&Activate { version: number })),
+            &args.wait,
         )?;
         let hosts: Vec<&str> = manifest.domains.iter().map(|d| d.as_str()).collect();
         let where_ = if hosts.is_empty() {
@@ -253,18 +311,22 @@ pub struct ActivateArgs {
     #[command(flatten)]
     service: ServiceArgs,
     #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
     node: NodeArgs,
 }
 
 pub fn activate(args: ActivateArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
-    node.typed::<ServiceInfo>(
-        reqwest::Method::POST,
-        &services_path(format!("/{name}/activate")),
+    activate_on(
+        &node,
+        &name,
+        "activate",
         Some(json(&Activate {
             version: args.number,
         })),
+        &args.wait,
     )?;
     ui::status("Active", format!("{name} version {}", args.number));
     Ok(())
@@ -276,17 +338,15 @@ pub struct RollbackArgs {
     #[command(flatten)]
     service: ServiceArgs,
     #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
     node: NodeArgs,
 }
 
 pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
     let name = args.service.name()?;
-    let service: ServiceInfo = node.typed(
-        reqwest::Method::POST,
-        &services_path(format!("/{name}/rollback")),
-        None,
-    )?;
+    let service = activate_on(&node, &name, "rollback", None, &args.wait)?.service;
     let active = service.active.map_or("none".to_string(), |v| v.to_string());
     ui::status("Active", format!("{name} version {active}"));
     Ok(())
@@ -388,6 +448,67 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
             )?;
             ui::status("Revoked", format!("token {id}"));
         }
+    }
+    Ok(())
+}
+
+/// List the fleet's nodes from their heartbeats: live, stale (not heard of lately)
+/// or gone (stopped), the control revision each serves, and what each serves.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "A node that lags shows a lower REVISION than the others; \
+    one cut off from NATS shows `no` under CONNECTED and goes stale."
+)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn nodes(args: NodesArgs) -> anyhow::Result<()> {
+    let node = NodeClient::connect(&args.node)?;
+    let Nodes { nodes } = node.typed(reqwest::Method::GET, "/admin/v1/nodes", None)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&nodes)?);
+        return Ok(());
+    }
+    let width = nodes
+        .iter()
+        .map(|n| n.heartbeat.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:width$}  {:8}  {:6}  {:>8}  {:9}  {:>9}  SERVICES",
+        "NAME", "POP", "STATUS", "REVISION", "CONNECTED", "LAST SEEN"
+    );
+    for n in &nodes {
+        let beat = &n.heartbeat;
+        let status = match n.status {
+            Liveness::Live => "live",
+            Liveness::Stale => "stale",
+            Liveness::Gone => "gone",
+        };
+        let services: Vec<String> = beat
+            .services
+            .iter()
+            .map(|(name, s)| match &s.failed {
+                None => format!("{name}@{}", s.version),
+                Some(_) => format!("{name}@{} (failed)", s.version),
+            })
+            .collect();
+        println!(
+            "{:width$}  {:8}  {:6}  {:>8}  {:9}  {:>8}s  {}",
+            beat.name,
+            beat.pop.as_deref().unwrap_or("-"),
+            status,
+            beat.applied_revision,
+            if beat.connected { "yes" } else { "no" },
+            n.last_seen_ms_ago / 1000,
+            services.join(" ")
+        );
     }
     Ok(())
 }

@@ -9,8 +9,9 @@
 //! | `GET /admin/v1/services/{name}/versions` | its versions |
 //! | `DELETE /admin/v1/services/{name}/versions/{number}` | delete a version that is not active |
 //! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
-//! | `POST /admin/v1/services/{name}/activate` `{"version"}` | serve that version |
-//! | `POST /admin/v1/services/{name}/rollback` | serve the one active before |
+//! | `POST /admin/v1/services/{name}/activate[?wait=S]` `{"version"}` | serve that version; answers once every live node serves it (or after `wait`, 30 s by default), with what each node serves |
+//! | `POST /admin/v1/services/{name}/rollback[?wait=S]` | serve the one active before, the same way |
+//! | `GET /admin/v1/nodes` | the fleet's nodes, from their heartbeats: live, stale or gone, what each serves |
 //! | `POST /admin/v1/services/{name}/kv/{store}` (an operation, as `verge kv` sends it) | get, put, delete or list in a KV store of the active version |
 //! | `GET /admin/v1/tokens` | the tokens (never their secrets) |
 //! | `POST /admin/v1/tokens` `{"name", "service", "write"}` | make one: its secret is shown once |
@@ -21,6 +22,7 @@
 //! the reason.
 
 mod kv;
+mod nodes;
 mod services;
 mod tokens;
 
@@ -39,7 +41,7 @@ impl Node {
     /// The node's whole admin API, callable in process ([`AdminApi::handle`]) or
     /// served by an [`verge_server::admin::AdminServer`].
     pub fn admin_api(self: &Arc<Self>, root_token: String) -> AdminApi {
-        AdminApi::new(
+        let api = AdminApi::new(
             root_token.clone(),
             self.registry.clone(),
             self.runtime.config().node.cache.clone(),
@@ -58,6 +60,13 @@ impl Node {
             "/admin/v1/tokens",
             Arc::new(tokens::TokensApi(self.clone())),
         )
+        .with_routes("/admin/v1/nodes", Arc::new(nodes::NodesApi(self.clone())));
+        match self.link {
+            Some(_) => api
+                .with_status(Arc::new(crate::status::FleetStatus(Arc::downgrade(self))))
+                .with_log_node(&self.name),
+            None => api,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::http::{Method, StatusCode};
@@ -12,7 +13,7 @@ use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, for
 use super::{control_error, deploy_error, json_body, refuse, reply};
 use crate::Node;
 use crate::deploy::DeployError;
-use crate::wire::{Activate, CreateService, Deleted, ServiceInfo, VersionInfo};
+use crate::wire::{Activate, Activated, CreateService, Deleted, ServiceInfo, VersionInfo};
 
 pub(super) struct ServicesApi(pub(super) Arc<Node>);
 
@@ -118,13 +119,20 @@ impl AdminRoutes for ServicesApi {
                     upload(node, name, req, principal.name).await
                 }
                 (Method::POST, Some(name), Some("activate")) => {
+                    let wait = match wait(&req) {
+                        Ok(wait) => wait,
+                        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+                    };
                     let body: Activate = match json_body(req).await {
                         Ok(a) => a,
                         Err(reply) => return reply,
                     };
-                    activate(node, name, Some(body.version)).await
+                    activate(node, name, Some(body.version), wait).await
                 }
-                (Method::POST, Some(name), Some("rollback")) => activate(node, name, None).await,
+                (Method::POST, Some(name), Some("rollback")) => match wait(&req) {
+                    Ok(wait) => activate(node, name, None, wait).await,
+                    Err(why) => refuse(StatusCode::BAD_REQUEST, why),
+                },
                 _ => refuse(StatusCode::NOT_FOUND, "no such route"),
             }
         })
@@ -168,9 +176,50 @@ async fn upload(node: &Arc<Node>, name: ServiceName, req: AdminRequest, by: Stri
     }
 }
 
-async fn activate(node: &Arc<Node>, name: ServiceName, version: Option<u32>) -> Reply {
+/// How long an activation waits for every live node to serve it: `?wait=SECONDS`
+/// (decimals allowed, at most 300), 30 s by default.
+fn wait(req: &AdminRequest) -> Result<Duration, String> {
+    let Some(value) = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("wait="))
+    else {
+        return Ok(DEFAULT_WAIT);
+    };
+    match value.parse::<f64>() {
+        Ok(s) if (0.0..=300.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "`wait={value}`: give the seconds to wait, from 0 to 300"
+        )),
+    }
+}
+
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// Activates (or rolls back), then waits until every live node serves the version
+/// or `wait` ends, and answers what each node serves.
+async fn activate(
+    node: &Arc<Node>,
+    name: ServiceName,
+    version: Option<u32>,
+    wait: Duration,
+) -> Reply {
     match node.activate(&name, version).await {
-        Ok(service) => reply(StatusCode::OK, &ServiceInfo::from(&service)),
+        Ok(service) => {
+            let number = service.active.unwrap_or_default();
+            let nodes = node
+                .rollout(name.as_str(), number, service.revision, wait)
+                .await;
+            reply(
+                StatusCode::OK,
+                &Activated {
+                    service: ServiceInfo::from(&service),
+                    nodes,
+                },
+            )
+        }
         Err(e) => deploy_error(e),
     }
 }

@@ -246,6 +246,40 @@ async fn activation_names_what_is_missing() {
 }
 
 #[tokio::test]
+async fn a_single_node_lists_itself_and_a_bad_wait_is_named() {
+    let f = fixture().await;
+    let (status, body) = f.root(Method::GET, "/admin/v1/nodes", Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let nodes = body["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{body}");
+    assert_eq!(nodes[0]["name"], "node");
+    assert_eq!(nodes[0]["status"], "live");
+    assert_eq!(nodes[0]["connected"], true);
+    f.root(Method::POST, "/admin/v1/services", json!({"name": "shop"}))
+        .await;
+    for wait in ["-1", "301", "soon"] {
+        let (status, body) = f
+            .root(
+                Method::POST,
+                &format!("/admin/v1/services/shop/activate?wait={wait}"),
+                json!({"version": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{wait}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`wait={wait}`")),
+            "{body}"
+        );
+    }
+    // A single node's readiness says nothing of a fleet.
+    let (_, ready) = f.call(Method::GET, "/readyz", None, Bytes::new()).await;
+    assert!(!ready.to_string().contains("cluster"), "{ready}");
+}
+
+#[tokio::test]
 async fn a_scoped_read_token_sees_its_service_only_and_dies_when_revoked() {
     let f = fixture().await;
     f.root(Method::POST, "/admin/v1/services", json!({"name": "shop"}))

@@ -5,6 +5,9 @@
 //!   their lines: a request's other lines are held until its access line says how it
 //!   ended (for up to [`HELD_REQUESTS`] requests at a time).
 //! - `?search=TEXT` keeps the lines containing TEXT.
+//! - `?node=NAME` keeps the lines of one node of a fleet. In a fleet every line is
+//!   tagged with the node that wrote it (`"node":"pop-b"` first in the object), and
+//!   the other nodes' lines arrive too (relayed while the tail watches).
 //!
 //! Events: `ready` once watching, then one `data:` event per JSON line, `dropped`
 //! (`{"dropped": N}`) when the tail fell behind and lost lines, and a comment every
@@ -35,6 +38,7 @@ pub struct TailFilter {
     /// Status classes (`5` for `5xx`) and exact statuses; empty keeps all.
     statuses: Vec<StatusMatch>,
     search: Option<String>,
+    node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,7 +63,13 @@ impl TailFilter {
                 }
                 "search" if !value.is_empty() => filter.search = Some(value),
                 "search" => {}
-                other => return Err(format!("unknown parameter `{other}`: use status or search")),
+                "node" if !value.is_empty() => filter.node = Some(value),
+                "node" => {}
+                other => {
+                    return Err(format!(
+                        "unknown parameter `{other}`: use status, search or node"
+                    ));
+                }
             }
         }
         Ok(filter)
@@ -96,10 +106,27 @@ fn parse_status(item: &str) -> Result<StatusMatch, String> {
     }
 }
 
-/// The event stream of `app`'s lines passing `filter`.
-pub fn tail(tap: &Arc<LogTap>, app: &str, filter: TailFilter) -> Reply {
+/// `json` (an object) with `"node":NAME` first.
+fn tagged(json: &Bytes, node: &str) -> Bytes {
+    let Some(rest) = json.strip_prefix(b"{") else {
+        return json.clone();
+    };
+    let name = serde_json::to_string(node).unwrap_or_default();
+    let mut out = Vec::with_capacity(json.len() + name.len() + 9);
+    out.extend_from_slice(b"{\"node\":");
+    out.extend_from_slice(name.as_bytes());
+    if rest != b"}" {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Bytes::from(out)
+}
+
+/// The event stream of `app`'s lines passing `filter`; in a fleet, `node` is this
+/// node's name, which its own lines are tagged with.
+pub fn tail(tap: &Arc<LogTap>, app: &str, filter: TailFilter, node: Option<Arc<str>>) -> Reply {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let mut watch = tap.watch();
+    let mut watch = tap.tail(app);
     let app: Arc<str> = app.into();
     tokio::spawn(async move {
         let ready = format!(
@@ -115,7 +142,15 @@ pub fn tail(tap: &Arc<LogTap>, app: &str, filter: TailFilter) -> Reply {
         loop {
             let events = tokio::select! {
                 watched = watch.next() => match watched {
-                    Watched::Line(line) if line.app == app => held.pass(&filter, line),
+                    Watched::Line(mut line) if line.app == app => {
+                        if let Some(from) = line.node.clone().or_else(|| node.clone()) {
+                            if filter.node.as_deref().is_some_and(|want| want != &*from) {
+                                continue;
+                            }
+                            line.json = tagged(&line.json, &from);
+                        }
+                        held.pass(&filter, line)
+                    }
                     Watched::Line(_) => continue,
                     Watched::Dropped(n) => {
                         vec![Bytes::from(format!("event: dropped\ndata: {{\"dropped\":{n}}}\n\n"))]
@@ -236,7 +271,21 @@ mod tests {
             request_id: id.into(),
             status,
             json: Bytes::from(text.to_owned()),
+            node: None,
         }
+    }
+
+    #[test]
+    fn lines_are_tagged_with_their_node_first() {
+        let line = Bytes::from_static(br#"{"type":"access","status":200}"#);
+        assert_eq!(
+            tagged(&line, "pop-b"),
+            Bytes::from_static(br#"{"node":"pop-b","type":"access","status":200}"#)
+        );
+        assert_eq!(
+            tagged(&Bytes::from_static(b"{}"), "a\"b"),
+            Bytes::from_static(br#"{"node":"a\"b"}"#)
+        );
     }
 
     #[test]
@@ -279,6 +328,7 @@ mod tests {
             ("status=abc", "`abc`"),
             ("status=99", "`99`"),
             ("level=warn", "unknown parameter `level`"),
+            ("nodes=a", "use status, search or node"),
         ] {
             let err = TailFilter::from_query(Some(query)).unwrap_err();
             assert!(err.contains(says), "{query}: {err}");

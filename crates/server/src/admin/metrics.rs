@@ -7,10 +7,17 @@ use verge_cache::Cache;
 
 use crate::metrics::Metrics;
 
-pub(super) fn render(metrics: &Metrics, cache: &Cache) -> super::Reply {
+pub(super) fn render(
+    metrics: &Metrics,
+    cache: &Cache,
+    node: Option<&dyn super::NodeStatus>,
+) -> super::Reply {
     let stats = cache.stats();
     let mut text = String::with_capacity(4096);
     metrics.render(&mut text);
+    if let Some(node) = node {
+        node.metrics(&mut text);
+    }
     text.push_str(
         "# HELP verge_cache_lookups_total Cache lookups by outcome.\n\
          # TYPE verge_cache_lookups_total counter\n",

@@ -65,6 +65,19 @@ pub struct AdminApi {
     extra: Vec<(&'static str, Arc<dyn AdminRoutes>)>,
     /// Where `logs` routes watch the lines; none: no such route.
     logs: Option<Arc<LogTap>>,
+    /// What the node adds to `/readyz` and `/metrics` (its fleet link).
+    status: Option<Arc<dyn NodeStatus>>,
+    /// A fleet node's name, which tails tag its lines with.
+    log_node: Option<Arc<str>>,
+}
+
+/// What a node reports beyond its apps: a line for `/readyz`'s body and gauges for
+/// `/metrics` (a fleet node's link to NATS).
+pub trait NodeStatus: Send + Sync + 'static {
+    /// Lines appended to `/readyz`'s body, each ending in a newline.
+    fn readiness(&self) -> String;
+    /// Prometheus text appended to `/metrics`.
+    fn metrics(&self, out: &mut String);
 }
 
 /// How long a client may take to send a request head, and the largest head taken
@@ -146,7 +159,22 @@ impl AdminApi {
             metrics,
             extra: Vec::new(),
             logs: None,
+            status: None,
+            log_node: None,
         }
+    }
+
+    /// Tags the lines tails show with `node`, this node's name in a fleet (whose
+    /// other nodes' lines arrive on the same tap, tagged with theirs).
+    pub fn with_log_node(mut self, node: &str) -> Self {
+        self.log_node = Some(node.into());
+        self
+    }
+
+    /// Adds `status` to `/readyz` and `/metrics`.
+    pub fn with_status(mut self, status: Arc<dyn NodeStatus>) -> Self {
+        self.status = Some(status);
+        self
     }
 
     /// Serves `routes` for every path under `prefix` (after the token check).
@@ -238,10 +266,18 @@ impl AdminApi {
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
-                return match self.registry.is_ready() {
-                    true => text(StatusCode::OK, "ready\n"),
-                    false => text(StatusCode::SERVICE_UNAVAILABLE, "no app loaded\n"),
+                // Readiness is whether this node can serve; a fleet node cut off
+                // from NATS still can, and says so in the body.
+                let (status, body) = match self.registry.is_ready() {
+                    true => (StatusCode::OK, "ready\n"),
+                    false => (StatusCode::SERVICE_UNAVAILABLE, "no app loaded\n"),
                 };
+                let Some(node) = &self.status else {
+                    return text(status, body);
+                };
+                let mut resp = Response::new(full(format!("{body}{}", node.readiness())));
+                *resp.status_mut() = status;
+                return resp;
             }
             _ => {}
         }
@@ -308,7 +344,7 @@ impl AdminApi {
                 return forbidden(&why);
             }
             return match *req.method() {
-                Method::GET => metrics::render(&self.metrics, &self.cache),
+                Method::GET => metrics::render(&self.metrics, &self.cache, self.status.as_deref()),
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
             };
         }
@@ -395,7 +431,7 @@ impl AdminApi {
             return forbidden(&why);
         }
         match logs::TailFilter::from_query(req.uri().query()) {
-            Ok(filter) => logs::tail(tap, app, filter),
+            Ok(filter) => logs::tail(tap, app, filter, self.log_node.clone()),
             Err(why) => logs::bad_filter(&why),
         }
     }

@@ -1,0 +1,304 @@
+//! [`ControlStore`] over a shared store that may be cut off (a fleet's JetStream
+//! bucket), with a local [`Replica`] of it. While the shared store answers, every
+//! call goes to it and a follower task copies its change feed into the replica;
+//! when it does not answer within a short deadline, reads come from the replica and
+//! changes are refused with [`ControlError::Unavailable`] at once (never written
+//! locally to be lost later). A probe asks the shared store for its revision every
+//! second, so a cut is noticed without traffic and a heal is noticed at once; the
+//! follower then catches the replica up and the revision watch moves, so a node's
+//! reconciler applies what it missed.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::store::{Changes, ControlStore, Entry, Expect};
+use crate::{ControlError, Replica, advance};
+
+/// How long a call to the shared store may take before the store counts as cut off.
+const DEADLINE: Duration = Duration::from_secs(2);
+/// How often the shared store is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a failed follower step waits before it tries again.
+const RETRY: Duration = Duration::from_millis(500);
+/// Changes the follower copies at a time.
+const PAGE: usize = 512;
+
+/// Whether the shared store answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Connected,
+    /// Cut off since `since`, for `reason`; reads come from the replica.
+    Unavailable {
+        since: Instant,
+        reason: String,
+    },
+}
+
+impl Link {
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Link::Connected)
+    }
+}
+
+struct Shared {
+    replica: Replica,
+    remote: OnceLock<Arc<dyn ControlStore>>,
+    revision: watch::Sender<u64>,
+    link: watch::Sender<Link>,
+}
+
+/// A shared control store with a local copy that answers while it cannot.
+pub struct ReplicatedStore {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for ReplicatedStore {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+impl ReplicatedStore {
+    /// A store that answers from `replica` until [`attach`](Self::attach) gives it
+    /// the shared store; its revision starts at what the replica holds.
+    pub fn new(replica: Replica, reason: impl Into<String>) -> Result<Self, ControlError> {
+        let applied = replica.applied()?;
+        Ok(ReplicatedStore {
+            shared: Arc::new(Shared {
+                replica,
+                remote: OnceLock::new(),
+                revision: watch::Sender::new(applied),
+                link: watch::Sender::new(Link::Unavailable {
+                    since: Instant::now(),
+                    reason: reason.into(),
+                }),
+            }),
+            tasks: Mutex::default(),
+        })
+    }
+
+    /// Connects the shared store (once; later calls are ignored) and starts the
+    /// follower and the probe. Needs a Tokio runtime.
+    pub fn attach(&self, remote: Arc<dyn ControlStore>) {
+        if self.shared.remote.set(remote.clone()).is_err() {
+            return;
+        }
+        self.shared.connected();
+        advance(&self.shared.revision, *remote.revision().borrow());
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.push(tokio::spawn(follow(self.shared.clone(), remote.clone())));
+        tasks.push(tokio::spawn(probe(self.shared.clone(), remote)));
+    }
+
+    /// Whether the shared store answers, as last seen.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.shared.link.subscribe()
+    }
+
+    /// The revision the local copy is complete up to.
+    pub fn replicated(&self) -> Result<u64, ControlError> {
+        self.shared.replica.applied()
+    }
+
+    /// The shared store, if it is attached and answering.
+    fn remote(&self) -> Result<&Arc<dyn ControlStore>, ControlError> {
+        match (&*self.shared.link.borrow(), self.shared.remote.get()) {
+            (Link::Connected, Some(remote)) => Ok(remote),
+            (Link::Unavailable { reason, .. }, _) => Err(cut_off(reason)),
+            (Link::Connected, None) => Err(cut_off("not connected yet")),
+        }
+    }
+
+    /// Runs `call` on the shared store within the deadline; a store that does not
+    /// answer in time, or says it cannot, counts as cut off.
+    async fn call<T, F>(
+        &self,
+        call: impl FnOnce(Arc<dyn ControlStore>) -> F,
+    ) -> Result<T, ControlError>
+    where
+        F: std::future::Future<Output = Result<T, ControlError>>,
+    {
+        let remote = self.remote()?.clone();
+        match tokio::time::timeout(DEADLINE, call(remote)).await {
+            Ok(Err(ControlError::Unavailable(reason))) => {
+                self.shared.cut(&reason);
+                Err(cut_off(&reason))
+            }
+            Ok(answer) => answer,
+            Err(_) => {
+                let reason = format!(
+                    "no answer within {}s (a change may still have landed: read before retrying)",
+                    DEADLINE.as_secs()
+                );
+                self.shared.cut(&reason);
+                Err(cut_off(&reason))
+            }
+        }
+    }
+}
+
+fn cut_off(reason: &str) -> ControlError {
+    ControlError::Unavailable(format!("cluster unavailable: {reason}"))
+}
+
+impl Shared {
+    fn connected(&self) {
+        self.link.send_if_modified(|link| {
+            let was = link.is_connected();
+            *link = Link::Connected;
+            !was
+        });
+    }
+
+    fn cut(&self, reason: &str) {
+        self.link.send_if_modified(|link| {
+            if link.is_connected() {
+                *link = Link::Unavailable {
+                    since: Instant::now(),
+                    reason: reason.to_owned(),
+                };
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Copies the shared store's change feed into the replica, for as long as the store
+/// lives.
+async fn follow(shared: Arc<Shared>, remote: Arc<dyn ControlStore>) {
+    let mut revision = remote.revision();
+    loop {
+        let step = async {
+            let applied = shared.replica.applied()?;
+            match remote.changes(applied, PAGE).await? {
+                Changes::Since { changes, revision } => {
+                    shared.replica.apply(&changes, revision)?;
+                    Ok::<_, ControlError>(changes.len() == PAGE)
+                }
+                Changes::Resync { revision } => {
+                    let all = remote.list("").await?;
+                    shared.replica.replace(&all, revision)?;
+                    Ok(false)
+                }
+            }
+        };
+        match tokio::time::timeout(DEADLINE, step).await {
+            Ok(Ok(true)) => continue,
+            Ok(Ok(false)) => {}
+            Ok(Err(ControlError::Unavailable(reason))) => {
+                shared.cut(&reason);
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            Ok(Err(_)) | Err(_) => {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        }
+        let applied = shared.replica.applied().unwrap_or(0);
+        if revision.wait_for(|r| *r > applied).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Asks the shared store for its revision every [`PROBE_EVERY`]: a store that does
+/// not answer within the deadline is cut off, one that answers is connected again,
+/// and the revision it names moves this store's watch (which wakes the reconciler
+/// after a heal, even when no write arrives).
+async fn probe(shared: Arc<Shared>, remote: Arc<dyn ControlStore>) {
+    let mut from_remote = remote.revision();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PROBE_EVERY) => {
+                match tokio::time::timeout(DEADLINE, remote.probe()).await {
+                    Ok(Ok(revision)) => {
+                        shared.connected();
+                        advance(&shared.revision, revision);
+                    }
+                    Ok(Err(e)) => shared.cut(&e.to_string()),
+                    Err(_) => shared.cut(&format!(
+                        "the JetStream API gave no answer within {}s",
+                        DEADLINE.as_secs()
+                    )),
+                }
+            }
+            changed = from_remote.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let revision = *from_remote.borrow_and_update();
+                advance(&shared.revision, revision);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ControlStore for ReplicatedStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, ControlError> {
+        match self
+            .call(|remote| async move { remote.get(key).await })
+            .await
+        {
+            Err(ControlError::Unavailable(_)) => self.shared.replica.get(key),
+            answer => answer,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
+        match self
+            .call(|remote| async move { remote.list(prefix).await })
+            .await
+        {
+            Err(ControlError::Unavailable(_)) => self.shared.replica.list(prefix),
+            answer => answer,
+        }
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {
+        let revision = self
+            .call(|remote| async move { remote.put(key, value, expect).await })
+            .await?;
+        advance(&self.shared.revision, revision);
+        Ok(revision)
+    }
+
+    async fn delete(&self, key: &str, expect: Expect) -> Result<u64, ControlError> {
+        let revision = self
+            .call(|remote| async move { remote.delete(key, expect).await })
+            .await?;
+        advance(&self.shared.revision, revision);
+        Ok(revision)
+    }
+
+    async fn changes(&self, since: u64, limit: usize) -> Result<Changes, ControlError> {
+        self.call(|remote| async move { remote.changes(since, limit).await })
+            .await
+    }
+
+    fn revision(&self) -> watch::Receiver<u64> {
+        self.shared.revision.subscribe()
+    }
+
+    async fn probe(&self) -> Result<u64, ControlError> {
+        self.remote()?;
+        Ok(*self.shared.revision.borrow())
+    }
+}
+
+#[cfg(test)]
+mod tests;
