@@ -210,28 +210,7 @@ async fn a_node_that_finds_no_fleet_says_so_instead_of_making_one() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let data = tempfile::tempdir().unwrap();
-    let token = data.path().join("token");
-    std::fs::write(&token, "a-token-of-twenty-chars").unwrap();
-    let node_dir = data.path().join("node");
-    // `verge node` with `cluster` flags, which must stop; its stderr.
-    let refused = |cluster: &[&str]| {
-        let mut args = vec![
-            "node",
-            "--data-dir",
-            node_dir.to_str().unwrap(),
-            "--admin-token-file",
-            token.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ];
-        args.extend_from_slice(cluster);
-        let out = common::verge(&args, data.path());
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "{stderr}");
-        stderr
-    };
+    let refused = |cluster: &[&str]| refused_start(data.path(), cluster);
     let urls = cluster.url_list();
     let stderr = refused(&["--cluster", &urls, "--cluster-prefix", "nobody-made-this"]);
     assert!(stderr.contains("nobody-made-this-control"), "{stderr}");
@@ -273,8 +252,13 @@ async fn until_ready_says(admin: &str, want: &str) {
 }
 
 /// Uploads `greeting` as a new version of `shop` through `admin` and activates it,
-/// waiting a second at most for the other nodes; the activation's answer.
-async fn release(admin: &str, packages: &std::path::Path, greeting: &str) -> serde_json::Value {
+/// waiting `wait` seconds at most for the other nodes; the activation's answer.
+async fn release(
+    admin: &str,
+    packages: &std::path::Path,
+    greeting: &str,
+    wait: u32,
+) -> serde_json::Value {
     let (status, body) = call(
         admin,
         "POST",
@@ -290,7 +274,7 @@ async fn release(admin: &str, packages: &std::path::Path, greeting: &str) -> ser
     let (status, body) = call(
         admin,
         "POST",
-        "/admin/v1/services/shop/activate?wait=1",
+        &format!("/admin/v1/services/shop/activate?wait={wait}"),
         Some(activate),
     )
     .await;
@@ -373,14 +357,14 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
 
         // Meanwhile the fleet moves on through A: two releases. The cut-off node is
         // named, not waited for past `?wait`.
-        let answer = release(&admin_a, packages.path(), &format!("{cut}-1")).await;
+        let answer = release(&admin_a, packages.path(), &format!("{cut}-1"), 1).await;
         assert_eq!(answer["nodes"]["pop-a"], "serving", "{answer}");
         let on_c = answer["nodes"]["pop-c"].as_str().unwrap();
         assert!(
             on_c.starts_with("pending") || on_c.starts_with("stale"),
             "{answer}"
         );
-        release(&admin_a, packages.path(), &format!("{cut}-2")).await;
+        release(&admin_a, packages.path(), &format!("{cut}-2"), 1).await;
         until_serves(&a, "pop-a", "shop.test", &format!("{cut}-2")).await;
         until_serves(&c, "pop-c", "shop.test", &serving).await;
 
@@ -392,7 +376,7 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
 
     // A reset connection is a blip: the client reconnects through the proxy.
     proxy.reset();
-    release(&admin_a, packages.path(), "after-reset").await;
+    release(&admin_a, packages.path(), "after-reset", 1).await;
     until_serves(&c, "pop-c", "shop.test", "after-reset").await;
 
     // Restarted while NATS is unreachable: it serves what it last applied at once.
@@ -408,4 +392,241 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
     until_serves(&c, "pop-c", "shop.test", "one").await;
     until_ready_says(&admin_c, "cluster: connected").await;
     drop(cluster);
+}
+
+/// `verge node` in a fresh directory under `data` with `cluster` flags, which must
+/// stop; its stderr.
+fn refused_start(data: &std::path::Path, cluster: &[&str]) -> String {
+    let token = data.join("token");
+    std::fs::write(&token, "a-token-of-twenty-chars").unwrap();
+    let node_dir = tempfile::tempdir_in(data).unwrap();
+    let mut args = vec![
+        "node",
+        "--data-dir",
+        node_dir.path().to_str().unwrap(),
+        "--admin-token-file",
+        token.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(cluster);
+    let out = common::verge(&args, data);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    stderr
+}
+
+/// The account and permissions of docs/fleet.md: Verge's subjects in an account of
+/// their own, and a node user that may use only the fleet's buckets and log subjects.
+const NODE_PERMISSIONS: &str = r#"
+accounts {
+  VERGE: {
+    jetstream: enabled
+    users: [
+      { user: verge, password: "PASSWORD",
+        permissions: {
+          publish: { allow: ["$JS.API.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.logs.>"] }
+          subscribe: { allow: ["_INBOX.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.logs.>"] }
+        } }
+    ]
+  }
+  OTHER: { users: [ { user: other, password: "other" } ] }
+}
+"#;
+
+/// A fleet on NATS that requires a password and TLS: a node with both joins and
+/// serves; one with a wrong password, or that does not trust the servers' CA, stops
+/// naming the server and the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_joins_with_credentials_and_tls_and_says_why_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca_pem = file("ca.pem", &ca.pem());
+    let cert = file("server.pem", &leaf.pem());
+    let key = file("server-key.pem", &key.serialize_pem());
+    let password = file("password", "correct-horse-battery\n");
+    let wrong = file("wrong", "guessed\n");
+    let options = verge_fleet::ServerOptions {
+        // The accounts and permissions docs/fleet.md documents for production.
+        extra_config: format!(
+            "{}\ntls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+            NODE_PERMISSIONS.replace("PASSWORD", "correct-horse-battery"),
+            cert.display(),
+            key.display()
+        ),
+        user: Some(("verge".into(), "correct-horse-battery".into())),
+        tls_ca: Some(ca_pem.clone()),
+        ..Default::default()
+    };
+    let cluster = NatsCluster::start_with(3, &dir.path().join("nats"), options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.url_list();
+    let (ca, password, wrong) = (
+        ca_pem.to_str().unwrap(),
+        password.to_str().unwrap(),
+        wrong.to_str().unwrap(),
+    );
+
+    // Two nodes with the credentials: everything a fleet does passes the
+    // permissions (the activation's per-node answer needs both heartbeats).
+    let secure = |data: &std::path::Path, name: &str, init: bool| {
+        let mut args = vec![
+            "--cluster",
+            &url,
+            "--node-name",
+            name,
+            "--nats-user",
+            "verge",
+            "--nats-password-file",
+            password,
+            "--nats-tls-ca",
+            ca,
+        ];
+        if init {
+            args.push("--cluster-init");
+        }
+        start_with(data, &args, &[])
+    };
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, admin) = secure(data_a.path(), "pop-a", true);
+    let (b, _) = secure(data_b.path(), "pop-b", false);
+    let packages = tempfile::tempdir().unwrap();
+    deploy(&admin, "shop", "shop.test", package(packages.path(), "one")).await;
+    until_serves(&b, "pop-b", "shop.test", "one").await;
+    let answer = release(&admin, packages.path(), "secure", 10).await;
+    assert_eq!(
+        answer["nodes"],
+        serde_json::json!({"pop-a": "serving", "pop-b": "serving"}),
+        "{answer}"
+    );
+    until_serves(&a, "pop-a", "shop.test", "secure").await;
+
+    let stderr = refused_start(
+        dir.path(),
+        &[
+            "--cluster",
+            &url,
+            "--nats-user",
+            "verge",
+            "--nats-password-file",
+            wrong,
+            "--nats-tls-ca",
+            ca,
+        ],
+    );
+    assert!(
+        stderr.contains(&url) && stderr.contains("refused the node"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("authorization"), "{stderr}");
+    let stderr = refused_start(
+        dir.path(),
+        &[
+            "--cluster",
+            &url,
+            "--nats-user",
+            "verge",
+            "--nats-password-file",
+            password,
+        ],
+    );
+    assert!(
+        stderr.contains(&url) && stderr.contains("--nats-tls-ca"),
+        "{stderr}"
+    );
+    let stderr = refused_start(dir.path(), &["--cluster", &url, "--nats-user", "verge"]);
+    assert!(stderr.contains("--nats-password-file"), "{stderr}");
+}
+
+/// A PoP behind a leaf server (its own JetStream domain, connected to the hub's):
+/// its node reaches the fleet's state in the hub's domain (`--js-domain hub`), and
+/// when the leaf loses the hub the node, still connected to the leaf, notices by
+/// the JetStream API, refuses changes, and catches up when the link heals.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_behind_a_pop_leaf_reaches_the_hub_and_notices_the_leaf_losing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = verge_fleet::ServerOptions {
+        domain: Some("hub".into()),
+        leafnodes: true,
+        ..Default::default()
+    };
+    let hub = NatsCluster::start_with(3, &dir.path().join("hub"), options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The leaf reaches the hub through a proxy, so the test can cut the PoP off.
+    let hub_leaf = hub.leaf_urls()[0]
+        .trim_start_matches("nats-leaf://")
+        .parse()
+        .unwrap();
+    let proxy = verge_fleet::TcpProxy::start(hub_leaf).await.unwrap();
+    let leaf_url = format!("nats-leaf://{}", proxy.addr());
+    let leaf = NatsCluster::start_leaf(&dir.path().join("leaf"), "ams", &[leaf_url])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hub_urls = hub.url_list();
+    let (_a, admin_a) = start_with(
+        data_a.path(),
+        &[
+            "--cluster",
+            &hub_urls,
+            "--js-domain",
+            "hub",
+            "--node-name",
+            "pop-hub",
+            "--cluster-init",
+        ],
+        &[],
+    );
+    let leaf_urls = leaf.url_list();
+    let (b, admin_b) = start_with(
+        data_b.path(),
+        &[
+            "--cluster",
+            &leaf_urls,
+            "--js-domain",
+            "hub",
+            "--node-name",
+            "pop-ams",
+            "--pop",
+            "ams",
+        ],
+        &[],
+    );
+    let packages = tempfile::tempdir().unwrap();
+    deploy(
+        &admin_a,
+        "shop",
+        "shop.test",
+        package(packages.path(), "one"),
+    )
+    .await;
+    until_serves(&b, "pop-ams", "shop.test", "one").await;
+    until_ready_says(&admin_b, "cluster: connected").await;
+
+    proxy.blackhole();
+    until_ready_says(&admin_b, "cluster: unavailable").await;
+    changes_are_refused(&admin_b, packages.path()).await;
+    release(&admin_a, packages.path(), "two", 1).await;
+    until_serves(&b, "pop-ams", "shop.test", "one").await;
+    proxy.heal().await.unwrap();
+    until_serves(&b, "pop-ams", "shop.test", "two").await;
+    until_ready_says(&admin_b, "cluster: connected").await;
 }

@@ -55,6 +55,8 @@ pub enum ClusterError {
 struct Server {
     name: String,
     client_port: u16,
+    /// Where leaf servers connect, when the cluster takes them.
+    leaf_port: Option<u16>,
     config: PathBuf,
     child: Option<Child>,
 }
@@ -63,6 +65,37 @@ struct Server {
 pub struct NatsCluster {
     dir: PathBuf,
     servers: Vec<Server>,
+    options: ServerOptions,
+}
+
+/// What the servers require of clients, beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Lines added to every server's config (`authorization { … }`, `tls { … }`).
+    pub extra_config: String,
+    /// The user and password the harness connects with to wait for readiness.
+    pub user: Option<(String, String)>,
+    /// The CA the servers' certificates are signed by, when `extra_config` has TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// The cluster's JetStream domain (a hub's, with PoP leaves in other domains).
+    pub domain: Option<String>,
+    /// Take leaf-server connections ([`NatsCluster::leaf_urls`]).
+    pub leafnodes: bool,
+}
+
+impl ServerOptions {
+    fn connect_options(&self) -> async_nats::ConnectOptions {
+        let mut options = match &self.user {
+            Some((user, password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(ca) = &self.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        options
+    }
 }
 
 fn free_port() -> Result<u16, ClusterError> {
@@ -74,6 +107,15 @@ impl NatsCluster {
     /// Starts `n` servers with their state under `dir`, and waits until JetStream
     /// has a meta leader (it can take writes).
     pub async fn start(n: usize, dir: &Path) -> Result<NatsCluster, ClusterError> {
+        Self::start_with(n, dir, ServerOptions::default()).await
+    }
+
+    /// [`NatsCluster::start`] with servers that require what `options` says.
+    pub async fn start_with(
+        n: usize,
+        dir: &Path,
+        options: ServerOptions,
+    ) -> Result<NatsCluster, ClusterError> {
         let files = |source| ClusterError::Files {
             dir: dir.to_owned(),
             source,
@@ -89,6 +131,19 @@ impl NatsCluster {
             .collect();
         let mut servers = Vec::new();
         for (i, (client, route)) in ports.iter().enumerate() {
+            let leaf_port = if options.leafnodes {
+                Some(free_port()?)
+            } else {
+                None
+            };
+            let mut extra = options.extra_config.clone();
+            if let Some(port) = leaf_port {
+                extra.push_str(&format!("\nleafnodes {{ listen: 127.0.0.1:{port} }}\n"));
+            }
+            let domain = options
+                .domain
+                .as_ref()
+                .map_or(String::new(), |d| format!(", domain: {d}"));
             let name = format!("nats-{}", i + 1);
             let store = dir.join(&name);
             let config = dir.join(format!("{name}.conf"));
@@ -96,15 +151,17 @@ impl NatsCluster {
             // reached through a test's proxy cannot go around it.
             let text = format!(
                 "server_name: {name}\nlisten: 127.0.0.1:{client}\n\
-                 jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                 cluster {{ name: verge, listen: 127.0.0.1:{route}, routes: [{}], no_advertise: true }}\n",
+                 jetstream {{ store_dir: \"{}\", sync_interval: always{domain} }}\n\
+                 cluster {{ name: verge, listen: 127.0.0.1:{route}, routes: [{}], no_advertise: true }}\n\
+                 {extra}\n",
                 store.display(),
-                routes.join(", ")
+                routes.join(", "),
             );
             std::fs::write(&config, text).map_err(files)?;
             servers.push(Server {
                 name,
                 client_port: *client,
+                leaf_port,
                 config,
                 child: None,
             });
@@ -112,12 +169,64 @@ impl NatsCluster {
         let mut cluster = NatsCluster {
             dir: dir.to_owned(),
             servers,
+            options,
         };
         for i in 0..n {
             cluster.spawn(i)?;
         }
         cluster.wait_ready(Duration::from_secs(30)).await?;
         Ok(cluster)
+    }
+
+    /// A PoP's leaf server: one server with JetStream in its own `domain`, connected
+    /// to a hub at `hub_leaf_urls` (its [`NatsCluster::leaf_urls`], or proxies in front
+    /// of them).
+    pub async fn start_leaf(
+        dir: &Path,
+        domain: &str,
+        hub_leaf_urls: &[String],
+    ) -> Result<NatsCluster, ClusterError> {
+        let files = |source| ClusterError::Files {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(files)?;
+        let client = free_port()?;
+        let name = format!("leaf-{domain}");
+        let config = dir.join(format!("{name}.conf"));
+        let remotes: Vec<String> = hub_leaf_urls.iter().map(|u| format!("\"{u}\"")).collect();
+        let text = format!(
+            "server_name: {name}\nlisten: 127.0.0.1:{client}\n\
+             jetstream {{ store_dir: \"{}\", sync_interval: always, domain: {domain} }}\n\
+             leafnodes {{ remotes: [ {{ urls: [{}] }} ] }}\n",
+            dir.join(&name).display(),
+            remotes.join(", ")
+        );
+        std::fs::write(&config, text).map_err(files)?;
+        let mut leaf = NatsCluster {
+            dir: dir.to_owned(),
+            servers: vec![Server {
+                name,
+                client_port: client,
+                leaf_port: None,
+                config,
+                child: None,
+            }],
+            options: ServerOptions::default(),
+        };
+        leaf.spawn(0)?;
+        leaf.wait_ready(Duration::from_secs(30)).await?;
+        Ok(leaf)
+    }
+
+    /// Where leaf servers connect (`nats-leaf://127.0.0.1:PORT`), one per server of a
+    /// cluster started with [`ServerOptions::leafnodes`].
+    pub fn leaf_urls(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .filter_map(|s| s.leaf_port)
+            .map(|port| format!("nats-leaf://127.0.0.1:{port}"))
+            .collect()
     }
 
     fn spawn(&mut self, i: usize) -> Result<(), ClusterError> {
@@ -145,7 +254,7 @@ impl NatsCluster {
         for server in self.servers.iter().filter(|s| s.child.is_some()) {
             let url = format!("nats://127.0.0.1:{}", server.client_port);
             loop {
-                if let Ok(client) = async_nats::connect(&url).await {
+                if let Ok(client) = self.options.connect_options().connect(&url).await {
                     let js = async_nats::jetstream::new(client);
                     if js.query_account().await.is_ok() {
                         break;

@@ -6,7 +6,7 @@
 //! while NATS is unreachable serves what it last applied and joins when NATS
 //! answers; one that has never joined refuses to start.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -34,6 +34,55 @@ pub struct ClusterConfig {
     pub init: bool,
     /// Copies the cluster keeps of every write (3 on a 3-server cluster).
     pub replicas: usize,
+    /// How the node proves who it is to NATS.
+    pub auth: NatsAuth,
+    /// A PEM file of the CA that signed the servers' certificates: connect with TLS
+    /// and trust it.
+    pub tls_ca: Option<PathBuf>,
+    /// The JetStream domain the fleet's state lives in, for a node connected to a
+    /// PoP's leaf server whose own JetStream is another domain.
+    pub js_domain: Option<String>,
+}
+
+impl ClusterConfig {
+    /// A fleet on `urls` under `prefix`, with no credentials, no TLS and the local
+    /// JetStream domain.
+    pub fn new(urls: Vec<String>, prefix: impl Into<String>) -> Self {
+        ClusterConfig {
+            urls,
+            prefix: prefix.into(),
+            init: false,
+            replicas: 3,
+            auth: NatsAuth::None,
+            tls_ca: None,
+            js_domain: None,
+        }
+    }
+}
+
+/// A node's credentials for NATS.
+#[derive(Clone, Default)]
+pub enum NatsAuth {
+    #[default]
+    None,
+    /// A `.creds` file (a user JWT and its NKey seed, as `nsc` makes them).
+    Creds(PathBuf),
+    /// A user name and password.
+    UserPassword { user: String, password: String },
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("None"),
+            NatsAuth::Creds(path) => f.debug_tuple("Creds").field(path).finish(),
+            NatsAuth::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"[redacted]")
+                .finish(),
+        }
+    }
 }
 
 /// Why the node could not join its fleet.
@@ -43,7 +92,7 @@ pub enum ClusterError {
     #[error("no NATS server at {urls} answers: {reason}")]
     Unreachable { urls: String, reason: String },
     /// A server answered and refused the node (credentials, TLS, a bad address).
-    #[error("NATS at {urls} refused the connection: {reason}")]
+    #[error("NATS at {urls} refused the node: {reason}")]
     Refused { urls: String, reason: String },
     #[error("opening the fleet's state")]
     State(#[source] verge_control::ControlError),
@@ -51,6 +100,12 @@ pub enum ClusterError {
     Packages(#[source] PackageStoreError),
     #[error("opening the node's copy of the fleet's state")]
     Replica(#[source] verge_control::ControlError),
+    #[error("reading the NATS credentials in {}", path.display())]
+    Credentials {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ClusterError {
@@ -172,7 +227,22 @@ fn attach(fleet: &Fleet, mut joined: Joined) {
 
 async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, ClusterError> {
     let urls = config.urls.join(",");
-    let client = async_nats::ConnectOptions::new()
+    let mut options = match &config.auth {
+        NatsAuth::None => async_nats::ConnectOptions::new(),
+        NatsAuth::Creds(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|source| ClusterError::Credentials {
+                path: path.clone(),
+                source,
+            })?,
+        NatsAuth::UserPassword { user, password } => {
+            async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+        }
+    };
+    if let Some(ca) = &config.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let client = options
         .name(format!("verge-node {node_name}"))
         .connection_timeout(CONNECT_TIMEOUT)
         // Back on a healed network within a second or two (the default waits up to 4 s).
@@ -184,23 +254,31 @@ async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, Clus
         .map_err(|e| {
             use async_nats::ConnectErrorKind as Kind;
             let reason = e.to_string();
+            // A certificate the node does not trust arrives as an I/O error.
+            let tls = reason.contains("certificate") || reason.contains("TLS");
             match e.kind() {
-                Kind::Io | Kind::TimedOut | Kind::Dns | Kind::MaxReconnects => {
+                Kind::Io | Kind::TimedOut | Kind::Dns | Kind::MaxReconnects if !tls => {
                     ClusterError::Unreachable {
                         urls: urls.clone(),
                         reason,
                     }
                 }
-                Kind::ServerParse
-                | Kind::Authentication
-                | Kind::AuthorizationViolation
-                | Kind::Tls => ClusterError::Refused {
+                _ if tls => ClusterError::Refused {
+                    urls: urls.clone(),
+                    reason: format!(
+                        "{reason} (--nats-tls-ca names the CA that signed the servers' certificates)"
+                    ),
+                },
+                _ => ClusterError::Refused {
                     urls: urls.clone(),
                     reason,
                 },
             }
         })?;
-    let js = async_nats::jetstream::new(client);
+    let js = match &config.js_domain {
+        Some(domain) => async_nats::jetstream::with_domain(client, domain),
+        None => async_nats::jetstream::new(client),
+    };
     let control_bucket = format!("{}-control", config.prefix);
     let packages_bucket = format!("{}-packages", config.prefix);
     let nodes_bucket = format!("{}-nodes", config.prefix);

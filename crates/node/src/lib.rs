@@ -28,7 +28,7 @@ mod report;
 mod status;
 pub mod wire;
 
-pub use cluster::{ClusterConfig, ClusterError};
+pub use cluster::{ClusterConfig, ClusterError, NatsAuth};
 pub use config::NodeConfig;
 pub use deploy::DeployError;
 pub use edge::{EdgeError, EdgeOptions};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use verge_manifest::ByteSize;
-use verge_node::{ClusterConfig, Node, NodeConfig, Reporter};
+use verge_node::{ClusterConfig, NatsAuth, Node, NodeConfig, Reporter};
 
 use crate::commands::serve::shutdown_signal;
 use crate::flags::{EdgeFlags, admin_token};
@@ -139,6 +139,33 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub cluster_replicas: usize,
 
+    /// A NATS credentials file (`.creds`: a user JWT and its NKey seed, as `nsc`
+    /// makes them) for the node to connect with.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cluster",
+        conflicts_with = "nats_user"
+    )]
+    pub nats_creds: Option<PathBuf>,
+
+    /// A NATS user name to connect with (the password from --nats-password-file).
+    #[arg(long, value_name = "USER", requires_all = ["cluster", "nats_password_file"])]
+    pub nats_user: Option<String>,
+
+    /// A file holding the password of --nats-user (its first line).
+    #[arg(long, value_name = "FILE", requires = "nats_user")]
+    pub nats_password_file: Option<PathBuf>,
+
+    /// Connect to NATS with TLS, trusting the CA in this PEM file.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// The JetStream domain holding the fleet's state, for a node connected to a
+    /// PoP's leaf server with a JetStream domain of its own (see docs/fleet.md).
+    #[arg(long, value_name = "DOMAIN", requires = "cluster")]
+    pub js_domain: Option<String>,
+
     #[command(flatten)]
     pub edge: EdgeFlags,
 }
@@ -155,11 +182,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.cluster_prefix
         );
     }
+    let auth = match (&args.nats_creds, &args.nats_user, &args.nats_password_file) {
+        (Some(creds), _, _) => NatsAuth::Creds(creds.clone()),
+        (None, Some(user), Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading --nats-password-file {}", file.display()))?;
+            let password = text.lines().next().unwrap_or("").to_owned();
+            if password.is_empty() {
+                anyhow::bail!("--nats-password-file {} is empty", file.display());
+            }
+            NatsAuth::UserPassword {
+                user: user.clone(),
+                password,
+            }
+        }
+        _ => NatsAuth::None,
+    };
     let cluster = (!args.cluster.is_empty()).then(|| ClusterConfig {
-        urls: args.cluster.clone(),
-        prefix: args.cluster_prefix.clone(),
         init: args.cluster_init,
         replicas: args.cluster_replicas,
+        auth,
+        tls_ca: args.nats_tls_ca.clone(),
+        js_domain: args.js_domain.clone(),
+        ..ClusterConfig::new(args.cluster.clone(), args.cluster_prefix.clone())
     });
     let config = NodeConfig {
         data_dir: args.data_dir.clone(),
