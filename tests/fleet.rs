@@ -630,3 +630,86 @@ async fn a_node_behind_a_pop_leaf_reaches_the_hub_and_notices_the_leaf_losing_it
     until_serves(&b, "pop-ams", "shop.test", "two").await;
     until_ready_says(&admin_b, "cluster: connected").await;
 }
+
+/// `verge fleet dev` (what `scripts/fleet.sh up` runs): NATS and three nodes in one
+/// command; a deploy through pop-a is served by pop-c; SIGTERM stops it all.
+#[tokio::test(flavor = "multi_thread")]
+async fn verge_fleet_dev_runs_a_whole_fleet_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet_dir = dir.path().join("fleet");
+    let mut child = std::process::Command::new(verge_bin())
+        .args(["fleet", "dev", "--port-base", "0", "--dir"])
+        .arg(&fleet_dir)
+        .env("VERGE_ADMIN_TOKEN", TOKEN)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, stderr) = (Lines::default(), Lines::default());
+    stdout.collect(child.stdout.take().unwrap());
+    stderr.collect(child.stderr.take().unwrap());
+    stdout.wait_for(Duration::from_secs(60), |l| l == "Fleet ready");
+    let line = |name: &str| {
+        stdout
+            .all()
+            .into_iter()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap()
+    };
+    // `pop-a: http://ADDR  admin http://ADDR`
+    let admin_a = line("pop-a").rsplit(' ').next().unwrap().to_owned();
+    let http_c = line("pop-c").split_whitespace().nth(1).unwrap().to_owned();
+    let packages = tempfile::tempdir().unwrap();
+    deploy(
+        &admin_a,
+        "shop",
+        "shop.test",
+        package(packages.path(), "dev"),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client()
+            .get(format!("{http_c}/greeting"))
+            .header("host", "shop.test")
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 && resp.text().await.unwrap().contains("dev") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pop-c never served the deploy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nats = stderr
+        .all()
+        .into_iter()
+        .find_map(|l| l.trim().strip_prefix("NATS ").map(str::to_owned))
+        .expect("the NATS URLs are printed");
+    let first = nats
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("nats://")
+        .to_owned();
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "verge fleet dev did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{}", stderr.all().join("\n"));
+    assert!(
+        std::net::TcpStream::connect(&first).is_err(),
+        "its NATS servers stopped with it"
+    );
+}

@@ -23,6 +23,12 @@ pub fn version_of(service: &str, number: u32) -> String {
     format!("version/{service}/{number:010}")
 }
 
+/// The service and number a `version/NAME/NUMBER` key names.
+pub fn version_name(key: &str) -> Option<(&str, u32)> {
+    let (service, number) = key.strip_prefix("version/")?.split_once('/')?;
+    Some((service, number.parse().ok()?))
+}
+
 /// A domain's owner: the key exists while a service holds the domain.
 pub fn domain_of(domain: &str) -> String {
     format!("domain/{domain}")

@@ -25,8 +25,8 @@ const REWATCH: Duration = Duration::from_millis(500);
 /// A node's latest heartbeat as the bucket holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heartbeat {
-    /// What the node published (the node's own encoding).
-    pub value: Vec<u8>,
+    /// What the node published (the node's own encoding); cheap to clone.
+    pub value: Bytes,
     /// When the server stored it (the server's clock, so nodes' clocks do not matter).
     pub at: SystemTime,
 }
@@ -137,7 +137,7 @@ async fn watch(
                             seen.insert(
                                 name,
                                 Heartbeat {
-                                    value: entry.value.to_vec(),
+                                    value: entry.value,
                                     at: SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
                                 },
                             );

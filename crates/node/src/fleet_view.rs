@@ -5,7 +5,7 @@
 //! each does, and `GET /admin/v1/nodes` lists who lags.
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::Node;
@@ -74,6 +74,42 @@ impl Node {
         }
     }
 
+    /// The other nodes' latest heartbeats, each decoded once when it arrives (they
+    /// are read at every arrival, by the log relay, and hold one entry per service),
+    /// with how live each is and how long ago it was heard of.
+    pub(crate) fn others(&self) -> Vec<(Arc<Heartbeat>, Liveness, Duration)> {
+        let Some(directory) = self.fleet.as_ref().and_then(|f| f.nodes()) else {
+            return Vec::new();
+        };
+        let now = SystemTime::now();
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let mut others = Vec::new();
+        for (name, beat) in directory.all() {
+            if name == self.name {
+                continue;
+            }
+            let heartbeat = match heard.get(&name) {
+                Some((at, decoded)) if *at == beat.at => decoded.clone(),
+                _ => match serde_json::from_slice::<Heartbeat>(&beat.value) {
+                    Ok(decoded) => {
+                        let decoded = Arc::new(decoded);
+                        heard.insert(name, (beat.at, decoded.clone()));
+                        decoded
+                    }
+                    Err(_) => continue,
+                },
+            };
+            let age = now.duration_since(beat.at).unwrap_or_default();
+            let status = match (heartbeat.left, age < LIVE_FOR) {
+                (true, _) => Liveness::Gone,
+                (false, true) => Liveness::Live,
+                (false, false) => Liveness::Stale,
+            };
+            others.push((heartbeat, status, age));
+        }
+        others
+    }
+
     /// Every node of the fleet as last heard of (a single node: itself).
     pub fn nodes(&self) -> Vec<NodeInfo> {
         let mine = NodeInfo {
@@ -82,29 +118,15 @@ impl Node {
             last_seen_ms_ago: 0,
         };
         let mut all = vec![mine];
-        let Some(directory) = self.fleet.as_ref().and_then(|f| f.nodes()) else {
-            return all;
-        };
-        let now = SystemTime::now();
-        for (name, beat) in directory.all() {
-            if name == self.name {
-                continue;
-            }
-            let Ok(heartbeat) = serde_json::from_slice::<Heartbeat>(&beat.value) else {
-                continue;
-            };
-            let age = now.duration_since(beat.at).unwrap_or_default();
-            let status = match (heartbeat.left, age < LIVE_FOR) {
-                (true, _) => Liveness::Gone,
-                (false, true) => Liveness::Live,
-                (false, false) => Liveness::Stale,
-            };
-            all.push(NodeInfo {
-                heartbeat,
-                status,
-                last_seen_ms_ago: ms(age),
-            });
-        }
+        all.extend(
+            self.others()
+                .into_iter()
+                .map(|(beat, status, age)| NodeInfo {
+                    heartbeat: (*beat).clone(),
+                    status,
+                    last_seen_ms_ago: ms(age),
+                }),
+        );
         all.sort_by(|a, b| a.heartbeat.name.cmp(&b.heartbeat.name));
         all
     }

@@ -17,10 +17,10 @@ use crate::wire::Liveness;
 impl Node {
     /// The services other live nodes' tails watch.
     fn tailed_elsewhere(&self) -> BTreeSet<String> {
-        self.nodes()
+        self.others()
             .into_iter()
-            .filter(|n| n.status == Liveness::Live && n.heartbeat.name != self.name)
-            .flat_map(|n| n.heartbeat.tailing)
+            .filter(|(_, status, _)| *status == Liveness::Live)
+            .flat_map(|(beat, _, _)| beat.tailing.clone())
             .collect()
     }
 }

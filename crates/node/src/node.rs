@@ -39,6 +39,10 @@ pub struct Node {
     /// The point of presence it is in, for the fleet's directory.
     pub(crate) pop: Option<String>,
     pub(crate) started_at_ms: u64,
+    /// Other nodes' heartbeats, decoded, by name, with when each arrived.
+    pub(crate) heard: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::SystemTime, Arc<crate::wire::Heartbeat>)>,
+    >,
     /// Whether the fleet's state answers; `None` on a single node.
     pub(crate) link: Option<tokio::sync::watch::Receiver<Link>>,
     pub(crate) runtime: Runtime,
@@ -139,6 +143,7 @@ impl Node {
             name: config.name.clone(),
             pop: config.pop.clone(),
             started_at_ms: crate::auth::now_ms(),
+            heard: Default::default(),
             link,
             runtime,
             registry: Arc::new(
@@ -247,6 +252,27 @@ impl Node {
         };
         let bytes = PackageStore::get(fleet.packages()?, &version.sha256).await?;
         PackageStore::put(&self.packages, &version.sha256, bytes).await
+    }
+
+    /// Compiles `version`'s component into the compile cache, so that activating it
+    /// later only switches. Blocking.
+    pub(crate) fn precompile(&self, version: &Version) -> Result<(), VersionLoadError> {
+        let bytes = self.packages.get(&version.sha256)?;
+        let package = Package::read_from(&bytes[..], MAX_PACKAGED_COMPONENT)?;
+        let prepared = app::from_package(
+            package,
+            std::path::Path::new(&format!("version {}", version.number)),
+            &LimitsSection::default(),
+        )?;
+        if let app::Component::Bytes { bytes, from } = &prepared.component {
+            verge_runtime::App::load(&self.runtime, bytes, prepared.config.clone()).map_err(
+                |source| AppError::Load {
+                    what: format!("the component of {}", from.display()),
+                    source,
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// `version` of `service`, ready to serve. Blocking: it may compile.

@@ -45,6 +45,8 @@ pub(crate) struct Reconciler {
     /// Apps an activation call loaded (and so checked) before recording it, for the
     /// reconciler to route instead of loading them again.
     preloaded: Mutex<HashMap<(String, u32), RoutedApp>>,
+    /// One background compile at a time: uploads must not starve requests.
+    compiling: tokio::sync::Semaphore,
 }
 
 impl Reconciler {
@@ -54,6 +56,7 @@ impl Reconciler {
             routed: Mutex::default(),
             states: Mutex::default(),
             preloaded: Mutex::default(),
+            compiling: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -146,6 +149,11 @@ impl Node {
                 Changes::Since { changes, revision } => {
                     let mut seen = Vec::new();
                     for change in &changes {
+                        if let (Some((service, number)), Some(_)) =
+                            (keys::version_name(&change.key), &change.value)
+                        {
+                            self.precompile_later(service, number);
+                        }
                         if let Some(name) = keys::service_name(&change.key)
                             && !seen.iter().any(|s| s == name)
                         {
@@ -265,6 +273,35 @@ impl Node {
             .unwrap()
             .insert(name.to_owned(), ServeState::Serving(number));
         Ok(true)
+    }
+
+    /// Fetches and compiles a version uploaded (on any node) in the background, one
+    /// at a time, so that activating it later only switches: the compile cache has
+    /// its code. A version this node cannot compile is told when it is activated.
+    fn precompile_later(&self, service: &str, number: u32) {
+        let Some(node) = self.myself.upgrade() else {
+            return;
+        };
+        let service = service.to_owned();
+        tokio::spawn(async move {
+            let Ok(_turn) = node.reconciler.compiling.acquire().await else {
+                return;
+            };
+            let Ok(name) = verge_control::ServiceName::new(&service) else {
+                return;
+            };
+            let Ok(versions) = node.control.versions(&name).await else {
+                return;
+            };
+            let Some(version) = versions.into_iter().find(|v| v.number == number) else {
+                return;
+            };
+            if node.ensure_package(&version).await.is_err() {
+                return;
+            }
+            let compiler = node.clone();
+            let _ = tokio::task::spawn_blocking(move || compiler.precompile(&version)).await;
+        });
     }
 
     /// Records (and says) that `number` of `name` could not be served here; what

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod fleet;
 pub mod init;
 pub mod kv;
 pub mod login;

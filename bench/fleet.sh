@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The fleet benchmark (issue 17): deploy and activation to every node of 3, 10 and 30
+# `verge node`s on a 3-server NATS cluster (loopback), the request path with and
+# without a fleet, catch-up after a pause, idle cost with 1,000 services.
+#
+#   bash bench/fleet.sh                                   # 3/10/30 nodes, 20 deploys each
+#   SIZES=3,10 DEPLOYS=10 ROUNDS=1 DURATION=3 bash bench/fleet.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+bash scripts/install-guest-toolchain.sh >/dev/null
+bash scripts/install-nats-server.sh
+
+cargo build --release -p verge-cli -p verge-bench --bins
+GUESTS="$("$CARGO_TARGET_DIR/release/build-guests")"
+
+cd bench
+python3 fleet_bench.py \
+    --verge "$CARGO_TARGET_DIR/release/verge" \
+    --hello "$GUESTS/hello.wasm" \
+    --sizes "${SIZES:-3,10,30}" --deploys "${DEPLOYS:-20}" \
+    --rounds "${ROUNDS:-3}" --duration "${DURATION:-10}" \
+    --services "${SERVICES:-1000}" --idle "${IDLE:-30}"
