@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::disk::{DiskConfig, DiskTier};
 use crate::key::Key;
 use crate::object::{Found, Object, ObjectMeta, Stored, Usability};
+use crate::purge::{Purge, PurgeSink};
 use crate::tier::{Entry, Tier};
 
 /// How big the cache may grow.
@@ -59,6 +60,10 @@ pub(crate) struct Inner {
     pass_marks: moka::sync::Cache<Key, ()>,
     flights: Mutex<HashMap<Key, Arc<Flight>>>,
     purges: Mutex<PurgeLog>,
+    /// Where this node's purges go once applied (a fleet's publisher).
+    sink: OnceLock<Arc<dyn PurgeSink>>,
+    /// The sequence of the last purge applied from another node.
+    remote_sequence: AtomicU64,
     stats: Counters,
 }
 
@@ -75,7 +80,8 @@ pub enum PurgeTarget {
 
 /// Hard purges remove objects; soft purges mark them stale, so they can still be
 /// served within `stale-while-revalidate` / `stale-if-error` and revalidated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PurgeMode {
     Hard,
     Soft,
@@ -215,6 +221,8 @@ impl Cache {
                     .build(),
                 flights: Mutex::new(HashMap::new()),
                 purges: Mutex::new(PurgeLog::default()),
+                sink: OnceLock::new(),
+                remote_sequence: AtomicU64::new(0),
                 stats: Counters::default(),
                 config,
             }
@@ -444,8 +452,39 @@ impl Cache {
 
     /// Purges within `namespace`; returns how many objects it covered. When it returns,
     /// no lookup finds a hard-purged object (or a soft-purged one fresh), and fills
-    /// that began before it do not store what they fetched.
+    /// that began before it do not store what they fetched. The purge then goes to
+    /// the cache's [`PurgeSink`], if it has one.
     pub fn purge(&self, namespace: &str, target: &PurgeTarget, mode: PurgeMode) -> usize {
+        let purged = self.apply(namespace, target, mode);
+        if let Some(sink) = self.inner.sink.get() {
+            sink.purged(Purge::new(namespace, target, mode));
+        }
+        purged
+    }
+
+    /// Sends every purge made here from now on to `sink` (once; later calls are
+    /// ignored).
+    pub fn set_purge_sink(&self, sink: Arc<dyn PurgeSink>) {
+        let _ = self.inner.sink.set(sink);
+    }
+
+    /// Applies a purge made on another node, the `sequence`-th of the fleet's; it is
+    /// not handed to the sink (it came from there). How many objects it covered.
+    pub fn apply_remote(&self, purge: &Purge, sequence: u64) -> usize {
+        let purged = self.apply(&purge.namespace, &purge.target(), purge.mode);
+        self.inner
+            .remote_sequence
+            .fetch_max(sequence, Ordering::Relaxed);
+        purged
+    }
+
+    /// The sequence of the last purge from another node applied here (0: none): where
+    /// a node resumes the fleet's purges.
+    pub fn remote_sequence(&self) -> u64 {
+        self.inner.remote_sequence.load(Ordering::Relaxed)
+    }
+
+    fn apply(&self, namespace: &str, target: &PurgeTarget, mode: PurgeMode) -> usize {
         let namespace: Arc<str> = namespace.into();
         let mut log = self
             .inner

@@ -10,6 +10,9 @@
 //! - [`Cache`]: lookups; [`Cache::transaction`] collapses concurrent misses into one
 //!   fetch whose [`Fill`] must insert or abandon; streamed [`Writer`]s; purges by key,
 //!   surrogate key or namespace, hard or soft.
+//! - [`purge`]: purges as values ([`Purge`], serializable, raw keys included) and the
+//!   seam a fleet attaches to: local purges go to a [`PurgeSink`], remote ones are
+//!   applied without echo, with a sequence to resume from.
 //! - [`serving`]: conditional requests, byte ranges, revalidation, `304` merges.
 //! - [`through`]: the HTTP flow over a fetch (the guest, or an origin): conditional
 //!   refreshes, `stale-if-error`, storing a body as it streams past ([`through::Filling`]).
@@ -22,6 +25,7 @@ mod disk;
 pub mod freshness;
 mod key;
 mod object;
+pub mod purge;
 pub mod serving;
 pub mod through;
 mod tier;
@@ -36,6 +40,7 @@ pub use disk::DiskConfig;
 pub use freshness::{Freshness, HttpPolicy, NotStorable, Override, Storable};
 pub use key::Key;
 pub use object::{Found, ObjectMeta, Usability};
+pub use purge::{Purge, PurgeOf, PurgeSink};
 pub use vary::{SecondaryKey, VaryRule};
 
 /// Headers from name/value pairs, for the unit tests.

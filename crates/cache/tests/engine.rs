@@ -203,6 +203,80 @@ async fn purge_by_surrogate_key_hard_and_soft() {
     }
 }
 
+/// Keeps the purges handed to it.
+#[derive(Default)]
+struct Published(std::sync::Mutex<Vec<verge_cache::Purge>>);
+
+impl verge_cache::PurgeSink for Published {
+    fn purged(&self, purge: verge_cache::Purge) {
+        self.0.lock().unwrap().push(purge);
+    }
+}
+
+#[tokio::test]
+async fn local_purges_go_to_the_sink_and_remote_ones_apply_without_echo() {
+    let here = Cache::new(CacheConfig::default());
+    let there = Cache::new(CacheConfig::default());
+    let published = Arc::new(Published::default());
+    here.set_purge_sink(published.clone());
+    // A guest's raw key (not UTF-8), a URL's key, a surrogate key, everything.
+    let raw = Key::new("app", vec![0xff, 0x00, b'k']);
+    let url = Key::for_url("app", "shop.test", "/items/1?x=1");
+    let mut soft = with_keys(fresh_for(60), &["items"]);
+    soft.freshness.stale_while_revalidate = Duration::from_secs(30);
+    for cache in [&here, &there] {
+        put(cache, &raw, fresh_for(60), "raw");
+        put(cache, &url, soft.clone(), "url");
+    }
+    here.purge("app", &PurgeTarget::Key(raw.clone()), PurgeMode::Hard);
+    here.purge(
+        "app",
+        &PurgeTarget::SurrogateKey("items".into()),
+        PurgeMode::Soft,
+    );
+    here.purge("other", &PurgeTarget::All, PurgeMode::Hard);
+    let sent: Vec<verge_cache::Purge> = published.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    let json = serde_json::to_string(&sent[0]).unwrap();
+    assert_eq!(
+        json,
+        r#"{"namespace":"app","by":"key","key":"ff006b","mode":"hard"}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&sent[1]).unwrap(),
+        r#"{"namespace":"app","by":"surrogate_key","surrogate_key":"items","mode":"soft"}"#
+    );
+
+    // Another node applies them as they travel: by value, through JSON.
+    there.set_purge_sink(published.clone());
+    for (i, purge) in sent.iter().enumerate() {
+        let travelled: verge_cache::Purge =
+            serde_json::from_str(&serde_json::to_string(purge).unwrap()).unwrap();
+        assert_eq!(&travelled, purge);
+        there.apply_remote(&travelled, i as u64 + 1);
+    }
+    assert!(
+        there.find(&raw, &no_headers()).is_none(),
+        "the raw key is purged"
+    );
+    let found = there
+        .find(&url, &no_headers())
+        .expect("soft-purged objects stay");
+    assert!(found.soft_purged(), "soft, as published");
+    assert_eq!(there.remote_sequence(), 3);
+    assert_eq!(
+        published.0.lock().unwrap().len(),
+        3,
+        "remote purges are not handed on again"
+    );
+    assert!(
+        serde_json::from_str::<verge_cache::Purge>(
+            r#"{"namespace":"app","by":"key","key":"f","mode":"hard"}"#
+        )
+        .is_err()
+    );
+}
+
 #[tokio::test]
 async fn a_fill_that_began_before_a_purge_does_not_store() {
     let cache = Cache::new(CacheConfig::default());

@@ -226,13 +226,85 @@ async fn watch_revisions(kv: kv::Store, revision: tokio::sync::watch::Sender<u64
     }
 }
 
-#[async_trait]
-impl ControlStore for JetStreamStore {
-    async fn get(&self, key: &str) -> Result<Option<Entry>, ControlError> {
-        Ok(self.last(key).await?.and_then(Result::ok))
+impl JetStreamStore {
+    /// The last value of every key under `prefix`, read as one consumer of the
+    /// bucket's stream filtered by subject (a prefix ending in `/` is a subject
+    /// wildcard, see [`keys`]): one request however many keys. `None` for a prefix
+    /// that is not a whole segment.
+    async fn list_by_subject(
+        &self,
+        prefix: &str,
+    ) -> Option<Result<Vec<(String, Entry)>, ControlError>> {
+        let filter = match prefix {
+            "" => format!("$KV.{}.>", self.kv.name),
+            p if p.ends_with('/') => {
+                format!("$KV.{}.{}.>", self.kv.name, keys::encode(&p[..p.len() - 1]))
+            }
+            _ => return None,
+        };
+        Some(self.read_last_per_subject(filter, prefix).await)
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
+    async fn read_last_per_subject(
+        &self,
+        filter: String,
+        prefix: &str,
+    ) -> Result<Vec<(String, Entry)>, ControlError> {
+        let consumer = self
+            .kv
+            .stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(out);
+        }
+        let subject_prefix = format!("$KV.{}.", self.kv.name);
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        loop {
+            let next = tokio::time::timeout(FEED_WAIT, messages.next())
+                .await
+                .map_err(|_| unavailable(format!("listing `{prefix}` stalled")))?;
+            let Some(message) = next else { break };
+            let message = message.map_err(unavailable)?;
+            let info = message.info().map_err(unavailable)?;
+            let (revision, remaining) = (info.stream_sequence, info.pending);
+            let deleted = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+            let key = message
+                .subject
+                .as_str()
+                .strip_prefix(&subject_prefix)
+                .and_then(keys::decode);
+            if let (Some(key), false) = (key, deleted)
+                && key.starts_with(prefix)
+            {
+                out.push((
+                    key,
+                    Entry {
+                        value: message.payload.to_vec(),
+                        revision,
+                    },
+                ));
+            }
+            if remaining == 0 {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Every key under `prefix`, from the bucket's key list and a read of each.
+    async fn list_by_keys(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
         let mut names = Vec::new();
         let mut all = self.kv.keys().await.map_err(unavailable)?;
         while let Some(key) = all.next().await {
@@ -251,6 +323,20 @@ impl ControlStore for JetStreamStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl ControlStore for JetStreamStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, ControlError> {
+        Ok(self.last(key).await?.and_then(Result::ok))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
+        match self.list_by_subject(prefix).await {
+            Some(listed) => listed,
+            None => self.list_by_keys(prefix).await,
+        }
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {

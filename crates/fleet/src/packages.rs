@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store};
 use async_trait::async_trait;
+use base64::Engine;
+use sha2::Digest;
 use tokio::io::AsyncReadExt;
 use verge_control::{PackageStore, PackageStoreError, is_sha256, sha256_hex};
 
@@ -65,17 +67,24 @@ impl ObjectPackages {
 #[async_trait]
 impl PackageStore for ObjectPackages {
     async fn put(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), PackageStoreError> {
-        let found = sha256_hex(&bytes);
+        let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        let found: String = hash.iter().map(|b| format!("{b:02x}")).collect();
         if found != sha256 {
             return Err(PackageStoreError::Mismatch {
                 expected: sha256.to_owned(),
                 found,
             });
         }
-        // The same bytes are stored once.
+        // The same bytes are stored once: the object store keeps the SHA-256 of what
+        // it holds, so a damaged object under this name is replaced, not kept.
+        let digest = format!(
+            "SHA-256={}",
+            base64::engine::general_purpose::URL_SAFE.encode(hash)
+        );
         if let Ok(info) = self.store.info(sha256).await
             && !info.deleted
             && info.size as u64 == bytes.len() as u64
+            && info.digest.as_deref() == Some(digest.as_str())
         {
             return Ok(());
         }

@@ -94,6 +94,54 @@ async fn the_jetstream_store_keeps_the_control_rules_and_is_shared() {
     })
     .await;
 
+    // A 128 MiB package (a node's default upload limit): 1,024 chunks of 128 KiB,
+    // back intact, and stored once however often it is put.
+    let big = verge_fleet::ObjectPackages::create(&js, "packages-big", 3)
+        .await
+        .unwrap();
+    let mut bytes = Vec::with_capacity(128 << 20);
+    let mut block = [0u8; 4096];
+    for i in 0u64..(128 << 20) / 4096 {
+        block[..8].copy_from_slice(&i.to_be_bytes());
+        block[8..16].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+        bytes.extend_from_slice(&block);
+    }
+    let sha = verge_control::sha256_hex(&bytes);
+    use verge_control::PackageStore;
+    big.put(&sha, bytes.clone()).await.unwrap();
+    let stored = |js: jetstream::Context| async move {
+        let mut stream = js.get_stream("OBJ_packages-big").await.unwrap();
+        stream.info().await.unwrap().state.bytes
+    };
+    let once = stored(js.clone()).await;
+    assert!(once >= 128 << 20, "{once}");
+    big.put(&sha, bytes.clone()).await.unwrap();
+    assert_eq!(
+        stored(js.clone()).await,
+        once,
+        "the same bytes are stored once"
+    );
+    assert!(big.get(&sha).await.unwrap() == bytes, "back intact");
+    drop(bytes);
+
+    // An object whose bytes do not match its name (damaged, or written by someone
+    // else) is refused, never handed out.
+    let raw = js.get_object_store("packages-big").await.unwrap();
+    let good = b"the real package".to_vec();
+    let name = verge_control::sha256_hex(&good);
+    // Damaged with the same length, so only the content tells.
+    raw.put(name.as_str(), &mut &b"the fake package"[..])
+        .await
+        .unwrap();
+    let refused = big.get(&name).await.unwrap_err();
+    assert!(
+        matches!(refused, verge_control::PackageStoreError::Mismatch { .. }),
+        "{refused}"
+    );
+    // Putting the right bytes repairs it.
+    big.put(&name, good.clone()).await.unwrap();
+    assert_eq!(big.get(&name).await.unwrap(), good);
+
     // A bucket that is not there is named, with what to do; nothing is created.
     let missing = JetStreamStore::open(js.clone(), "no-such-fleet")
         .await

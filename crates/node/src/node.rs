@@ -250,7 +250,15 @@ impl Node {
         let Some(fleet) = &self.fleet else {
             return Err(PackageStoreError::Missing(version.sha256.clone()));
         };
-        let bytes = PackageStore::get(fleet.packages()?, &version.sha256).await?;
+        let shared = fleet.packages()?;
+        // A damaged copy is refused by the store; one more fetch may find a good one
+        // (another replica, or a repaired object) before the version counts as failed.
+        let bytes = match PackageStore::get(shared, &version.sha256).await {
+            Err(PackageStoreError::Mismatch { .. }) => {
+                PackageStore::get(shared, &version.sha256).await?
+            }
+            other => other?,
+        };
         PackageStore::put(&self.packages, &version.sha256, bytes).await
     }
 
