@@ -65,7 +65,7 @@ def fleet(args, tmp, urls, n, prefix):
         extra = ["--cluster", urls, "--cluster-prefix", prefix, "--node-name", f"n{i:02}"]
         if i == 0:
             extra.append("--cluster-init")
-        nodes.append(Node(args, os.path.join(tmp, f"{prefix}-{i}"), extra))
+        nodes.append(Node(args, os.path.join(tmp, f"{prefix}-{i}"), extra, log=True))
     return nodes
 
 
@@ -139,6 +139,7 @@ def main():
     p.add_argument("--idle", type=int, default=30)
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="verge-fleet-bench-")
+    print(f"state and node logs in {tmp}", flush=True)
     urls, nats = start_nats(args, tmp)
     try:
         for n in [int(s) for s in args.sizes.split(",")]:

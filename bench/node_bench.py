@@ -62,7 +62,7 @@ def distinct_package(args, tmp, i):
 
 
 class Node:
-    def __init__(self, args, data, extra=()):
+    def __init__(self, args, data, extra=(), log=False):
         self.args, self.data = args, data
         self.port, self.admin = free_port(), free_port()
         env = dict(os.environ, VERGE_ADMIN_TOKEN=TOKEN, NO_COLOR="1")
@@ -70,7 +70,8 @@ class Node:
             [args.verge, "node", "--data-dir", data, "--listen", f"127.0.0.1:{self.port}",
              "--admin-listen", f"127.0.0.1:{self.admin}", "--max-concurrent-per-service", "256",
              *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(data + ".log"), "w") if log else subprocess.DEVNULL)
         wait_port(self.port, self.proc)
         wait_port(self.admin, self.proc)
         self.conn = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=60)

@@ -111,6 +111,11 @@ impl ReplicatedStore {
         self.shared.replica.applied()
     }
 
+    /// Whether the shared store is known to be cut off (or not attached yet).
+    fn is_cut(&self) -> bool {
+        !self.shared.link.borrow().is_connected() || self.shared.remote.get().is_none()
+    }
+
     /// The shared store, if it is attached and answering.
     fn remote(&self) -> Result<&Arc<dyn ControlStore>, ControlError> {
         match (&*self.shared.link.borrow(), self.shared.remote.get()) {
@@ -121,7 +126,9 @@ impl ReplicatedStore {
     }
 
     /// Runs `call` on the shared store within the deadline; a store that does not
-    /// answer in time, or says it cannot, counts as cut off.
+    /// answer in time counts as cut off. One that answers with an error (a refused
+    /// connection, a server-side limit) is told to the caller: whether the link is
+    /// cut is the probe's call, so reads never fall back to the copy on a fluke.
     async fn call<T, F>(
         &self,
         call: impl FnOnce(Arc<dyn ControlStore>) -> F,
@@ -131,10 +138,7 @@ impl ReplicatedStore {
     {
         let remote = self.remote()?.clone();
         match tokio::time::timeout(DEADLINE, call(remote)).await {
-            Ok(Err(ControlError::Unavailable(reason))) => {
-                self.shared.cut(&reason);
-                Err(cut_off(&reason))
-            }
+            Ok(Err(ControlError::Unavailable(reason))) => Err(cut_off(&reason)),
             Ok(answer) => answer,
             Err(_) => {
                 let reason = format!(
@@ -254,7 +258,7 @@ impl ControlStore for ReplicatedStore {
             .call(|remote| async move { remote.get(key).await })
             .await
         {
-            Err(ControlError::Unavailable(_)) => self.shared.replica.get(key),
+            Err(ControlError::Unavailable(_)) if self.is_cut() => self.shared.replica.get(key),
             answer => answer,
         }
     }
@@ -264,7 +268,7 @@ impl ControlStore for ReplicatedStore {
             .call(|remote| async move { remote.list(prefix).await })
             .await
         {
-            Err(ControlError::Unavailable(_)) => self.shared.replica.list(prefix),
+            Err(ControlError::Unavailable(_)) if self.is_cut() => self.shared.replica.list(prefix),
             answer => answer,
         }
     }

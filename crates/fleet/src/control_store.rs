@@ -250,21 +250,40 @@ impl JetStreamStore {
         filter: String,
         prefix: &str,
     ) -> Result<Vec<(String, Entry)>, ControlError> {
+        // An ephemeral consumer, in memory, deleted once read (and by the server a
+        // few seconds after, should this node vanish first): a node lists often.
         let consumer = self
             .kv
             .stream
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            .create_consumer(jetstream::consumer::pull::Config {
                 filter_subject: filter,
                 deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                memory_storage: true,
+                num_replicas: 1,
+                inactive_threshold: Duration::from_secs(5),
                 ..Default::default()
             })
             .await
             .map_err(unavailable)?;
+        let name = consumer.cached_info().name.clone();
+        let pending = consumer.cached_info().num_pending;
+        let listed = Self::read_listing(consumer, pending, &self.kv.name, prefix).await;
+        let _ = self.kv.stream.delete_consumer(&name).await;
+        listed
+    }
+
+    async fn read_listing(
+        consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+        pending: u64,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Entry)>, ControlError> {
         let mut out = Vec::new();
-        if consumer.cached_info().num_pending == 0 {
+        if pending == 0 {
             return Ok(out);
         }
-        let subject_prefix = format!("$KV.{}.", self.kv.name);
+        let subject_prefix = format!("$KV.{bucket}.");
         let mut messages = consumer.messages().await.map_err(unavailable)?;
         loop {
             let next = tokio::time::timeout(FEED_WAIT, messages.next())
