@@ -39,7 +39,26 @@ pub struct JetStreamStore {
     kv: kv::Store,
     js: jetstream::Context,
     revision: tokio::sync::watch::Sender<u64>,
+    /// Every change since the store was opened (the last [`KEPT`]), as the one
+    /// long-lived watch of the bucket delivered them: the change feed is read from
+    /// here, not from a new consumer per call.
+    feed: std::sync::Arc<Feed>,
     watcher: tokio::task::JoinHandle<()>,
+}
+
+/// Changes kept in memory for the feed.
+const KEPT: usize = 10_000;
+/// Entries a listing fetches at a time.
+const LIST_BATCH: usize = 1024;
+
+/// The bucket's changes as this node's watch heard them, gap-free from `start`.
+struct Feed {
+    log: std::sync::Mutex<std::collections::VecDeque<Change>>,
+    /// The revision the log is complete up to.
+    heard: tokio::sync::watch::Sender<u64>,
+    /// Changes after this revision are all in the log (or were dropped from its
+    /// front, which moves `start` up).
+    start: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -120,12 +139,55 @@ impl JetStreamStore {
     async fn from_kv(js: jetstream::Context, kv: kv::Store) -> Result<Self, ControlError> {
         let last = last_sequence(&kv).await?;
         let revision = tokio::sync::watch::Sender::new(last);
-        let watcher = tokio::spawn(watch_revisions(kv.clone(), revision.clone(), last));
+        let feed = std::sync::Arc::new(Feed {
+            log: Default::default(),
+            heard: tokio::sync::watch::Sender::new(last),
+            start: std::sync::atomic::AtomicU64::new(last),
+        });
+        let watcher = tokio::spawn(watch_revisions(
+            kv.clone(),
+            revision.clone(),
+            feed.clone(),
+            last,
+        ));
         Ok(JetStreamStore {
             kv,
             js,
             revision,
+            feed,
             watcher,
+        })
+    }
+
+    /// The changes after `since` from the in-memory log, once it has heard of
+    /// `latest`; `None` when the log does not reach back to `since`.
+    async fn changes_heard(&self, since: u64, latest: u64, limit: usize) -> Option<Changes> {
+        use std::sync::atomic::Ordering;
+        if since < self.feed.start.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut heard = self.feed.heard.subscribe();
+        // A write acknowledged to this node is announced before the watch delivers it.
+        let _ = tokio::time::timeout(FEED_WAIT, heard.wait_for(|h| *h >= latest)).await;
+        let log = self.feed.log.lock().unwrap_or_else(|e| e.into_inner());
+        if since < self.feed.start.load(Ordering::Acquire) {
+            return None;
+        }
+        let complete = *self.feed.heard.borrow();
+        let changes: Vec<Change> = log
+            .iter()
+            .filter(|c| c.revision > since)
+            .take(limit)
+            .cloned()
+            .collect();
+        let revision = if changes.len() >= limit {
+            changes.last().map_or(complete, |c| c.revision)
+        } else {
+            complete
+        };
+        Some(Changes::Since {
+            changes,
+            revision: revision.max(since),
         })
     }
 
@@ -152,15 +214,19 @@ impl JetStreamStore {
             headers.insert("KV-Operation", "DEL");
         }
         let payload = Bytes::from(value.unwrap_or_default());
-        let ack = self
-            .js
-            .publish_with_headers(self.subject(key), headers, payload)
-            .await
-            .map_err(|e| publish_error(key, e))?
-            .await
-            .map_err(|e| publish_error(key, e))?;
-        self.announce(ack.sequence);
-        Ok(ack.sequence)
+        let sequence = again(|| async {
+            let ack = self
+                .js
+                .publish_with_headers(self.subject(key), headers.clone(), payload.clone())
+                .await
+                .map_err(|e| publish_error(key, e))?
+                .await
+                .map_err(|e| publish_error(key, e))?;
+            Ok(ack.sequence)
+        })
+        .await?;
+        self.announce(sequence);
+        Ok(sequence)
     }
 
     fn announce(&self, revision: u64) {
@@ -170,11 +236,8 @@ impl JetStreamStore {
     /// The key's last message: `Some(Ok(entry))` if it holds a value, `Some(Err(rev))`
     /// for a deletion at `rev`, `None` if nothing was ever written.
     async fn last(&self, key: &str) -> Result<Option<Result<Entry, u64>>, ControlError> {
-        let found = self
-            .kv
-            .entry(keys::encode(key))
-            .await
-            .map_err(unavailable)?;
+        let found =
+            again(|| async { self.kv.entry(keys::encode(key)).await.map_err(unavailable) }).await?;
         Ok(found.map(|e| match e.operation {
             kv::Operation::Put => Ok(Entry {
                 value: e.value.to_vec(),
@@ -182,6 +245,32 @@ impl JetStreamStore {
             }),
             kv::Operation::Delete | kv::Operation::Purge => Err(e.revision),
         }))
+    }
+}
+
+/// Runs `op` again (twice at most, 100 ms apart) when JetStream had no responder
+/// for it (status 503): the moment of a leader election, or a consumer just made
+/// and not yet listening, when the request reached no one and so did nothing
+/// (nats.go's publish retries the same way).
+async fn again<T, F, Fut>(op: F) -> Result<T, ControlError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ControlError>>,
+{
+    let mut tries = 0;
+    loop {
+        match op().await {
+            Err(ControlError::Unavailable(why))
+                if tries < 2
+                    && ["no responders", "no stream found", "503"]
+                        .iter()
+                        .any(|sign| why.contains(sign)) =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answer => return answer,
+        }
     }
 }
 
@@ -207,22 +296,52 @@ fn publish_error(key: &str, e: jetstream::context::PublishError) -> ControlError
 /// The bucket's latest revision, asked of the server (`kv::Store::status` answers
 /// what it saw when the bucket was opened).
 async fn last_sequence(kv: &kv::Store) -> Result<u64, ControlError> {
-    let info = kv.stream.get_info().await.map_err(unavailable)?;
-    Ok(info.state.last_sequence)
+    again(|| async {
+        let info = kv.stream.get_info().await.map_err(unavailable)?;
+        Ok(info.state.last_sequence)
+    })
+    .await
 }
 
-/// Moves `revision` with every write to the bucket, from anywhere, for as long as
-/// the store lives; re-subscribes after the server is lost.
-async fn watch_revisions(kv: kv::Store, revision: tokio::sync::watch::Sender<u64>, mut last: u64) {
+/// Follows every write to the bucket, from anywhere, for as long as the store lives:
+/// moves `revision` and appends the change to `feed`; re-subscribes from the last
+/// change heard after the server is lost, so the log has no gaps.
+async fn watch_revisions(
+    kv: kv::Store,
+    revision: tokio::sync::watch::Sender<u64>,
+    feed: std::sync::Arc<Feed>,
+    mut last: u64,
+) {
     loop {
         if let Ok(mut watch) = kv.watch_all_from_revision(last + 1).await {
             while let Some(Ok(entry)) = watch.next().await {
-                last = last.max(entry.revision);
-                verge_control::advance(&revision, entry.revision);
+                if entry.revision <= last {
+                    continue;
+                }
+                last = entry.revision;
+                if let Some(key) = keys::decode(&entry.key) {
+                    let value = match entry.operation {
+                        kv::Operation::Put => Some(entry.value.to_vec()),
+                        kv::Operation::Delete | kv::Operation::Purge => None,
+                    };
+                    let mut log = feed.log.lock().unwrap_or_else(|e| e.into_inner());
+                    log.push_back(Change {
+                        revision: last,
+                        key,
+                        value,
+                    });
+                    if log.len() > KEPT
+                        && let Some(dropped) = log.pop_front()
+                    {
+                        feed.start
+                            .store(dropped.revision, std::sync::atomic::Ordering::Release);
+                    }
+                }
+                verge_control::advance(&feed.heard, last);
+                verge_control::advance(&revision, last);
             }
         }
         tokio::time::sleep(REWATCH).await;
-        last = last.max(*revision.borrow());
     }
 }
 
@@ -267,55 +386,62 @@ impl JetStreamStore {
             .await
             .map_err(unavailable)?;
         let name = consumer.cached_info().name.clone();
-        let pending = consumer.cached_info().num_pending;
-        let listed = Self::read_listing(consumer, pending, &self.kv.name, prefix).await;
+        let listed = Self::read_listing(consumer, &self.kv.name, prefix).await;
         let _ = self.kv.stream.delete_consumer(&name).await;
         listed
     }
 
     async fn read_listing(
         consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
-        pending: u64,
         bucket: &str,
         prefix: &str,
     ) -> Result<Vec<(String, Entry)>, ControlError> {
         let mut out = Vec::new();
-        if pending == 0 {
-            return Ok(out);
-        }
         let subject_prefix = format!("$KV.{bucket}.");
-        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        // Fetches that take what the consumer has now (no waiting), until one comes
+        // back empty: the end is the server's, not a count read at creation.
         loop {
-            let next = tokio::time::timeout(FEED_WAIT, messages.next())
-                .await
-                .map_err(|_| unavailable(format!("listing `{prefix}` stalled")))?;
-            let Some(message) = next else { break };
-            let message = message.map_err(unavailable)?;
-            let info = message.info().map_err(unavailable)?;
-            let (revision, remaining) = (info.stream_sequence, info.pending);
-            let deleted = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("KV-Operation"))
-                .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
-            let key = message
-                .subject
-                .as_str()
-                .strip_prefix(&subject_prefix)
-                .and_then(keys::decode);
-            if let (Some(key), false) = (key, deleted)
-                && key.starts_with(prefix)
-            {
-                out.push((
-                    key,
-                    Entry {
-                        value: message.payload.to_vec(),
-                        revision,
-                    },
-                ));
-            }
-            if remaining == 0 {
+            let batch = tokio::time::timeout(FEED_WAIT, async {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(LIST_BATCH)
+                    .messages()
+                    .await
+                    .map_err(unavailable)?;
+                let mut messages = Vec::new();
+                while let Some(message) = batch.next().await {
+                    messages.push(message.map_err(unavailable)?);
+                }
+                Ok::<_, ControlError>(messages)
+            })
+            .await
+            .map_err(|_| unavailable(format!("listing `{prefix}` stalled")))??;
+            if batch.is_empty() {
                 break;
+            }
+            for message in batch {
+                let revision = message.info().map_err(unavailable)?.stream_sequence;
+                let deleted = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("KV-Operation"))
+                    .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+                let key = message
+                    .subject
+                    .as_str()
+                    .strip_prefix(&subject_prefix)
+                    .and_then(keys::decode);
+                if let (Some(key), false) = (key, deleted)
+                    && key.starts_with(prefix)
+                {
+                    out.push((
+                        key,
+                        Entry {
+                            value: message.payload.to_vec(),
+                            revision,
+                        },
+                    ));
+                }
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -352,10 +478,13 @@ impl ControlStore for JetStreamStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
-        match self.list_by_subject(prefix).await {
-            Some(listed) => listed,
-            None => self.list_by_keys(prefix).await,
-        }
+        again(|| async {
+            match self.list_by_subject(prefix).await {
+                Some(listed) => listed,
+                None => self.list_by_keys(prefix).await,
+            }
+        })
+        .await
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {
@@ -392,6 +521,11 @@ impl ControlStore for JetStreamStore {
     }
 
     async fn changes(&self, since: u64, limit: usize) -> Result<Changes, ControlError> {
+        let latest = (*self.revision.borrow()).max(since);
+        if let Some(changes) = self.changes_heard(since, latest, limit).await {
+            return Ok(changes);
+        }
+        // Further back than this node has heard: read the bucket from `since`.
         let latest = last_sequence(&self.kv).await?;
         self.announce(latest);
         if since >= latest {

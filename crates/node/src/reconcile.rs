@@ -19,6 +19,8 @@ use crate::report::chain;
 const PAGE: usize = 256;
 /// How long a failed catch-up waits before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a catch-up that fell short of the announced revision waits.
+const SHORT_RETRY: Duration = Duration::from_millis(20);
 
 /// What this node serves for a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +220,14 @@ impl Node {
         }
         let versions = self.control.versions(&service.name).await?;
         let Some(version) = versions.into_iter().find(|v| v.number == number) else {
-            return Ok(current.is_some());
+            if lazily {
+                return Ok(current.is_some());
+            }
+            // The rules keep the active version's record; a read that lacks it is
+            // behind the one that named it: try again rather than apply nothing.
+            return Err(ControlError::Unavailable(format!(
+                "version {number} of `{name}` is active but its record was not read yet"
+            )));
         };
         if let Err(e) = self.ensure_package(&version).await {
             let reason = format!(
@@ -364,6 +373,13 @@ pub(crate) fn spawn(node: Weak<Node>, mut revision: tokio::sync::watch::Receiver
                                     node.applied_revision()
                                 ),
                             );
+                        }
+                        // Applied less than the watch announced (the feed had not
+                        // heard of the last writes yet): look again shortly.
+                        Ok(()) if node.reconciler.applied() < target => {
+                            drop(node);
+                            tokio::time::sleep(SHORT_RETRY).await;
+                            continue;
                         }
                         Ok(()) => {}
                         Err(e) => {
