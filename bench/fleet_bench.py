@@ -21,6 +21,7 @@ Then, on the 3-node fleet:
 6. idle cost of a fleet node with 1,000 services: RSS, and CPU over 30 s idle.
 """
 import argparse
+import http.client
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import subprocess
 import tempfile
 import time
 
-from http_bench import free_port, proc_stat, rss_kib, stop, wait_port
+from http_bench import stop
 from node_bench import TOKEN, Node, distinct_package, pack, wrk
 
 
@@ -123,8 +124,10 @@ def deploys(args, tmp, nodes):
 
 
 def cpu_seconds(pid):
-    fields = proc_stat(pid)
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of `pid` (fields 14 and 15 of /proc/PID/stat), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -168,7 +171,10 @@ def main():
         print(f"requests/s on a fleet node / a single node: median {statistics.median(ratios):.3f}")
         single.stop()
 
-        # 5. Catch-up: a node paused while 100 changes are made.
+        # 5. Catch-up: a node paused while 100 changes are made. (Fresh admin
+        # connections: the nodes closed the idle ones during the wrk rounds.)
+        for node in three:
+            node.conn = http.client.HTTPConnection("127.0.0.1", node.admin, timeout=60)
         a, c = three[0], three[2]
         os.kill(c.proc.pid, signal.SIGSTOP)
         for i in range(100):
