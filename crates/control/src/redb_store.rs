@@ -14,7 +14,7 @@ use crate::store::{Change, Changes, ControlStore, Entry, Expect};
 use crate::{ControlError, Service, TokenRecord, Version};
 
 /// Key → 8-byte big-endian revision, then the value.
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+pub(crate) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 /// Revision → the change (see `encode_change`).
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// `revision`, `format`.
@@ -39,6 +39,32 @@ impl std::fmt::Debug for RedbStore {
 
 pub(crate) fn storage(e: impl std::fmt::Display) -> ControlError {
     ControlError::other(e.to_string())
+}
+
+/// `key`'s entry in a file's `entries` table (a store's, or a replica's).
+pub(crate) fn read_entry(db: &Database, key: &str) -> Result<Option<Entry>, ControlError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let table = txn.open_table(ENTRIES).map_err(storage)?;
+    let found = table.get(key).map_err(storage)?;
+    found.map(|v| decode_entry(v.value())).transpose()
+}
+
+/// Every entry whose key starts with `prefix`, in key order.
+pub(crate) fn read_prefix(
+    db: &Database,
+    prefix: &str,
+) -> Result<Vec<(String, Entry)>, ControlError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let table = txn.open_table(ENTRIES).map_err(storage)?;
+    let mut out = Vec::new();
+    for row in table.range(prefix..).map_err(storage)? {
+        let (key, value) = row.map_err(storage)?;
+        if !key.value().starts_with(prefix) {
+            break;
+        }
+        out.push((key.value().to_owned(), decode_entry(value.value())?));
+    }
+    Ok(out)
 }
 
 pub(crate) fn encode_entry(revision: u64, value: &[u8]) -> Vec<u8> {
@@ -214,24 +240,11 @@ fn write_in(
 #[async_trait]
 impl ControlStore for RedbStore {
     async fn get(&self, key: &str) -> Result<Option<Entry>, ControlError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(ENTRIES).map_err(storage)?;
-        let found = table.get(key).map_err(storage)?;
-        found.map(|v| decode_entry(v.value())).transpose()
+        read_entry(&self.db, key)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(ENTRIES).map_err(storage)?;
-        let mut out = Vec::new();
-        for row in table.range(prefix..).map_err(storage)? {
-            let (key, value) = row.map_err(storage)?;
-            if !key.value().starts_with(prefix) {
-                break;
-            }
-            out.push((key.value().to_owned(), decode_entry(value.value())?));
-        }
-        Ok(out)
+        read_prefix(&self.db, prefix)
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {

@@ -8,11 +8,9 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::ControlError;
-use crate::redb_store::{decode_entry, encode_entry, storage};
+use crate::redb_store::{ENTRIES, encode_entry, read_entry, read_prefix, storage};
 use crate::store::{Change, Entry};
 
-/// Key → 8-byte big-endian revision, then the value (as in `RedbStore`).
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 /// `applied`: the revision the copy is complete up to; `format`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// `source`: which shared state this is a copy of.
@@ -77,25 +75,12 @@ impl Replica {
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Entry>, ControlError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(ENTRIES).map_err(storage)?;
-        let found = table.get(key).map_err(storage)?;
-        found.map(|v| decode_entry(v.value())).transpose()
+        read_entry(&self.db, key)
     }
 
     /// Every key starting with `prefix`, in key order.
     pub fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, ControlError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(ENTRIES).map_err(storage)?;
-        let mut out = Vec::new();
-        for row in table.range(prefix..).map_err(storage)? {
-            let (key, value) = row.map_err(storage)?;
-            if !key.value().starts_with(prefix) {
-                break;
-            }
-            out.push((key.value().to_owned(), decode_entry(value.value())?));
-        }
-        Ok(out)
+        read_prefix(&self.db, prefix)
     }
 
     /// Applies a page of the change feed and records the copy complete up to
