@@ -41,7 +41,7 @@ fn fleet_node(data: &std::path::Path, urls: &str, name: &str, init: bool) -> (Ve
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_through_any_node_is_served_by_every_node() {
     let nats = tempfile::tempdir().unwrap();
-    let cluster = NatsCluster::start(3, nats.path())
+    let mut cluster = NatsCluster::start(3, nats.path())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let urls = cluster.url_list();
@@ -198,6 +198,92 @@ async fn a_change_through_any_node_is_served_by_every_node() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+
+    // Deploys through the nodes while one NATS server is killed with SIGKILL and
+    // later restarted: R3 keeps a quorum, so no version a node acknowledged is
+    // lost, and what was last activated is served everywhere. A change caught in
+    // the election of new leaders waits it out: the user sees nothing.
+    let admins = [&admin_a, &admin_b, &admin_c];
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    let mut greetings = std::collections::HashMap::new();
+    let mut active = None;
+    for round in 0..12usize {
+        if round == 4 {
+            cluster.kill(0);
+        }
+        if round == 8 {
+            cluster.restart(0).unwrap();
+        }
+        let admin = admins[round % 3];
+        let greeting = format!("round-{round:02}");
+        let (status, body) = call(
+            admin,
+            "POST",
+            "/admin/v1/services/shop/versions",
+            Some(package(packages.path(), &greeting)),
+        )
+        .await;
+        match status {
+            201 => {
+                let number = body["number"].as_u64().unwrap() as u32;
+                acknowledged.push(number);
+                greetings.insert(number, greeting);
+                let (status, body) = activate(admin, "shop", number).await;
+                match status {
+                    200 => active = Some(number),
+                    503 => refused.push(format!("activating {number}: {body}")),
+                    _ => panic!("activating {number} in round {round}: {status} {body}"),
+                }
+            }
+            503 => refused.push(format!("uploading in round {round}: {body}")),
+            _ => panic!("uploading in round {round}: {status} {body}"),
+        }
+    }
+    eprintln!(
+        "{} uploads acknowledged, refused meanwhile: {refused:?}",
+        acknowledged.len()
+    );
+    assert!(
+        refused.is_empty(),
+        "the fleet kept taking deploys with a server down: {acknowledged:?}, {refused:?}; \
+         the nodes said:\n{}",
+        nodes
+            .iter()
+            .map(|(name, node)| format!("{name}:\n{}", node.stderr.all().join("\n")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    for admin in admins {
+        let (status, listed) = call(admin, "GET", "/admin/v1/services/shop/versions", None).await;
+        assert_eq!(status, 200, "{listed}");
+        let numbers: Vec<u32> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["number"].as_u64().unwrap() as u32)
+            .collect();
+        for number in &acknowledged {
+            assert!(
+                numbers.contains(number),
+                "version {number} was lost: {numbers:?}"
+            );
+        }
+    }
+    // What is recorded active is the last activation acknowledged, or a later one
+    // refused after it had landed (a write that timed out may have).
+    let last = active.expect("some activation went through");
+    let (_, recorded) = call(&admin_c, "GET", "/admin/v1/services/shop", None).await;
+    let number = recorded["active"].as_u64().unwrap() as u32;
+    assert!(
+        number >= last && acknowledged.contains(&number),
+        "active is {number}; the last acknowledged activation was {last}"
+    );
+    let greeting = &greetings[&number];
+    for (name, node) in nodes {
+        until_serves(node, name, "shop.test", greeting).await;
+    }
     drop(cluster);
 }
 

@@ -7,6 +7,11 @@
 //! second, so a cut is noticed without traffic and a heal is noticed at once; the
 //! follower then catches the replica up and the revision watch moves, so a node's
 //! reconciler applies what it missed.
+//!
+//! A short cut is waited out rather than refused: when a NATS server dies, the
+//! streams it led elect a new leader among the others within a few seconds, and a
+//! change made meanwhile lands once they have ([`RIDE_OUT`]). A write that got no
+//! answer may have landed, so it is read back before it is tried again.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,6 +30,12 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_millis(500);
 /// Changes the follower copies at a time.
 const PAGE: usize = 512;
+/// How long a change waits out a cut before it is refused: longer than a JetStream
+/// leader election after a server's death (about 5 s here), shorter than a client's
+/// patience. A cut older than this is a partition, and changes are refused at once.
+pub const RIDE_OUT: Duration = Duration::from_secs(10);
+/// How long a write that was refused without cutting the link waits to try again.
+const WRITE_AGAIN: Duration = Duration::from_millis(100);
 
 /// Whether the shared store answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +59,7 @@ struct Shared {
     remote: OnceLock<Arc<dyn ControlStore>>,
     revision: watch::Sender<u64>,
     link: watch::Sender<Link>,
+    ride_out: Duration,
 }
 
 /// A shared control store with a local copy that answers while it cannot.
@@ -83,9 +95,19 @@ impl ReplicatedStore {
                     since: Instant::now(),
                     reason: reason.into(),
                 }),
+                ride_out: RIDE_OUT,
             }),
             tasks: Mutex::default(),
         })
+    }
+
+    /// The store with changes waiting out a cut for `ride_out` instead of
+    /// [`RIDE_OUT`] (zero: refused at once). Before [`attach`](Self::attach).
+    pub fn with_ride_out(mut self, ride_out: Duration) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.ride_out = ride_out;
+        }
+        self
     }
 
     /// Connects the shared store (once; later calls are ignored) and starts the
@@ -147,6 +169,78 @@ impl ReplicatedStore {
                 );
                 self.shared.cut(&reason);
                 Err(cut_off(&reason))
+            }
+        }
+    }
+}
+
+impl ReplicatedStore {
+    /// Waits until the shared store answers, for as long as the cut is younger than
+    /// the ride-out; then (or at once, for a store never attached) an error naming
+    /// the cut.
+    async fn wait_writable(&self) -> Result<(), ControlError> {
+        let mut link = self.shared.link.subscribe();
+        loop {
+            let left = match (&*link.borrow_and_update(), self.shared.remote.get()) {
+                (Link::Connected, Some(_)) => return Ok(()),
+                (Link::Connected, None) => return Err(cut_off("not connected yet")),
+                (Link::Unavailable { reason, .. }, None) => return Err(cut_off(reason)),
+                (Link::Unavailable { since, reason }, Some(_)) => {
+                    match self.shared.ride_out.checked_sub(since.elapsed()) {
+                        Some(left) if !left.is_zero() => left,
+                        _ => return Err(cut_off(reason)),
+                    }
+                }
+            };
+            // A timeout ends the wait at the next look; a change looks again.
+            if let Ok(Err(_)) = tokio::time::timeout(left, link.changed()).await {
+                return Err(cut_off("the store is closing"));
+            }
+        }
+    }
+
+    /// Makes a change (`write`) through the shared store, waiting out a short cut.
+    /// A write that got no answer is read back (`landed` says whether the key's
+    /// entry shows it) before it is tried again, so a write that did land is not
+    /// made twice or taken for a lost race.
+    async fn write<F>(
+        &self,
+        key: &str,
+        write: impl Fn(Arc<dyn ControlStore>) -> F,
+        landed: impl Fn(&Option<Entry>) -> bool,
+    ) -> Result<u64, ControlError>
+    where
+        F: std::future::Future<Output = Result<u64, ControlError>>,
+    {
+        let started = Instant::now();
+        let mut unsure = false;
+        loop {
+            self.wait_writable().await?;
+            let outcome = async {
+                if unsure {
+                    let entry = self
+                        .call(|remote| async move { remote.get(key).await })
+                        .await?;
+                    if landed(&entry) {
+                        return match entry {
+                            Some(entry) => Ok(entry.revision),
+                            None => {
+                                self.call(|remote| async move { remote.probe().await })
+                                    .await
+                            }
+                        };
+                    }
+                }
+                self.call(&write).await
+            };
+            match outcome.await {
+                Err(ControlError::Unavailable(_)) if started.elapsed() < self.shared.ride_out => {
+                    unsure = true;
+                    if self.shared.link.borrow().is_connected() {
+                        tokio::time::sleep(WRITE_AGAIN).await;
+                    }
+                }
+                answer => return answer,
             }
         }
     }
@@ -275,7 +369,14 @@ impl ControlStore for ReplicatedStore {
 
     async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {
         let revision = self
-            .call(|remote| async move { remote.put(key, value, expect).await })
+            .write(
+                key,
+                |remote| {
+                    let value = value.clone();
+                    async move { remote.put(key, value, expect).await }
+                },
+                |entry| entry.as_ref().is_some_and(|e| e.value == value),
+            )
             .await?;
         advance(&self.shared.revision, revision);
         Ok(revision)
@@ -283,7 +384,11 @@ impl ControlStore for ReplicatedStore {
 
     async fn delete(&self, key: &str, expect: Expect) -> Result<u64, ControlError> {
         let revision = self
-            .call(|remote| async move { remote.delete(key, expect).await })
+            .write(
+                key,
+                |remote| async move { remote.delete(key, expect).await },
+                Option::is_none,
+            )
             .await?;
         advance(&self.shared.revision, revision);
         Ok(revision)
@@ -301,6 +406,10 @@ impl ControlStore for ReplicatedStore {
     async fn probe(&self) -> Result<u64, ControlError> {
         self.remote()?;
         Ok(*self.shared.revision.borrow())
+    }
+
+    async fn writable(&self) -> Result<(), ControlError> {
+        self.wait_writable().await
     }
 }
 

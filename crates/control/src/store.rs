@@ -76,6 +76,11 @@ pub trait ControlStore: Send + Sync + 'static {
     async fn probe(&self) -> Result<u64, ControlError> {
         Ok(*self.revision().borrow())
     }
+    /// Whether a change can be made now; a store that may be cut off waits out a
+    /// short cut first. A local store always can.
+    async fn writable(&self) -> Result<(), ControlError> {
+        Ok(())
+    }
 }
 
 /// Moves `watch` forward to `revision`, never back: writes land, and are heard of,

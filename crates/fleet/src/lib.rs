@@ -24,6 +24,6 @@ mod tcp_proxy;
 pub use control_store::{BucketConfig, JetStreamStore};
 pub use logs::{LogRelay, RelayedLine};
 pub use nats_cluster::{ClusterError, NatsCluster, ServerOptions, nats_server_binary};
-pub use nodes::{Heartbeat, NodeDirectory};
+pub use nodes::{Heartbeat, NodeDirectory, REWRITE_SERVES};
 pub use packages::ObjectPackages;
 pub use tcp_proxy::TcpProxy;

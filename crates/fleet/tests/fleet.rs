@@ -148,6 +148,68 @@ async fn the_jetstream_store_keeps_the_control_rules_and_is_shared() {
         .unwrap_err();
     assert!(missing.to_string().contains("--cluster-init"), "{missing}");
     assert!(js.get_key_value("no-such-fleet").await.is_err());
+
+    // The node directory: each heartbeat with what that node serves, which is
+    // written apart and only when it changes.
+    let directory = verge_fleet::NodeDirectory::create(&js, "nodes", 3)
+        .await
+        .unwrap();
+    // Another connection watches, as another node would.
+    let elsewhere = jetstream(&cluster).await;
+    let watcher = verge_fleet::NodeDirectory::open(&elsewhere, "nodes")
+        .await
+        .unwrap();
+    let wait_for = |want: &'static [(&'static str, &'static [u8], &'static [u8])]| {
+        let watcher = &watcher;
+        let mut heard = watcher.changed();
+        async move {
+            let seen = || {
+                let all = watcher.all();
+                all.len() == want.len()
+                    && want.iter().all(|(name, beat, serves)| {
+                        all.get(*name).is_some_and(|b| {
+                            b.value.as_ref() == *beat && b.serves.as_ref() == *serves
+                        })
+                    })
+            };
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while !seen() {
+                    heard.changed().await.unwrap();
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("never saw {want:?}; saw {:?}", watcher.all()));
+        }
+    };
+    directory
+        .publish_serves("pop-a", b"v1".to_vec())
+        .await
+        .unwrap();
+    directory
+        .publish("pop-a", b"beat 1".to_vec())
+        .await
+        .unwrap();
+    directory
+        .publish("pop-b", b"beat b".to_vec())
+        .await
+        .unwrap();
+    wait_for(&[("pop-a", b"beat 1", b"v1"), ("pop-b", b"beat b", b"")]).await;
+    let first = watcher.all()["pop-a"].revisions;
+    directory
+        .publish("pop-a", b"beat 2".to_vec())
+        .await
+        .unwrap();
+    wait_for(&[("pop-a", b"beat 2", b"v1"), ("pop-b", b"beat b", b"")]).await;
+    let second = watcher.all()["pop-a"].revisions;
+    assert!(
+        second.0 > first.0 && second.1 == first.1,
+        "a new heartbeat alone leaves what it serves as it was: {first:?} → {second:?}"
+    );
+    directory
+        .publish_serves("pop-a", b"v2".to_vec())
+        .await
+        .unwrap();
+    wait_for(&[("pop-a", b"beat 2", b"v2"), ("pop-b", b"beat b", b"")]).await;
 }
 
 /// A server killed with SIGKILL during writes loses no acknowledged write: R3 keeps

@@ -70,7 +70,7 @@ impl Node {
     ) -> Result<Version, DeployError> {
         // A node cut off from its fleet could not record the version: say so before
         // compiling it.
-        self.writable()?;
+        self.writable().await?;
         if self.control.service(name).await?.is_none() {
             return Err(ControlError::NoSuchService(name.as_str().to_owned()).into());
         }
@@ -139,7 +139,7 @@ impl Node {
         name: &ServiceName,
         version: Option<u32>,
     ) -> Result<Service, DeployError> {
-        self.writable()?;
+        self.writable().await?;
         let service = self
             .control
             .service(name)

@@ -17,6 +17,10 @@ const EVERY: Duration = Duration::from_secs(2);
 /// A node heard of within this is live; after it, stale.
 const LIVE_FOR: Duration = Duration::from_secs(7);
 
+/// A heartbeat as decoded, with the directory revisions (of the heartbeat and of
+/// what the node serves) it was decoded from.
+pub(crate) type Heard = ((u64, u64), Arc<Heartbeat>);
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -50,6 +54,15 @@ impl From<ServeState> for ServiceState {
             },
         }
     }
+}
+
+/// A heartbeat as the directory holds it, with what the node serves put back in.
+fn decode(beat: &verge_fleet::Heartbeat) -> Option<Heartbeat> {
+    let mut decoded: Heartbeat = serde_json::from_slice(&beat.value).ok()?;
+    if !beat.serves.is_empty() {
+        decoded.services = serde_json::from_slice(&beat.serves).ok()?;
+    }
+    Some(decoded)
 }
 
 impl Node {
@@ -89,14 +102,14 @@ impl Node {
                 continue;
             }
             let heartbeat = match heard.get(&name) {
-                Some((at, decoded)) if *at == beat.at => decoded.clone(),
-                _ => match serde_json::from_slice::<Heartbeat>(&beat.value) {
-                    Ok(decoded) => {
+                Some((revisions, decoded)) if *revisions == beat.revisions => decoded.clone(),
+                _ => match decode(&beat) {
+                    Some(decoded) => {
                         let decoded = Arc::new(decoded);
-                        heard.insert(name, (beat.at, decoded.clone()));
+                        heard.insert(name, (beat.revisions, decoded.clone()));
                         decoded
                     }
-                    Err(_) => continue,
+                    None => continue,
                 },
             };
             let age = now.duration_since(beat.at).unwrap_or_default();
@@ -150,26 +163,34 @@ impl Node {
         loop {
             let mut results = BTreeMap::new();
             let mut pending = 0;
-            for node in self.nodes() {
-                let beat = &node.heartbeat;
-                let result = match node.status {
+            // Each node's say on this one service (not whole heartbeats: with many
+            // services and nodes, copying those at every arrival would cost more
+            // than the rest of the wait).
+            let mine = (
+                self.name.clone(),
+                Liveness::Live,
+                Duration::ZERO,
+                self.applied_revision(),
+                self.reconciler.state(service).map(ServiceState::from),
+            );
+            let others = self.others().into_iter().map(|(beat, status, age)| {
+                let state = beat.services.get(service).cloned();
+                (beat.name.clone(), status, age, beat.applied_revision, state)
+            });
+            for (name, status, age, applied, state) in std::iter::once(mine).chain(others) {
+                let result = match status {
                     Liveness::Gone => continue,
                     Liveness::Stale => format!(
                         "stale: last heard {}s ago; it applies this when it reconnects",
-                        node.last_seen_ms_ago / 1000
+                        age.as_secs()
                     ),
-                    Liveness::Live if beat.applied_revision >= revision => {
-                        verdict(beat.services.get(service).cloned(), number)
-                    }
+                    Liveness::Live if applied >= revision => verdict(state, number),
                     Liveness::Live => {
                         pending += 1;
-                        format!(
-                            "pending: it has applied revision {} of {revision}",
-                            beat.applied_revision
-                        )
+                        format!("pending: it has applied revision {applied} of {revision}")
                     }
                 };
-                results.insert(beat.name.clone(), result);
+                results.insert(name, result);
             }
             let Some(changed) = changed.as_mut().filter(|_| pending > 0) else {
                 return results;
@@ -192,13 +213,32 @@ pub(crate) fn spawn(node: Weak<Node>) {
     let mut tails = first.log.tap().tailed_changes();
     drop(first);
     tokio::spawn(async move {
+        // What this node serves as last written to the directory, and when.
+        let mut written: Option<(Vec<u8>, Instant)> = None;
         loop {
             {
                 let Some(node) = node.upgrade() else { return };
                 if let Some(directory) = node.fleet.as_ref().and_then(|f| f.nodes()) {
-                    let beat = serde_json::to_vec(&node.heartbeat()).unwrap_or_default();
-                    // A cut-off node cannot publish; the next beat will.
-                    let _ = directory.publish(&node.name, beat).await;
+                    let mut beat = node.heartbeat();
+                    let serves =
+                        serde_json::to_vec(&std::mem::take(&mut beat.services)).unwrap_or_default();
+                    let unchanged = written.as_ref().is_some_and(|(last, at)| {
+                        *last == serves && at.elapsed() < verge_fleet::REWRITE_SERVES
+                    });
+                    // A heartbeat goes out only after what it reports serving has
+                    // (a cut-off node cannot publish either; the next round will).
+                    let ready = unchanged
+                        || match directory.publish_serves(&node.name, serves.clone()).await {
+                            Ok(()) => {
+                                written = Some((serves, Instant::now()));
+                                true
+                            }
+                            Err(_) => false,
+                        };
+                    if ready {
+                        let beat = serde_json::to_vec(&beat).unwrap_or_default();
+                        let _ = directory.publish(&node.name, beat).await;
+                    }
                 }
             }
             let link_changed = async {
@@ -226,6 +266,8 @@ impl Node {
         if let Some(directory) = self.fleet.as_ref().and_then(|f| f.nodes()) {
             let mut beat = self.heartbeat();
             beat.left = true;
+            // What it served stays under its own key.
+            beat.services.clear();
             let _ = directory
                 .publish(&self.name, serde_json::to_vec(&beat).unwrap_or_default())
                 .await;

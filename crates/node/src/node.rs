@@ -39,10 +39,8 @@ pub struct Node {
     /// The point of presence it is in, for the fleet's directory.
     pub(crate) pop: Option<String>,
     pub(crate) started_at_ms: u64,
-    /// Other nodes' heartbeats, decoded, by name, with when each arrived.
-    pub(crate) heard: std::sync::Mutex<
-        std::collections::HashMap<String, (std::time::SystemTime, Arc<crate::wire::Heartbeat>)>,
-    >,
+    /// Other nodes' heartbeats, decoded, by name.
+    pub(crate) heard: std::sync::Mutex<std::collections::HashMap<String, crate::fleet_view::Heard>>,
     /// Whether the fleet's state answers; `None` on a single node.
     pub(crate) link: Option<tokio::sync::watch::Receiver<Link>>,
     pub(crate) runtime: Runtime,
@@ -231,14 +229,10 @@ impl Node {
         self.link.as_ref().map(|l| l.borrow().clone())
     }
 
-    /// Whether a change can be recorded now: not while the fleet is cut off.
-    pub(crate) fn writable(&self) -> Result<(), ControlError> {
-        match self.cluster_link() {
-            Some(Link::Unavailable { reason, .. }) => Err(ControlError::Unavailable(format!(
-                "cluster unavailable: {reason}"
-            ))),
-            _ => Ok(()),
-        }
+    /// Whether a change can be recorded now: not while the fleet is cut off (a
+    /// short cut, such as a NATS server's death, is waited out).
+    pub(crate) async fn writable(&self) -> Result<(), ControlError> {
+        self.control.store().writable().await
     }
 
     /// Makes sure this node has its own verified copy of `version`'s package,

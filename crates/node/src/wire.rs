@@ -165,6 +165,9 @@ pub struct Heartbeat {
     pub connected: bool,
     /// The control revision it serves.
     pub applied_revision: u64,
+    /// What it serves, by service. (The fleet's directory keeps this apart from the
+    /// heartbeat proper and writes it only when it changes.)
+    #[serde(default)]
     pub services: std::collections::BTreeMap<String, ServiceState>,
     /// Responses it has served since it started.
     pub requests: u64,

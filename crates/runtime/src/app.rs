@@ -108,6 +108,17 @@ fn load_code(runtime: &Runtime, wasm: &[u8]) -> Result<(Arc<LoadedCode>, CacheSt
     if let Some(code) = shared {
         return Ok((code, CacheStatus::Shared));
     }
+    let turn = runtime.inner.load_turns.of(&key);
+    let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
+    // A load that held the turn before this one may have left the code loaded.
+    let shared = loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .and_then(Weak::upgrade);
+    if let Some(code) = shared {
+        return Ok((code, CacheStatus::Shared));
+    }
     let (component, cache) = compile_cache::load_or_compile_keyed(
         runtime.engine(),
         wasm,

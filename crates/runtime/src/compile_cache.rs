@@ -5,9 +5,12 @@
 //! code generation. A changed component, engine setting or Wasmtime release therefore
 //! misses the cache instead of loading incompatible code.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -82,6 +85,24 @@ pub(crate) fn load_or_compile_keyed(
     Ok((component, status))
 }
 
+/// Loads of the same component take turns: the second waits for the first, then
+/// finds its code in the cache instead of compiling it again. (A fleet node
+/// precompiles an uploaded version in the background; an activation arriving
+/// meanwhile would otherwise compile it a second time on the same cores.)
+#[derive(Default)]
+pub(crate) struct Turns(Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl Turns {
+    /// The lock that loads of the component keyed `key` take in turn.
+    pub(crate) fn of(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut turns = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Locks no load holds any more go, so the map stays as small as the loads
+        // in progress.
+        turns.retain(|_, lock| Arc::strong_count(lock) > 1);
+        turns.entry(key.to_owned()).or_default().clone()
+    }
+}
+
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
     Component::new(engine, wasm).map_err(LoadError::Compile)
 }
@@ -89,11 +110,14 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
 fn store(component: &Component, dir: &Path, path: &PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let bytes = component.serialize()?;
-    // Write to a temporary file and rename, so a reader never sees half a file.
+    // Write to a temporary file of this write's own and rename, so a reader never
+    // sees half a file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&bytes)?;
@@ -184,6 +208,36 @@ mod tests {
             CacheStatus::Hit,
             "the entry was replaced by a good one"
         );
+    }
+
+    #[test]
+    fn concurrent_loads_of_one_component_compile_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, wasm) = (engine(), component("a"));
+        let key = cache_key(&engine, &wasm);
+        let turns = Turns::default();
+        let statuses: Vec<CacheStatus> = std::thread::scope(|scope| {
+            let loads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let turn = turns.of(&key);
+                        let _turn = turn.lock().unwrap();
+                        load_or_compile_keyed(&engine, &wasm, &key, Some(dir.path()))
+                            .unwrap()
+                            .1
+                    })
+                })
+                .collect();
+            loads.into_iter().map(|l| l.join().unwrap()).collect()
+        });
+        let compiled = statuses.iter().filter(|s| **s == CacheStatus::Miss).count();
+        assert_eq!(
+            compiled, 1,
+            "one compile, the rest from the cache: {statuses:?}"
+        );
+        drop(turns.of("another component"));
+        let left: Vec<String> = turns.0.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, ["another component"], "finished turns do not pile up");
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub(crate) struct RuntimeInner {
     /// Code loaded for some app, by compile-cache key: apps of the same component
     /// (one template, many tenants) share its code and pre-instantiation.
     pub(crate) loaded_code: std::sync::Mutex<HashMap<String, Weak<LoadedCode>>>,
+    /// Loads of one component take turns, so it is compiled once.
+    pub(crate) load_turns: crate::compile_cache::Turns,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -156,6 +158,7 @@ impl Runtime {
                 )),
                 config,
                 loaded_code: Default::default(),
+                load_turns: Default::default(),
                 ticker_stop,
             }),
         })

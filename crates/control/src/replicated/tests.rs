@@ -12,6 +12,9 @@ use crate::{Change, RedbStore};
 const UP: u8 = 0;
 const HANG: u8 = 1;
 const REFUSE: u8 = 2;
+/// Writes land but their answers are lost (the server died after its quorum
+/// stored them); reads answer.
+const LOSE_ANSWERS: u8 = 3;
 
 struct Cuttable {
     inner: RedbStore,
@@ -21,10 +24,19 @@ struct Cuttable {
 impl Cuttable {
     async fn reachable(&self) -> Result<(), ControlError> {
         match self.mode.load(Ordering::SeqCst) {
-            UP => Ok(()),
+            UP | LOSE_ANSWERS => Ok(()),
             HANG => std::future::pending().await,
             _ => Err(ControlError::Unavailable("connection refused".into())),
         }
+    }
+}
+
+impl Cuttable {
+    async fn answer(&self, answer: Result<u64, ControlError>) -> Result<u64, ControlError> {
+        if self.mode.load(Ordering::SeqCst) == LOSE_ANSWERS {
+            std::future::pending::<()>().await;
+        }
+        answer
     }
 }
 
@@ -40,11 +52,13 @@ impl ControlStore for Cuttable {
     }
     async fn put(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<u64, ControlError> {
         self.reachable().await?;
-        self.inner.put(key, value, expect).await
+        let written = self.inner.put(key, value, expect).await;
+        self.answer(written).await
     }
     async fn delete(&self, key: &str, expect: Expect) -> Result<u64, ControlError> {
         self.reachable().await?;
-        self.inner.delete(key, expect).await
+        let deleted = self.inner.delete(key, expect).await;
+        self.answer(deleted).await
     }
     async fn changes(&self, since: u64, limit: usize) -> Result<Changes, ControlError> {
         self.reachable().await?;
@@ -112,7 +126,10 @@ async fn a_cut_off_store_reads_its_copy_refuses_changes_and_catches_up() {
         let dir = tempfile::tempdir().unwrap();
         let shared = cuttable(dir.path());
         let replica = Replica::open(&dir.path().join("replica.redb"), "fleet").unwrap();
-        let store = ReplicatedStore::new(replica, "starting").unwrap();
+        // A partition: no cut is waited out here (see the next test).
+        let store = ReplicatedStore::new(replica, "starting")
+            .unwrap()
+            .with_ride_out(Duration::ZERO);
         store.attach(shared.clone());
         let first = store.put("k/a", b"1".to_vec(), Expect::Any).await.unwrap();
         wait_replicated(&store, first).await;
@@ -177,6 +194,105 @@ async fn a_cut_off_store_reads_its_copy_refuses_changes_and_catches_up() {
         assert_eq!(copy.get("k/c").unwrap().unwrap().value, b"3");
         store.put("k/b", b"2".to_vec(), Expect::Any).await.unwrap();
     }
+}
+
+/// What a NATS server's death looks like from a node: a few seconds without
+/// answers while the others elect a leader. Changes wait it out and land once;
+/// a cut that lasts longer than the ride-out is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_cut_is_waited_out_and_a_write_that_landed_is_not_made_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = cuttable(dir.path());
+    let replica = Replica::open(&dir.path().join("replica.redb"), "fleet").unwrap();
+    let store = Arc::new(ReplicatedStore::new(replica, "starting").unwrap());
+    store.attach(shared.clone());
+    store.put("k/a", b"1".to_vec(), Expect::Any).await.unwrap();
+
+    // No answers for a while: the create waits, then lands.
+    shared.mode.store(HANG, Ordering::SeqCst);
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.put("k/b", b"2".to_vec(), Expect::Absent).await }
+    });
+    wait_link(&store, false).await;
+    assert!(!waiting.is_finished(), "a change waits out a short cut");
+    shared.mode.store(UP, Ordering::SeqCst);
+    let revision = waiting
+        .await
+        .unwrap()
+        .expect("it lands once the store answers");
+    assert_eq!(
+        shared.inner.get("k/b").await.unwrap().unwrap().revision,
+        revision
+    );
+
+    // A create that landed but whose answer was lost is read back, not taken for a
+    // lost race (it would be: the key exists now) nor written twice.
+    shared.mode.store(LOSE_ANSWERS, Ordering::SeqCst);
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.put("k/c", b"3".to_vec(), Expect::Absent).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.inner.get("k/c").await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the write never landed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_link(&store, false).await;
+    shared.mode.store(UP, Ordering::SeqCst);
+    let revision = waiting
+        .await
+        .unwrap()
+        .expect("the write that landed is the answer");
+    let landed = shared.inner.get("k/c").await.unwrap().unwrap();
+    assert_eq!((landed.revision, landed.value), (revision, b"3".to_vec()));
+    // A deletion too.
+    shared.mode.store(LOSE_ANSWERS, Ordering::SeqCst);
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.delete("k/c", Expect::Revision(revision)).await }
+    });
+    while shared.inner.get("k/c").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the deletion never landed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_link(&store, false).await;
+    shared.mode.store(UP, Ordering::SeqCst);
+    let deleted = waiting
+        .await
+        .unwrap()
+        .expect("the deletion that landed is the answer");
+    assert!(deleted > revision);
+    let Changes::Since { changes, .. } = shared.inner.changes(0, 100).await.unwrap() else {
+        panic!("a redb store keeps its feed");
+    };
+    let of_c: Vec<_> = changes.iter().filter(|c| c.key == "k/c").collect();
+    assert_eq!(of_c.len(), 2, "one write and one deletion: {of_c:?}");
+
+    // A cut longer than the ride-out is refused, once the ride-out has passed.
+    let dir = tempfile::tempdir().unwrap();
+    let shared = cuttable(dir.path());
+    let replica = Replica::open(&dir.path().join("replica.redb"), "fleet").unwrap();
+    let ride_out = Duration::from_millis(300);
+    let store = ReplicatedStore::new(replica, "starting")
+        .unwrap()
+        .with_ride_out(ride_out);
+    store.attach(shared.clone());
+    shared.mode.store(REFUSE, Ordering::SeqCst);
+    wait_link(&store, false).await;
+    let refused = store.put("k/d", b"4".to_vec(), Expect::Any).await;
+    assert!(
+        matches!(&refused, Err(ControlError::Unavailable(m)) if m.starts_with("cluster unavailable")),
+        "{refused:?}"
+    );
+    let Link::Unavailable { since, .. } = store.link().borrow().clone() else {
+        panic!("still cut");
+    };
+    assert!(
+        since.elapsed() >= ride_out,
+        "refused only after the ride-out"
+    );
+    assert_eq!(shared.inner.get("k/d").await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
