@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long a started cluster may take to elect its JetStream leaders: seconds when
+/// the machine is idle, much longer on 2 cores running other clusters and nodes.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
 /// Where `nats-server` is: `$NATS_SERVER`, else what `scripts/install-nats-server.sh`
 /// installs (`$VERGE_TOOLS/nats-server/bin/nats-server`, `VERGE_TOOLS` defaulting to
 /// `~/.cache/verge-tools`), else `nats-server` on the `PATH`.
@@ -174,7 +178,7 @@ impl NatsCluster {
         for i in 0..n {
             cluster.spawn(i)?;
         }
-        cluster.wait_ready(Duration::from_secs(30)).await?;
+        cluster.wait_ready(READY_WITHIN).await?;
         Ok(cluster)
     }
 
@@ -215,7 +219,7 @@ impl NatsCluster {
             options: ServerOptions::default(),
         };
         leaf.spawn(0)?;
-        leaf.wait_ready(Duration::from_secs(30)).await?;
+        leaf.wait_ready(READY_WITHIN).await?;
         Ok(leaf)
     }
 
