@@ -5,6 +5,8 @@
 #
 #   bash bench/fleet.sh                                   # 3/10/30 nodes, 20 deploys each
 #   SIZES=3,10 DEPLOYS=10 ROUNDS=1 DURATION=3 bash bench/fleet.sh
+#   CODE=both bash bench/fleet.sh       # deploys with every node compiling, then with shared code
+#   STEPS=deploys bash bench/fleet.sh   # only the deploy and activation figures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -22,4 +24,5 @@ python3 fleet_bench.py \
     --hello "$GUESTS/hello.wasm" \
     --sizes "${SIZES:-3,10,30}" --deploys "${DEPLOYS:-20}" \
     --rounds "${ROUNDS:-3}" --duration "${DURATION:-10}" \
-    --services "${SERVICES:-1000}" --idle "${IDLE:-30}"
+    --services "${SERVICES:-1000}" --idle "${IDLE:-30}" \
+    --code "${CODE:-shared}" --steps "${STEPS:-all}"

@@ -8,7 +8,10 @@ For each fleet size (3, 10, 30 nodes, one fresh prefix each):
 1. deploy -> serving on every node: upload a hello package no node has compiled
    (the receiving node checks and compiles it; the others fetch and precompile it in
    the background), then activate; the activation answers once every live node
-   serves it. Median and p99 of --deploys, compile included.
+   serves it. Median and p99 of --deploys, compile included. With --code shared
+   (the default) the nodes share compiled code (`--code-key`), so only the receiving
+   node compiles; with --code own every node compiles each version itself; "both"
+   measures one after the other.
 2. activation of a precompiled version -> serving on every node: flip between two
    versions every node has compiled. Median and p99 of --deploys.
 3. the nodes' total RSS.
@@ -41,7 +44,8 @@ def p99(values):
 
 
 def start_nats(args, tmp):
-    """`verge fleet dev --nodes 0`: the NATS URLs it prints, and the process."""
+    """`verge fleet dev --nodes 0`: the NATS URLs it prints, and the process. It
+    writes the fleet's code key to nats/code-key."""
     log = open(os.path.join(tmp, "nats.log"), "w+")
     proc = subprocess.Popen(
         [args.verge, "fleet", "dev", "--nodes", "0", "--port-base", "0",
@@ -60,12 +64,14 @@ def start_nats(args, tmp):
     raise RuntimeError("NATS did not start")
 
 
-def fleet(args, tmp, urls, n, prefix):
+def fleet(args, tmp, urls, n, prefix, code_key=None):
     nodes = []
     for i in range(n):
         extra = ["--cluster", urls, "--cluster-prefix", prefix, "--node-name", f"n{i:02}"]
         if i == 0:
             extra.append("--cluster-init")
+        if code_key:
+            extra += ["--code-key", code_key]
         nodes.append(Node(args, os.path.join(tmp, f"{prefix}-{i}"), extra, log=True))
     return nodes
 
@@ -86,7 +92,7 @@ def wait_all_live(node, n, timeout=60):
     raise RuntimeError(f"only {len(live)} of {n} nodes live")
 
 
-def deploys(args, tmp, nodes):
+def deploys(args, tmp, nodes, mode):
     a = nodes[0]
     n = len(nodes)
     wait_all_live(a, n)
@@ -116,7 +122,7 @@ def deploys(args, tmp, nodes):
     for node in nodes:
         assert node.get("hello.test") == 200
     rss = sum(node.rss_mib() for node in nodes)
-    print(f"{n} nodes: deploy -> serving everywhere: median {statistics.median(deploy_ms):.0f} ms, "
+    print(f"{n} nodes, {mode} code: deploy -> serving everywhere: median {statistics.median(deploy_ms):.0f} ms, "
           f"p99 {p99(deploy_ms):.0f} ms over {len(deploy_ms)}; "
           f"activation (precompiled): median {statistics.median(activation_ms):.1f} ms, "
           f"p99 {p99(activation_ms):.1f} ms; nodes' total RSS {rss:.0f} MiB "
@@ -140,21 +146,34 @@ def main():
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--idle", type=int, default=30)
+    p.add_argument("--code", choices=["shared", "own", "both"], default="shared",
+                   help="whether the nodes share compiled code (--code-key)")
+    p.add_argument("--steps", choices=["all", "deploys"], default="all",
+                   help="deploys: only the deploy and activation figures (1-3)")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="verge-fleet-bench-")
     print(f"state and node logs in {tmp}", flush=True)
     urls, nats = start_nats(args, tmp)
     try:
+        code_key = os.path.join(tmp, "nats", "code-key")
+        modes = ["own", "shared"] if args.code == "both" else [args.code]
+        three = None
         for n in [int(s) for s in args.sizes.split(",")]:
-            nodes = fleet(args, tmp, urls, n, f"bench{n}")
-            try:
-                deploys(args, tmp, nodes)
-            finally:
-                if n != 3:
-                    for node in nodes:
-                        node.stop()
-            if n == 3:
-                three = nodes
+            for mode in modes:
+                nodes = fleet(args, tmp, urls, n, f"bench{n}{mode}",
+                              code_key if mode == "shared" else None)
+                try:
+                    deploys(args, tmp, nodes, mode)
+                finally:
+                    if n != 3 or three is not None:
+                        for node in nodes:
+                            node.stop()
+                if n == 3 and three is None:
+                    three = nodes
+        if three is None or args.steps == "deploys":
+            for node in three or []:
+                node.stop()
+            return
 
         # 4. The request path: a fleet node vs a single node, the same package.
         package = pack(args, tmp, "hello", os.path.abspath(args.hello))

@@ -718,7 +718,9 @@ async fn a_node_behind_a_pop_leaf_reaches_the_hub_and_notices_the_leaf_losing_it
 }
 
 /// `verge fleet dev` (what `scripts/fleet.sh up` runs): NATS and three nodes in one
-/// command; a deploy through pop-a is served by pop-c; SIGTERM stops it all.
+/// command; a deploy through pop-a is served by pop-c, which loaded the code pop-a
+/// compiled (the fleet shares code, signed with its code key); a node with another
+/// key refuses that code and compiles the version itself; SIGTERM stops it all.
 #[tokio::test(flavor = "multi_thread")]
 async fn verge_fleet_dev_runs_a_whole_fleet_and_stops_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -746,6 +748,27 @@ async fn verge_fleet_dev_runs_a_whole_fleet_and_stops_it() {
     // `pop-a: http://ADDR  admin http://ADDR`
     let admin_a = line("pop-a").rsplit(' ').next().unwrap().to_owned();
     let http_c = line("pop-c").split_whitespace().nth(1).unwrap().to_owned();
+    let nats = stderr
+        .all()
+        .into_iter()
+        .find_map(|l| l.trim().strip_prefix("NATS ").map(str::to_owned))
+        .expect("the NATS URLs are printed");
+    // A node of this fleet that holds another code key.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other_key = elsewhere.path().join("other-key");
+    std::fs::write(&other_key, "another fleet's key, as long as a key must be").unwrap();
+    let (outsider, _) = start_with(
+        &elsewhere.path().join("data"),
+        &[
+            "--cluster",
+            &nats,
+            "--node-name",
+            "pop-x",
+            "--code-key",
+            other_key.to_str().unwrap(),
+        ],
+        &[],
+    );
     let packages = tempfile::tempdir().unwrap();
     deploy(
         &admin_a,
@@ -768,11 +791,30 @@ async fn verge_fleet_dev_runs_a_whole_fleet_and_stops_it() {
         assert!(Instant::now() < deadline, "pop-c never served the deploy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let nats = stderr
-        .all()
-        .into_iter()
-        .find_map(|l| l.trim().strip_prefix("NATS ").map(str::to_owned))
-        .expect("the NATS URLs are printed");
+    // pop-b and pop-c took pop-a's code instead of compiling (the three nodes share
+    // one stderr); the outsider compiled its own and serves the version too.
+    let fetched = |lines: &Lines| {
+        lines
+            .all()
+            .iter()
+            .filter(|l| l.contains("Fetched the compiled code of version 1"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fetched(&stderr) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "pop-b and pop-c did not both load the shared code:\n{}",
+            stderr.all().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_serves(&outsider, "pop-x", "shop.test", "dev").await;
+    outsider.stderr.wait_for(Duration::from_secs(10), |l| {
+        l.contains("is not signed with this node's fleet code key")
+    });
+    assert_eq!(fetched(&outsider.stderr), 0);
+    drop(outsider);
     let first = nats
         .split(',')
         .next()

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use verge_manifest::DomainPattern;
 
-use crate::store::{ControlStore, Entry, Expect};
+use crate::store::{Change, ControlStore, Entry, Expect};
 use crate::{ControlError, NewVersion, Service, ServiceName, TokenRecord, Version, keys};
 
 /// Retries of a change that lost to unrelated concurrent changes.
@@ -58,6 +58,24 @@ fn service_of(key: &str, entry: &Entry) -> Result<Service, ControlError> {
 impl Control {
     pub fn new(store: Arc<dyn ControlStore>) -> Control {
         Control { store }
+    }
+
+    /// The service a change of the feed names and its record at that change: `None`
+    /// for a change of another key, `Some(None)` for a deleted service. A reader of
+    /// the feed applies this rather than reading the service again, since a read may
+    /// be answered by a copy that lags the feed (a fleet node's replica while cut off).
+    pub fn service_in(change: &Change) -> Option<Result<Option<Service>, ControlError>> {
+        keys::service_name(&change.key)?;
+        Some(match &change.value {
+            None => Ok(None),
+            Some(value) => {
+                let entry = Entry {
+                    value: value.clone(),
+                    revision: change.revision,
+                };
+                service_of(&change.key, &entry).map(Some)
+            }
+        })
     }
 
     /// The storage underneath, for its change feed.

@@ -59,6 +59,9 @@ struct Feed {
     /// Changes after this revision are all in the log (or were dropped from its
     /// front, which moves `start` up).
     start: std::sync::atomic::AtomicU64,
+    /// Told when the log fell behind a revision the server has: the watch may have
+    /// stalled without an error, so the watcher subscribes again from what it heard.
+    rewatch: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -143,6 +146,7 @@ impl JetStreamStore {
             log: Default::default(),
             heard: tokio::sync::watch::Sender::new(last),
             start: std::sync::atomic::AtomicU64::new(last),
+            rewatch: tokio::sync::Notify::new(),
         });
         let watcher = tokio::spawn(watch_revisions(
             kv.clone(),
@@ -160,7 +164,8 @@ impl JetStreamStore {
     }
 
     /// The changes after `since` from the in-memory log, once it has heard of
-    /// `latest`; `None` when the log does not reach back to `since`.
+    /// `latest`; `None` when the log does not reach back to `since`, or has not heard
+    /// of `latest` within [`FEED_WAIT`].
     async fn changes_heard(&self, since: u64, latest: u64, limit: usize) -> Option<Changes> {
         use std::sync::atomic::Ordering;
         if since < self.feed.start.load(Ordering::Acquire) {
@@ -174,6 +179,12 @@ impl JetStreamStore {
             return None;
         }
         let complete = *self.feed.heard.borrow();
+        if complete < latest {
+            // The watch has not delivered what the server holds: read the bucket
+            // instead, and have the watch renewed.
+            self.feed.rewatch.notify_one();
+            return None;
+        }
         let changes: Vec<Change> = log
             .iter()
             .filter(|c| c.revision > since)
@@ -314,7 +325,12 @@ async fn watch_revisions(
 ) {
     loop {
         if let Ok(mut watch) = kv.watch_all_from_revision(last + 1).await {
-            while let Some(Ok(entry)) = watch.next().await {
+            loop {
+                let entry = tokio::select! {
+                    entry = watch.next() => entry,
+                    () = feed.rewatch.notified() => break,
+                };
+                let Some(Ok(entry)) = entry else { break };
                 if entry.revision <= last {
                     continue;
                 }

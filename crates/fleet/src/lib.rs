@@ -6,6 +6,8 @@
 //!   node. It passes `verge_control::conformance`, the cases `RedbStore` passes.
 //! - [`ObjectPackages`]: packages in a JetStream object store, by SHA-256, checked
 //!   on every read; `verge_control::conformance::packages` holds for it.
+//! - [`SharedCode`]: compiled code beside the packages, signed with the fleet's
+//!   [`CodeKey`], so a deploy is compiled once per fleet, not once per node.
 //! - [`NodeDirectory`]: every node's latest heartbeat, in a KV bucket each node
 //!   watches.
 //! - [`LogRelay`]: log lines across nodes on core NATS, while some tail watches.
@@ -13,6 +15,7 @@
 //!   `scripts/fleet.sh`, the tests and the benchmarks; [`TcpProxy`] cuts a node off
 //!   from it (blackhole, reset, refuse) without root.
 
+mod code;
 mod control_store;
 pub mod keys;
 mod logs;
@@ -21,6 +24,7 @@ mod nodes;
 mod packages;
 mod tcp_proxy;
 
+pub use code::{CodeError, CodeKey, CodeKeyError, MIN_CODE_KEY, SharedCode};
 pub use control_store::{BucketConfig, JetStreamStore};
 pub use logs::{LogRelay, RelayedLine};
 pub use nats_cluster::{ClusterError, NatsCluster, ServerOptions, nats_server_binary};

@@ -64,6 +64,13 @@ impl ObjectPackages {
     }
 }
 
+impl ObjectPackages {
+    /// Compiled code beside the packages, signed and checked with `key`.
+    pub fn shared_code(&self, key: crate::CodeKey) -> crate::SharedCode {
+        crate::SharedCode::new(self.store.clone(), key)
+    }
+}
+
 #[async_trait]
 impl PackageStore for ObjectPackages {
     async fn put(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), PackageStoreError> {

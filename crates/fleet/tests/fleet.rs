@@ -142,6 +142,47 @@ async fn the_jetstream_store_keeps_the_control_rules_and_is_shared() {
     big.put(&name, good.clone()).await.unwrap();
     assert_eq!(big.get(&name).await.unwrap(), good);
 
+    // Compiled code beside the packages: back as it was put, under the same key;
+    // refused when signed with another key or damaged; absent when never shared.
+    let key = |byte: u8| verge_fleet::CodeKey::new(vec![byte; 32]).unwrap();
+    let fleet_code = big.shared_code(key(1));
+    let code_key = "c".repeat(64);
+    let code = b"compiled code, as Wasmtime serialized it".to_vec();
+    assert_eq!(fleet_code.get(&code_key).await.unwrap(), None);
+    fleet_code.put(&code_key, &code).await.unwrap();
+    assert_eq!(fleet_code.get(&code_key).await.unwrap(), Some(code.clone()));
+    let forged_key = "f".repeat(64);
+    big.shared_code(key(2))
+        .put(&forged_key, b"someone else's code")
+        .await
+        .unwrap();
+    let refused = fleet_code.get(&forged_key).await.unwrap_err();
+    assert!(
+        matches!(refused, verge_fleet::CodeError::Unsigned(_)),
+        "{refused}"
+    );
+    // Signed bytes under another name are not that name's code either.
+    let signed = raw.get(&format!("code.{code_key}")).await.unwrap();
+    let mut signed_bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut { signed }, &mut signed_bytes)
+        .await
+        .unwrap();
+    let moved = "d".repeat(64);
+    raw.put(format!("code.{moved}").as_str(), &mut &signed_bytes[..])
+        .await
+        .unwrap();
+    assert!(matches!(
+        fleet_code.get(&moved).await,
+        Err(verge_fleet::CodeError::Unsigned(_))
+    ));
+    raw.put(format!("code.{code_key}").as_str(), &mut &b"tiny"[..])
+        .await
+        .unwrap();
+    assert!(matches!(
+        fleet_code.get(&code_key).await,
+        Err(verge_fleet::CodeError::Unsigned(_))
+    ));
+
     // A bucket that is not there is named, with what to do; nothing is created.
     let missing = JetStreamStore::open(js.clone(), "no-such-fleet")
         .await

@@ -11,7 +11,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use verge_control::{PackageStoreError, Replica, ReplicatedStore};
-use verge_fleet::{BucketConfig, JetStreamStore, LogRelay, NodeDirectory, ObjectPackages};
+use verge_fleet::{
+    BucketConfig, CodeKey, JetStreamStore, LogRelay, NodeDirectory, ObjectPackages, SharedCode,
+};
 
 use crate::Reporter;
 use crate::report::chain;
@@ -42,6 +44,10 @@ pub struct ClusterConfig {
     /// The JetStream domain the fleet's state lives in, for a node connected to a
     /// PoP's leaf server whose own JetStream is another domain.
     pub js_domain: Option<String>,
+    /// The fleet's code key (`--code-key`): with it, compiled code is shared between
+    /// nodes of the same Wasmtime build, signed, instead of each node compiling every
+    /// version. Every node of the fleet needs the same key to use the others' code.
+    pub code_key: Option<CodeKey>,
 }
 
 impl ClusterConfig {
@@ -56,6 +62,7 @@ impl ClusterConfig {
             auth: NatsAuth::None,
             tls_ca: None,
             js_domain: None,
+            code_key: None,
         }
     }
 }
@@ -132,6 +139,12 @@ impl FleetStores {
         })
     }
 
+    /// The fleet's compiled code; `None` without a code key or until the node has
+    /// joined.
+    pub(crate) fn code(&self) -> Option<&SharedCode> {
+        self.0.get().and_then(|j| j.code.as_ref())
+    }
+
     /// Every node's heartbeat; `None` until the node has joined.
     pub(crate) fn nodes(&self) -> Option<&NodeDirectory> {
         self.0.get().map(|j| &j.nodes)
@@ -160,6 +173,7 @@ pub(crate) struct Fleet {
 pub(crate) struct Joined {
     control: Option<JetStreamStore>,
     packages: ObjectPackages,
+    code: Option<SharedCode>,
     nodes: NodeDirectory,
     logs: LogRelay,
 }
@@ -313,6 +327,7 @@ async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, Clus
     };
     Ok(Joined {
         control: Some(control),
+        code: config.code_key.clone().map(|key| packages.shared_code(key)),
         packages,
         nodes,
         logs: LogRelay::new(js.client(), &config.prefix),

@@ -22,6 +22,10 @@ use crate::report::chain;
 /// How long a change may take to be applied on this node before the call says so.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// An upload checked and stored: its SHA-256, its size, and its compiled code
+/// (named) when the fleet shares code.
+type Checked = (String, u64, Option<(String, Vec<u8>)>);
+
 /// Why a deploy step was refused. Nothing is recorded when one is.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -75,16 +79,21 @@ impl Node {
             return Err(ControlError::NoSuchService(name.as_str().to_owned()).into());
         }
         let node = self.myself.upgrade().ok_or(DeployError::Stopping)?;
-        let (sha256, size) = tokio::task::spawn_blocking(move || node.check_and_store(spool))
+        let (sha256, size, code) = tokio::task::spawn_blocking(move || node.check_and_store(spool))
             .await
             .map_err(|_| DeployError::Stopping)??;
-        // In a fleet, the other nodes fetch it from there.
+        // In a fleet, the other nodes fetch it from there, with its code when the
+        // fleet shares code: before the version is recorded, so a node that hears of
+        // it finds both.
         if let Some(fleet) = &self.fleet {
             let bytes = self.packages.get(&sha256).map_err(DeployError::Packages)?;
             let shared = fleet.packages().map_err(DeployError::Packages)?;
             PackageStore::put(shared, &sha256, bytes)
                 .await
                 .map_err(DeployError::Packages)?;
+            if let Some((key, code)) = code {
+                self.share_code(&key, &code).await;
+            }
         }
         let version = NewVersion {
             sha256,
@@ -94,8 +103,9 @@ impl Node {
         Ok(self.control.add_version(name, version).await?)
     }
 
-    /// The blocking part of an upload: read, compile, store.
-    fn check_and_store(&self, mut spool: std::fs::File) -> Result<(String, u64), DeployError> {
+    /// The blocking part of an upload: read, compile, store. Returns the package's
+    /// SHA-256 and size, and its compiled code when the fleet shares code.
+    fn check_and_store(&self, mut spool: std::fs::File) -> Result<Checked, DeployError> {
         spool.rewind().map_err(DeployError::Spool)?;
         let package = Package::read_from(std::io::BufReader::new(&spool), self.max_package_bytes)
             .map_err(DeployError::InvalidPackage)?;
@@ -105,6 +115,7 @@ impl Node {
             &LimitsSection::default(),
         )
         .map_err(DeployError::Settings)?;
+        let mut code = None;
         if let Component::Bytes { bytes, .. } = &prepared.component {
             verge_runtime::App::load(&self.runtime, bytes, prepared.config.clone()).map_err(
                 |e| DeployError::DoesNotLoad {
@@ -117,16 +128,19 @@ impl Node {
                     why: chain(&e),
                 },
             )?;
+            code = self.code_to_share(bytes);
         }
         spool.rewind().map_err(DeployError::Spool)?;
-        self.packages
+        let (sha256, size) = self
+            .packages
             .put(&spool, self.max_package_bytes, None)
             .map_err(|e| match e {
                 PackageStoreError::TooLarge { .. } => DeployError::TooLarge {
                     limit: self.max_package_bytes,
                 },
                 other => DeployError::Packages(other),
-            })
+            })?;
+        Ok((sha256, size, code))
     }
 
     /// Activates `version` of the service (or rolls back to the one active before
@@ -167,7 +181,7 @@ impl Node {
             .map_err(DeployError::Packages)?;
         let node = self.myself.upgrade().ok_or(DeployError::Stopping)?;
         let service2 = service.clone();
-        let app = tokio::task::spawn_blocking(move || node.load_version(&service2, &record))
+        let app = tokio::task::spawn_blocking(move || node.load_version(&service2, &record, true))
             .await
             .map_err(|_| DeployError::Stopping)?
             .map_err(DeployError::Activation)?;

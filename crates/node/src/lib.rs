@@ -25,6 +25,7 @@ mod log_relay;
 mod node;
 mod reconcile;
 mod report;
+mod shared_code;
 mod status;
 pub mod wire;
 

@@ -267,6 +267,7 @@ impl Node {
             &LimitsSection::default(),
         )?;
         if let app::Component::Bytes { bytes, from } = &prepared.component {
+            self.fetch_shared_code(bytes, &format!("version {}", version.number));
             verge_runtime::App::load(&self.runtime, bytes, prepared.config.clone()).map_err(
                 |source| AppError::Load {
                     what: format!("the component of {}", from.display()),
@@ -277,11 +278,14 @@ impl Node {
         Ok(())
     }
 
-    /// `version` of `service`, ready to serve. Blocking: it may compile.
+    /// `version` of `service`, ready to serve. Blocking: it may compile. With
+    /// `fetch_code`, the fleet's compiled code is fetched first when there is some
+    /// (not on a request's thread, which must not wait for the network).
     pub(crate) fn load_version(
         &self,
         service: &Service,
         version: &Version,
+        fetch_code: bool,
     ) -> Result<RoutedApp, VersionLoadError> {
         let number = version.number;
         let bytes = self.packages.get(&version.sha256)?;
@@ -291,6 +295,12 @@ impl Node {
             std::path::Path::new(&format!("{}@{number}", service.name.as_str())),
             &LimitsSection::default(),
         )?;
+        if let (true, app::Component::Bytes { bytes, .. }) = (fetch_code, &prepared.component) {
+            self.fetch_shared_code(
+                bytes,
+                &format!("version {number} of `{}`", service.name.as_str()),
+            );
+        }
         let limits = &mut prepared.config.limits;
         limits.max_concurrent = limits
             .max_concurrent

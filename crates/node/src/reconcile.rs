@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
-use verge_control::{Changes, ControlError, Service, Version, keys};
+use verge_control::{Change, Changes, Control, ControlError, Service, Version, keys};
 use verge_server::{LazyApp, RoutedApp};
 
 use crate::Node;
@@ -149,21 +149,31 @@ impl Node {
                     return Ok(());
                 }
                 Changes::Since { changes, revision } => {
-                    let mut seen = Vec::new();
+                    // Each changed service as the feed has it at `revision` (its
+                    // last change in this page), not read again: a read may come
+                    // from a copy that lags the feed, and applying that while
+                    // claiming `revision` would leave the node behind for good.
+                    let mut seen: Vec<(&str, &Change)> = Vec::new();
                     for change in &changes {
                         if let (Some((service, number)), Some(_)) =
                             (keys::version_name(&change.key), &change.value)
                         {
                             self.precompile_later(service, number);
                         }
-                        if let Some(name) = keys::service_name(&change.key)
-                            && !seen.iter().any(|s| s == name)
-                        {
-                            seen.push(name.to_owned());
+                        if let Some(name) = keys::service_name(&change.key) {
+                            seen.retain(|(seen, _)| *seen != name);
+                            seen.push((name, change));
                         }
                     }
-                    for name in seen {
-                        self.reconcile_named(&name).await?;
+                    for (name, change) in seen {
+                        match Control::service_in(change) {
+                            Some(Ok(Some(service))) => {
+                                self.reconcile_service(&service, false).await?;
+                            }
+                            Some(Ok(None)) => self.unroute(name),
+                            Some(Err(e)) => return Err(e),
+                            None => {}
+                        }
                     }
                     self.reconciler.set_applied(revision);
                     if changes.len() < PAGE {
@@ -172,19 +182,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    async fn reconcile_named(&self, name: &str) -> Result<(), ControlError> {
-        let Ok(service_name) = verge_control::ServiceName::new(name) else {
-            return Ok(());
-        };
-        match self.control.service(&service_name).await? {
-            Some(service) => {
-                self.reconcile_service(&service, false).await?;
-            }
-            None => self.unroute(name),
-        }
-        Ok(())
     }
 
     fn unroute(&self, name: &str) {
@@ -254,7 +251,7 @@ impl Node {
                 let (service2, version2) = (service.clone(), version.clone());
                 let loaded = tokio::task::spawn_blocking(move || {
                     node.ok_or_else(|| "the node is stopping".to_owned())?
-                        .load_version(&service2, &version2)
+                        .load_version(&service2, &version2, true)
                         .map_err(|e| chain(&e))
                 })
                 .await
@@ -340,7 +337,7 @@ impl Node {
         let (service, version) = (service.clone(), version.clone());
         move || {
             let node = node.upgrade().ok_or("the node is stopping")?;
-            node.load_version(&service, &version).map_err(|e| {
+            node.load_version(&service, &version, false).map_err(|e| {
                 format!(
                     "loading version {} of service `{}`: {}",
                     version.number,

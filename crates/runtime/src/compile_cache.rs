@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -103,13 +103,38 @@ impl Turns {
     }
 }
 
+/// The cached code of `key` in `dir`, as Wasmtime serialized it.
+pub(crate) fn read_entry(dir: &Path, key: &str) -> Option<Vec<u8>> {
+    std::fs::read(dir.join(format!("{key}.cwasm"))).ok()
+}
+
+/// Puts `bytes` into `dir` as the compiled code of `key`, after checking that they are
+/// code for this engine. Whoever calls it vouches for the bytes' origin (see
+/// `Runtime::install_code`).
+pub(crate) fn write_entry(dir: &Path, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!("`{key}` is not a compile cache key");
+    }
+    match Engine::detect_precompiled(bytes) {
+        Some(wasmtime::Precompiled::Component) => {}
+        _ => anyhow::bail!("not a compiled component"),
+    }
+    // Wasmtime checks its version and settings when loading: an entry made by
+    // another build is ignored then and compiled anew.
+    std::fs::create_dir_all(dir)?;
+    write_atomically(dir, &dir.join(format!("{key}.cwasm")), bytes)
+}
+
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {
     Component::new(engine, wasm).map_err(LoadError::Compile)
 }
 
-fn store(component: &Component, dir: &Path, path: &PathBuf) -> anyhow::Result<()> {
+fn store(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize()?;
+    write_atomically(dir, path, &component.serialize()?)
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     // Write to a temporary file of this write's own and rename, so a reader never
     // sees half a file.
     static WRITES: AtomicU64 = AtomicU64::new(0);
@@ -120,7 +145,7 @@ fn store(component: &Component, dir: &Path, path: &PathBuf) -> anyhow::Result<()
         WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
@@ -238,6 +263,37 @@ mod tests {
         drop(turns.of("another component"));
         let left: Vec<String> = turns.0.lock().unwrap().keys().cloned().collect();
         assert_eq!(left, ["another component"], "finished turns do not pile up");
+    }
+
+    #[test]
+    fn code_read_from_one_cache_loads_from_another_without_compiling() {
+        let (made, taken) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (engine, wasm) = (engine(), component("a"));
+        let key = cache_key(&engine, &wasm);
+        assert!(read_entry(made.path(), &key).is_none());
+        load_or_compile(&engine, &wasm, Some(made.path())).unwrap();
+        let code = read_entry(made.path(), &key).expect("the compile left its code");
+        write_entry(taken.path(), &key, &code).unwrap();
+        let (_, status) = load_or_compile(&engine, &wasm, Some(taken.path())).unwrap();
+        assert_eq!(status, CacheStatus::Hit);
+    }
+
+    #[test]
+    fn what_is_not_compiled_code_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, wasm) = (engine(), component("a"));
+        let key = cache_key(&engine, &wasm);
+        let refused = write_entry(dir.path(), &key, &wasm).unwrap_err();
+        assert!(
+            refused.to_string().contains("not a compiled component"),
+            "{refused}"
+        );
+        let refused = write_entry(dir.path(), "../../etc/passwd", b"x").unwrap_err();
+        assert!(
+            refused.to_string().contains("not a compile cache key"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -173,6 +173,43 @@ impl Runtime {
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
     }
+
+    /// The compile cache's name for `wasm`'s code on this engine: the same on every
+    /// node with the same Wasmtime build and settings, so nodes can share the code.
+    pub fn code_key(&self, wasm: &[u8]) -> String {
+        crate::compile_cache::cache_key(self.engine(), wasm)
+    }
+
+    /// The compiled code the cache holds under `key` (see [`Runtime::code_key`]),
+    /// as Wasmtime serialized it; `None` without a cache or an entry.
+    pub fn cached_code(&self, key: &str) -> Option<Vec<u8>> {
+        crate::compile_cache::read_entry(self.config().compile_cache_dir.as_deref()?, key)
+    }
+
+    /// Whether the compile cache holds code under `key`.
+    pub fn has_code(&self, key: &str) -> bool {
+        self.config()
+            .compile_cache_dir
+            .as_deref()
+            .is_some_and(|dir| dir.join(format!("{key}.cwasm")).exists())
+    }
+
+    /// Puts compiled code made elsewhere into the compile cache under `key`, so that
+    /// loading the component it was made from compiles nothing. Bytes that are not a
+    /// compiled component are refused; code of another Wasmtime build or other
+    /// settings is refused when loaded, and compiled anew.
+    ///
+    /// # Safety
+    ///
+    /// Compiled code runs natively, outside the sandbox's checks: `bytes` must be what
+    /// [`Runtime::cached_code`] returned for `key` on a node the caller trusts (e.g.
+    /// authenticated by a key only the fleet holds), never bytes from a guest or a user.
+    pub unsafe fn install_code(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let Some(dir) = self.config().compile_cache_dir.as_deref() else {
+            anyhow::bail!("this runtime has no compile cache");
+        };
+        crate::compile_cache::write_entry(dir, key, bytes)
+    }
 }
 
 /// Keep-resident bytes when dirty pages cannot be found with PAGEMAP_SCAN.

@@ -72,6 +72,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         spinner.finish_and_clear();
         let nats = nats.context("starting NATS (see `verge fleet dev --help`)")?;
         ui::status("NATS", nats.url_list());
+        // The nodes share compiled code, signed with a key of this fleet's own; nodes
+        // started elsewhere join with `--code-key DIR/code-key`.
+        let code_key_file = args.dir.join("code-key");
+        std::fs::write(&code_key_file, random_token()?)
+            .with_context(|| format!("writing {}", code_key_file.display()))?;
+        let code_key = verge_fleet::CodeKey::from_file(&code_key_file)?;
+        ui::status("Code key", code_key_file.display());
         let mut running = Vec::new();
         let names: Vec<String> = (0..args.nodes)
             .map(|i| format!("pop-{}", char::from(b'a' + i as u8)))
@@ -83,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let cluster = ClusterConfig {
                 init: i == 0,
+                code_key: Some(code_key.clone()),
                 ..ClusterConfig::new(nats.urls(), "verge")
             };
             let config = NodeConfig {
@@ -128,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 24 random bytes in hex, from the kernel.
+/// 24 random bytes in hex (48 characters), from the kernel.
 fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")

@@ -166,6 +166,14 @@ pub struct Args {
     #[arg(long, value_name = "DOMAIN", requires = "cluster")]
     pub js_domain: Option<String>,
 
+    /// A secret the fleet's nodes share (a file of at least 32 bytes, e.g.
+    /// `head -c 32 /dev/urandom | base64`). With it, the node that takes an upload
+    /// shares the code it compiled, signed with this key, and the others load it
+    /// instead of compiling each version themselves (when their Verge build matches).
+    /// Code signed with another key is never loaded. Without it, every node compiles.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub code_key: Option<PathBuf>,
+
     #[command(flatten)]
     pub edge: EdgeFlags,
 }
@@ -198,7 +206,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => NatsAuth::None,
     };
+    let code_key = args
+        .code_key
+        .as_deref()
+        .map(verge_fleet::CodeKey::from_file)
+        .transpose()?;
     let cluster = (!args.cluster.is_empty()).then(|| ClusterConfig {
+        code_key,
         init: args.cluster_init,
         replicas: args.cluster_replicas,
         auth,
