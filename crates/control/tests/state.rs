@@ -133,3 +133,45 @@ fn packages_are_stored_by_their_hash_only_when_complete_and_right() {
         Err(PackageStoreError::Missing(_))
     ));
 }
+
+/// The feed carries each changed service's record: a reader applies it as of the
+/// change, whatever a later read (perhaps of a lagging copy) would say.
+#[tokio::test]
+async fn a_change_of_the_feed_names_the_service_record_as_of_that_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(&dir.path().join("control.redb")).unwrap());
+    let state = Control::new(store.clone());
+    state.create_service(&name("shop"), &[]).await.unwrap();
+    state.add_version(&name("shop"), upload('a')).await.unwrap();
+    state.add_version(&name("shop"), upload('b')).await.unwrap();
+    let first = state.activate(&name("shop"), 1).await.unwrap();
+    let second = state.activate(&name("shop"), 2).await.unwrap();
+    let Changes::Since { changes, .. } = store.changes(0, 100).await.unwrap() else {
+        panic!("a fresh store has its whole feed");
+    };
+    let records: Vec<_> = changes
+        .iter()
+        .filter_map(Control::service_in)
+        .map(Result::unwrap)
+        .collect();
+    let last = records.last().unwrap().as_ref().unwrap();
+    assert_eq!(
+        (last.active, last.revision),
+        (second.active, second.revision)
+    );
+    // Level-triggered: an earlier change of the key may be gone, never a later one.
+    assert!(records.iter().flatten().all(|s| s.revision <= second.revision));
+    assert!(first.revision < second.revision);
+    // A version's change names no service; a deletion names it as gone.
+    let version = changes.iter().find(|c| c.key.starts_with("version/")).unwrap();
+    assert!(Control::service_in(version).is_none());
+    state.delete_service(&name("shop")).await.unwrap();
+    let Changes::Since { changes, .. } = store.changes(second.revision, 100).await.unwrap() else {
+        panic!("the feed reaches back");
+    };
+    let gone = changes
+        .iter()
+        .find(|c| c.key == "service/shop")
+        .expect("the deletion is in the feed");
+    assert!(matches!(Control::service_in(gone), Some(Ok(None))));
+}
