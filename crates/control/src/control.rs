@@ -360,7 +360,9 @@ impl Control {
         rows.iter().map(|(k, e)| decode(k, e)).collect()
     }
 
-    async fn version(
+    /// One version's record: a single read, where [`Control::versions`] lists
+    /// them all (a listing is a consumer on JetStream, slower by far).
+    pub async fn version(
         &self,
         name: &ServiceName,
         number: u32,

@@ -160,10 +160,18 @@ async fn a_change_of_the_feed_names_the_service_record_as_of_that_change() {
         (second.active, second.revision)
     );
     // Level-triggered: an earlier change of the key may be gone, never a later one.
-    assert!(records.iter().flatten().all(|s| s.revision <= second.revision));
+    assert!(
+        records
+            .iter()
+            .flatten()
+            .all(|s| s.revision <= second.revision)
+    );
     assert!(first.revision < second.revision);
     // A version's change names no service; a deletion names it as gone.
-    let version = changes.iter().find(|c| c.key.starts_with("version/")).unwrap();
+    let version = changes
+        .iter()
+        .find(|c| c.key.starts_with("version/"))
+        .unwrap();
     assert!(Control::service_in(version).is_none());
     state.delete_service(&name("shop")).await.unwrap();
     let Changes::Since { changes, .. } = store.changes(second.revision, 100).await.unwrap() else {

@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_nats::jetstream::object_store::{self, ObjectStore};
+use async_nats::jetstream::object_store::ObjectStore;
+use async_nats::jetstream::stream::Stream;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::io::AsyncReadExt;
 
 /// The longest storing or fetching one component's code may take.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -101,6 +101,7 @@ pub enum CodeError {
 /// Compiled code in the fleet's package object store, by compile-cache key.
 pub struct SharedCode {
     store: ObjectStore,
+    stream: Stream,
     key: CodeKey,
 }
 
@@ -120,8 +121,8 @@ fn unavailable(e: impl std::fmt::Display) -> CodeError {
 
 impl SharedCode {
     /// Shared code in `store` (the fleet's package bucket), signed with `key`.
-    pub fn new(store: ObjectStore, key: CodeKey) -> Self {
-        SharedCode { store, key }
+    pub fn new(store: ObjectStore, stream: Stream, key: CodeKey) -> Self {
+        SharedCode { store, stream, key }
     }
 
     /// Stores `code`, the compiled code named `code_key`, signed; kept as it is when
@@ -152,19 +153,11 @@ impl SharedCode {
     /// none (not shared, or made by another Wasmtime build).
     pub async fn get(&self, code_key: &str) -> Result<Option<Vec<u8>>, CodeError> {
         let name = object_name(code_key);
-        let read = async {
-            let mut object = match self.store.get(&name).await {
-                Ok(object) => object,
-                Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(unavailable(e)),
-            };
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await.map_err(unavailable)?;
-            Ok(Some(bytes))
-        };
+        let read = crate::objects::read(&self.store, &self.stream, &name);
         let Some(mut bytes) = tokio::time::timeout(DEADLINE, read)
             .await
-            .map_err(|_| unavailable(format!("fetching `{name}` took over {DEADLINE:?}")))??
+            .map_err(|_| unavailable(format!("fetching `{name}` took over {DEADLINE:?}")))?
+            .map_err(CodeError::Unavailable)?
         else {
             return Ok(None);
         };

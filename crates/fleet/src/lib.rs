@@ -21,6 +21,7 @@ pub mod keys;
 mod logs;
 mod nats_cluster;
 mod nodes;
+mod objects;
 mod packages;
 mod tcp_proxy;
 

@@ -11,7 +11,6 @@ use async_nats::jetstream::{self, object_store};
 use async_trait::async_trait;
 use base64::Engine;
 use sha2::Digest;
-use tokio::io::AsyncReadExt;
 use verge_control::{PackageStore, PackageStoreError, is_sha256, sha256_hex};
 
 /// The longest a package transfer may take before it counts as unavailable.
@@ -20,6 +19,9 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// A fleet's packages in a JetStream object store.
 pub struct ObjectPackages {
     store: object_store::ObjectStore,
+    /// The object store's stream, read with consumers of this crate's own
+    /// (`objects::read`).
+    stream: jetstream::stream::Stream,
 }
 
 impl std::fmt::Debug for ObjectPackages {
@@ -49,7 +51,11 @@ impl ObjectPackages {
             })
             .await
             .map_err(unavailable)?;
-        Ok(ObjectPackages { store })
+        let stream = js
+            .get_stream(format!("OBJ_{bucket}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(ObjectPackages { store, stream })
     }
 
     /// Opens the bucket a fleet made.
@@ -60,14 +66,18 @@ impl ObjectPackages {
                  start one node with --cluster-init to create the fleet's state"
             ))
         })?;
-        Ok(ObjectPackages { store })
+        let stream = js
+            .get_stream(format!("OBJ_{bucket}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(ObjectPackages { store, stream })
     }
 }
 
 impl ObjectPackages {
     /// Compiled code beside the packages, signed and checked with `key`.
     pub fn shared_code(&self, key: crate::CodeKey) -> crate::SharedCode {
-        crate::SharedCode::new(self.store.clone(), key)
+        crate::SharedCode::new(self.store.clone(), self.stream.clone(), key)
     }
 }
 
@@ -107,21 +117,12 @@ impl PackageStore for ObjectPackages {
         if !is_sha256(sha256) {
             return Err(PackageStoreError::Missing(sha256.to_owned()));
         }
-        let read = async {
-            let mut object = match self.store.get(sha256).await {
-                Ok(object) => object,
-                Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
-                    return Err(PackageStoreError::Missing(sha256.to_owned()));
-                }
-                Err(e) => return Err(unavailable(e)),
-            };
-            let mut bytes = Vec::new();
-            object.read_to_end(&mut bytes).await.map_err(unavailable)?;
-            Ok(bytes)
-        };
-        let bytes = tokio::time::timeout(DEADLINE, read).await.map_err(|_| {
-            unavailable(format!("fetching package {sha256} took over {DEADLINE:?}"))
-        })??;
+        let read = crate::objects::read(&self.store, &self.stream, sha256);
+        let bytes = tokio::time::timeout(DEADLINE, read)
+            .await
+            .map_err(|_| unavailable(format!("fetching package {sha256} took over {DEADLINE:?}")))?
+            .map_err(unavailable)?
+            .ok_or_else(|| PackageStoreError::Missing(sha256.to_owned()))?;
         let found = sha256_hex(&bytes);
         if found != sha256 {
             return Err(PackageStoreError::Mismatch {

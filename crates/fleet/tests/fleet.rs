@@ -123,6 +123,16 @@ async fn the_jetstream_store_keeps_the_control_rules_and_is_shared() {
     );
     assert!(big.get(&sha).await.unwrap() == bytes, "back intact");
     drop(bytes);
+    // A read leaves no consumer behind: nats-server 2.15 allows 1,000 per stream,
+    // and 30 nodes reading each deploy's package and code would otherwise run out.
+    for _ in 0..3 {
+        big.get(&sha).await.unwrap();
+    }
+    let consumers = {
+        let mut stream = js.get_stream("OBJ_packages-big").await.unwrap();
+        stream.info().await.unwrap().state.consumer_count
+    };
+    assert_eq!(consumers, 0, "consumers left by reads");
 
     // An object whose bytes do not match its name (damaged, or written by someone
     // else) is refused, never handed out.

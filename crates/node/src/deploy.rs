@@ -166,16 +166,12 @@ impl Node {
                 .last()
                 .ok_or_else(|| ControlError::NothingToRollBack(name.as_str().to_owned()))?,
         };
-        let record = self
-            .control
-            .versions(name)
-            .await?
-            .into_iter()
-            .find(|v| v.number == number)
-            .ok_or_else(|| ControlError::NoSuchVersion {
+        let record = self.control.version(name, number).await?.ok_or_else(|| {
+            ControlError::NoSuchVersion {
                 service: name.as_str().to_owned(),
                 version: number,
-            })?;
+            }
+        })?;
         self.ensure_package(&record)
             .await
             .map_err(DeployError::Packages)?;

@@ -215,8 +215,7 @@ impl Node {
         {
             return Ok(true);
         }
-        let versions = self.control.versions(&service.name).await?;
-        let Some(version) = versions.into_iter().find(|v| v.number == number) else {
+        let Some(version) = self.control.version(&service.name, number).await? else {
             if lazily {
                 return Ok(current.is_some());
             }
@@ -296,10 +295,7 @@ impl Node {
             let Ok(name) = verge_control::ServiceName::new(&service) else {
                 return;
             };
-            let Ok(versions) = node.control.versions(&name).await else {
-                return;
-            };
-            let Some(version) = versions.into_iter().find(|v| v.number == number) else {
+            let Ok(Some(version)) = node.control.version(&name, number).await else {
                 return;
             };
             if node.ensure_package(&version).await.is_err() {
