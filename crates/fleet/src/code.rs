@@ -100,6 +100,7 @@ pub enum CodeError {
 
 /// Compiled code in the fleet's package object store, by compile-cache key.
 pub struct SharedCode {
+    client: async_nats::Client,
     store: ObjectStore,
     stream: Stream,
     key: CodeKey,
@@ -121,8 +122,18 @@ fn unavailable(e: impl std::fmt::Display) -> CodeError {
 
 impl SharedCode {
     /// Shared code in `store` (the fleet's package bucket), signed with `key`.
-    pub fn new(store: ObjectStore, stream: Stream, key: CodeKey) -> Self {
-        SharedCode { store, stream, key }
+    pub fn new(
+        client: async_nats::Client,
+        store: ObjectStore,
+        stream: Stream,
+        key: CodeKey,
+    ) -> Self {
+        SharedCode {
+            client,
+            store,
+            stream,
+            key,
+        }
     }
 
     /// Stores `code`, the compiled code named `code_key`, signed; kept as it is when
@@ -153,7 +164,7 @@ impl SharedCode {
     /// none (not shared, or made by another Wasmtime build).
     pub async fn get(&self, code_key: &str) -> Result<Option<Vec<u8>>, CodeError> {
         let name = object_name(code_key);
-        let read = crate::objects::read(&self.store, &self.stream, &name);
+        let read = crate::objects::read(&self.client, &self.store, &self.stream, &name);
         let Some(mut bytes) = tokio::time::timeout(DEADLINE, read)
             .await
             .map_err(|_| unavailable(format!("fetching `{name}` took over {DEADLINE:?}")))?

@@ -22,6 +22,7 @@ pub struct ObjectPackages {
     /// The object store's stream, read with consumers of this crate's own
     /// (`objects::read`).
     stream: jetstream::stream::Stream,
+    client: async_nats::Client,
 }
 
 impl std::fmt::Debug for ObjectPackages {
@@ -55,7 +56,11 @@ impl ObjectPackages {
             .get_stream(format!("OBJ_{bucket}"))
             .await
             .map_err(unavailable)?;
-        Ok(ObjectPackages { store, stream })
+        Ok(ObjectPackages {
+            store,
+            stream,
+            client: js.client(),
+        })
     }
 
     /// Opens the bucket a fleet made.
@@ -70,14 +75,23 @@ impl ObjectPackages {
             .get_stream(format!("OBJ_{bucket}"))
             .await
             .map_err(unavailable)?;
-        Ok(ObjectPackages { store, stream })
+        Ok(ObjectPackages {
+            store,
+            stream,
+            client: js.client(),
+        })
     }
 }
 
 impl ObjectPackages {
     /// Compiled code beside the packages, signed and checked with `key`.
     pub fn shared_code(&self, key: crate::CodeKey) -> crate::SharedCode {
-        crate::SharedCode::new(self.store.clone(), self.stream.clone(), key)
+        crate::SharedCode::new(
+            self.client.clone(),
+            self.store.clone(),
+            self.stream.clone(),
+            key,
+        )
     }
 }
 
@@ -117,7 +131,7 @@ impl PackageStore for ObjectPackages {
         if !is_sha256(sha256) {
             return Err(PackageStoreError::Missing(sha256.to_owned()));
         }
-        let read = crate::objects::read(&self.store, &self.stream, sha256);
+        let read = crate::objects::read(&self.client, &self.store, &self.stream, sha256);
         let bytes = tokio::time::timeout(DEADLINE, read)
             .await
             .map_err(|_| unavailable(format!("fetching package {sha256} took over {DEADLINE:?}")))?
