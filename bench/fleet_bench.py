@@ -14,6 +14,8 @@ For each fleet size (3, 10, 30 nodes, one fresh prefix each):
    measures one after the other.
 2. activation of a precompiled version -> serving on every node: flip between two
    versions every node has compiled. Median and p99 of --deploys.
+   Then purges through one node (everything of the service): the call answers once
+   every live node applied it. Median and p99 of --deploys.
 3. the nodes' total RSS.
 
 Then, on the 3-node fleet:
@@ -119,13 +121,24 @@ def deploys(args, tmp, nodes, mode):
         bad = {k: v for k, v in answer["nodes"].items() if v != "serving"}
         if bad or len(answer["nodes"]) != n:
             raise RuntimeError(f"activation {i}: {answer['nodes']}")
+    # Purges through one node: the call answers once every live node applied it.
+    purge_ms = []
+    for i in range(args.deploys):
+        start = time.perf_counter()
+        answer = a.call("POST", "/admin/v1/services/hello/purge/all")
+        purge_ms.append((time.perf_counter() - start) * 1000)
+        bad = {k: v for k, v in answer["nodes"].items() if v != "applied"}
+        if bad or len(answer["nodes"]) != n:
+            raise RuntimeError(f"purge {i}: {answer['nodes']}")
     for node in nodes:
         assert node.get("hello.test") == 200
     rss = sum(node.rss_mib() for node in nodes)
     print(f"{n} nodes, {mode} code: deploy -> serving everywhere: median {statistics.median(deploy_ms):.0f} ms, "
           f"p99 {p99(deploy_ms):.0f} ms over {len(deploy_ms)}; "
           f"activation (precompiled): median {statistics.median(activation_ms):.1f} ms, "
-          f"p99 {p99(activation_ms):.1f} ms; nodes' total RSS {rss:.0f} MiB "
+          f"p99 {p99(activation_ms):.1f} ms; purge -> applied everywhere: "
+          f"median {statistics.median(purge_ms):.1f} ms, p99 {p99(purge_ms):.1f} ms; "
+          f"nodes' total RSS {rss:.0f} MiB "
           f"({rss / n:.0f} MiB each)", flush=True)
 
 
@@ -164,10 +177,13 @@ def main():
                               code_key if mode == "shared" else None)
                 try:
                     deploys(args, tmp, nodes, mode)
-                finally:
-                    if n != 3 or three is not None:
-                        for node in nodes:
-                            node.stop()
+                except BaseException:
+                    for node in nodes:
+                        node.stop()
+                    raise
+                if n != 3 or three is not None:
+                    for node in nodes:
+                        node.stop()
                 if n == 3 and three is None:
                     three = nodes
         if three is None or args.steps == "deploys":

@@ -12,6 +12,16 @@ use common::tail::Tail;
 use common::*;
 use verge_fleet::NatsCluster;
 
+/// The nonce of cached-api's answer to `GET path` on `node` (new each time the guest
+/// runs, the same while the edge cache answers).
+async fn read(node: &Verge, path: &str) -> String {
+    let (status, text) = on(node, "items.test", "GET", path, "").await;
+    assert_eq!(status, 200, "{text}");
+    let item: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not an item: {text}"));
+    item["nonce"].as_str().unwrap().to_owned()
+}
+
 /// Waits until `node` answers `GET /greeting` on `host` with `want`.
 async fn until_serves(node: &Verge, name: &str, host: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -180,6 +190,77 @@ async fn a_change_through_any_node_is_served_by_every_node() {
         }
     }
     eprintln!("{conflicts} of 6 concurrent rounds conflicted");
+
+    // Purges reach every node: cached-api on all three, each node's cache filled;
+    // an update through A (the guest purges `item-1`) makes B and C run the guest
+    // for item 1 again while item 2 stays cached; a purge through B's admin API
+    // answers once every node applied it, naming each.
+    let pack = packages.path().join("cached-api.vpkg");
+    let out = verge(
+        &["pack", "-o", pack.to_str().unwrap()],
+        &repo_root().join("examples/cached-api"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    deploy(
+        &admin_a,
+        "items",
+        "items.test",
+        std::fs::read(&pack).unwrap(),
+    )
+    .await;
+    let mut cached = Vec::new();
+    for (name, node) in nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while on(node, "items.test", "GET", "/items/1", "").await.0 != 200 {
+            assert!(Instant::now() < deadline, "{name} never served cached-api");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (one, two) = (read(node, "/items/1").await, read(node, "/items/2").await);
+        assert_eq!(read(node, "/items/1").await, one, "{name} caches item 1");
+        cached.push((name, node, one, two));
+    }
+    let (status, text) = on(&a, "items.test", "POST", "/items/1", "").await;
+    assert_eq!(status, 204, "{text}");
+    for (name, node, one, two) in &cached {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while read(node, "/items/1").await == *one {
+            assert!(
+                Instant::now() < deadline,
+                "{name} still serves item 1 from before the purge made on pop-a"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            read(node, "/items/2").await,
+            *two,
+            "{name}: item 2 stays cached"
+        );
+    }
+    let (status, purged) = call(
+        &admin_b,
+        "POST",
+        "/admin/v1/services/items/purge/keys/items",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{purged}");
+    assert_eq!(
+        purged["nodes"],
+        serde_json::json!({"pop-a": "applied", "pop-b": "applied", "pop-c": "applied"}),
+        "{purged}"
+    );
+    // Applied everywhere when the call returned: no waiting from here on.
+    for (name, node, _, two) in &cached {
+        assert_ne!(
+            read(node, "/items/2").await,
+            *two,
+            "{name} still serves item 2"
+        );
+    }
 
     // A token made on one node works on the others (the fleet's tokens).
     let body = serde_json::json!({ "name": "ci", "service": "shop" });
@@ -513,8 +594,8 @@ accounts {
     users: [
       { user: verge, password: "PASSWORD",
         permissions: {
-          publish: { allow: ["$JS.API.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.logs.>"] }
-          subscribe: { allow: ["_INBOX.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.logs.>"] }
+          publish: { allow: ["$JS.API.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.purge", "verge.purge-applied.>", "verge.logs.>"] }
+          subscribe: { allow: ["_INBOX.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.purge-applied.>", "verge.logs.>"] }
         } }
     ]
   }
@@ -602,6 +683,14 @@ async fn a_node_joins_with_credentials_and_tls_and_says_why_when_refused() {
         "{answer}"
     );
     until_serves(&a, "pop-a", "shop.test", "secure").await;
+    // Purges travel under the same permissions.
+    let (status, purged) = call(&admin, "POST", "/admin/v1/services/shop/purge/all", None).await;
+    assert_eq!(status, 200, "{purged}");
+    assert_eq!(
+        purged["nodes"],
+        serde_json::json!({"pop-a": "applied", "pop-b": "applied"}),
+        "{purged}"
+    );
 
     let stderr = refused_start(
         dir.path(),

@@ -10,6 +10,8 @@
 //!   [`CodeKey`], so a deploy is compiled once per fleet, not once per node.
 //! - [`NodeDirectory`]: every node's latest heartbeat, in a KV bucket each node
 //!   watches.
+//! - [`PurgeStream`]: every node's cache purges in one stream, in order, which each
+//!   node follows and applies, telling the purging node it did.
 //! - [`LogRelay`]: log lines across nodes on core NATS, while some tail watches.
 //! - [`NatsCluster`]: a local NATS cluster with JetStream on loopback, for
 //!   `scripts/fleet.sh`, the tests and the benchmarks; [`TcpProxy`] cuts a node off
@@ -23,6 +25,7 @@ mod nats_cluster;
 mod nodes;
 mod objects;
 mod packages;
+mod purges;
 mod tcp_proxy;
 
 pub use code::{CodeError, CodeKey, CodeKeyError, MIN_CODE_KEY, SharedCode};
@@ -31,4 +34,5 @@ pub use logs::{LogRelay, RelayedLine};
 pub use nats_cluster::{ClusterError, NatsCluster, ServerOptions, nats_server_binary};
 pub use nodes::{Heartbeat, NodeDirectory, REWRITE_SERVES};
 pub use packages::ObjectPackages;
+pub use purges::{PURGES_KEPT, PurgeStream, RemotePurge};
 pub use tcp_proxy::TcpProxy;

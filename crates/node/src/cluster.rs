@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use verge_control::{PackageStoreError, Replica, ReplicatedStore};
 use verge_fleet::{
-    BucketConfig, CodeKey, JetStreamStore, LogRelay, NodeDirectory, ObjectPackages, SharedCode,
+    BucketConfig, CodeKey, JetStreamStore, LogRelay, NodeDirectory, ObjectPackages, PurgeStream,
+    SharedCode,
 };
 
 use crate::Reporter;
@@ -150,6 +151,11 @@ impl FleetStores {
         self.0.get().map(|j| &j.nodes)
     }
 
+    /// The fleet's purges; `None` until the node has joined.
+    pub(crate) fn purges(&self) -> Option<&PurgeStream> {
+        self.0.get().map(|j| &j.purges)
+    }
+
     /// Log lines across the fleet; `None` until the node has joined.
     pub(crate) fn logs(&self) -> Option<&LogRelay> {
         self.0.get().map(|j| &j.logs)
@@ -175,6 +181,7 @@ pub(crate) struct Joined {
     packages: ObjectPackages,
     code: Option<SharedCode>,
     nodes: NodeDirectory,
+    purges: PurgeStream,
     logs: LogRelay,
 }
 
@@ -330,6 +337,9 @@ async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, Clus
         code: config.code_key.clone().map(|key| packages.shared_code(key)),
         packages,
         nodes,
+        purges: PurgeStream::open(&js, &config.prefix, config.replicas)
+            .await
+            .map_err(ClusterError::State)?,
         logs: LogRelay::new(js.client(), &config.prefix),
     })
 }

@@ -23,6 +23,7 @@ mod fleet_view;
 pub mod kv_ops;
 mod log_relay;
 mod node;
+mod purge_relay;
 mod reconcile;
 mod report;
 mod shared_code;

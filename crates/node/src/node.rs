@@ -35,6 +35,8 @@ pub struct Node {
     /// The fleet's packages, which other nodes upload to, and its nodes' heartbeats;
     /// `None` on a single node.
     pub(crate) fleet: Option<FleetStores>,
+    /// This node's side of the fleet's purges; `None` on a single node.
+    pub(crate) purges: Option<Arc<crate::purge_relay::FleetPurges>>,
     pub(crate) name: String,
     /// The point of presence it is in, for the fleet's directory.
     pub(crate) pop: Option<String>,
@@ -132,8 +134,19 @@ impl Node {
             ..config.edge.runtime_config(services)
         })
         .map_err(NodeError::Runtime)?;
+        // A fleet node's purges go to the others (and theirs come here).
+        let purges = fleet.as_ref().map(|_| {
+            let (purges, made) = crate::purge_relay::FleetPurges::new();
+            runtime.config().node.cache.set_purge_sink(purges.clone());
+            (purges, made)
+        });
+        let (purges, made) = match purges {
+            Some((purges, made)) => (Some(purges), Some(made)),
+            None => (None, None),
+        };
         let node = Arc::new_cyclic(|myself| Node {
             myself: myself.clone(),
+            purges,
             control,
             reconciler: Reconciler::new(),
             packages,
@@ -165,6 +178,9 @@ impl Node {
         if node.fleet.is_some() {
             crate::fleet_view::spawn(Arc::downgrade(&node));
             crate::log_relay::spawn(Arc::downgrade(&node));
+            if let (Some(purges), Some(made)) = (&node.purges, made) {
+                crate::purge_relay::spawn(&node, purges, made);
+            }
         }
         Ok(node)
     }

@@ -90,6 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             how,
             format!("{what} of {}: {} objects", purged.app, purged.purged),
         );
+        // On a fleet: what each node did with it.
+        if let Some(nodes) = purged.nodes.as_ref().filter(|n| n.len() > 1) {
+            crate::commands::remote::node_table(nodes);
+        }
     }
     Ok(())
 }

@@ -75,17 +75,7 @@ fn activate_on(
     )?;
     let all_serving = activated.nodes.values().all(|r| r == "serving");
     if activated.nodes.len() > 1 || !all_serving {
-        let width = activated
-            .nodes
-            .keys()
-            .map(|n| n.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        eprintln!("  {:width$}  RESULT", "NODE");
-        for (name, result) in &activated.nodes {
-            eprintln!("  {name:width$}  {result}");
-        }
+        node_table(&activated.nodes);
     }
     if !all_serving {
         ui::status(
@@ -511,4 +501,13 @@ pub fn nodes(args: NodesArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What each node of a fleet did, as a table on stderr.
+pub(crate) fn node_table(results: &std::collections::BTreeMap<String, String>) {
+    let width = results.keys().map(|n| n.len()).max().unwrap_or(4).max(4);
+    eprintln!("  {:width$}  RESULT", "NODE");
+    for (name, result) in results {
+        eprintln!("  {name:width$}  {result}");
+    }
 }

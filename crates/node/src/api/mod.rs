@@ -61,6 +61,10 @@ impl Node {
             Arc::new(tokens::TokensApi(self.clone())),
         )
         .with_routes("/admin/v1/nodes", Arc::new(nodes::NodesApi(self.clone())));
+        let api = match &self.purges {
+            Some(purges) => api.with_purge_fanout(purges.clone()),
+            None => api,
+        };
         match self.link {
             Some(_) => api
                 .with_status(Arc::new(crate::status::FleetStatus(Arc::downgrade(self))))

@@ -69,6 +69,20 @@ pub struct AdminApi {
     status: Option<Arc<dyn NodeStatus>>,
     /// A fleet node's name, which tails tag its lines with.
     log_node: Option<Arc<str>>,
+    /// A fleet node's purges reach the other nodes; a purge call waits for them.
+    purge_fanout: Option<Arc<dyn PurgeFanout>>,
+}
+
+/// Where a node's purges go beyond it (a fleet): a purge call answers once the other
+/// nodes applied it, saying what each did.
+#[async_trait::async_trait]
+pub trait PurgeFanout: Send + Sync + 'static {
+    /// Waits (at most `wait`) until every live node has applied every purge made
+    /// here so far; what each node did, by name (this node included).
+    async fn applied_everywhere(
+        &self,
+        wait: std::time::Duration,
+    ) -> std::collections::BTreeMap<String, String>;
 }
 
 /// What a node reports beyond its apps: a line for `/readyz`'s body and gauges for
@@ -79,6 +93,9 @@ pub trait NodeStatus: Send + Sync + 'static {
     /// Prometheus text appended to `/metrics`.
     fn metrics(&self, out: &mut String);
 }
+
+/// How long a purge call waits for the other nodes of a fleet to apply it.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a client may take to send a request head, and the largest head taken
 /// (hyper answers 431 past it): an admin listener is not for slow or huge requests.
@@ -161,6 +178,7 @@ impl AdminApi {
             logs: None,
             status: None,
             log_node: None,
+            purge_fanout: None,
         }
     }
 
@@ -172,6 +190,12 @@ impl AdminApi {
     }
 
     /// Adds `status` to `/readyz` and `/metrics`.
+    /// Purge calls wait for `fanout` (see [`PurgeFanout`]).
+    pub fn with_purge_fanout(mut self, fanout: Arc<dyn PurgeFanout>) -> Self {
+        self.purge_fanout = Some(fanout);
+        self
+    }
+
     pub fn with_status(mut self, status: Arc<dyn NodeStatus>) -> Self {
         self.status = Some(status);
         self
@@ -409,7 +433,12 @@ impl AdminApi {
         };
         let request = PurgeRequest { target, soft };
         match purge(&*self.registry, &self.cache, app, &request) {
-            Ok(purged) => json(StatusCode::OK, &purged),
+            Ok(mut purged) => {
+                if let Some(fanout) = &self.purge_fanout {
+                    purged.nodes = Some(fanout.applied_everywhere(PURGE_WAIT).await);
+                }
+                json(StatusCode::OK, &purged)
+            }
             Err(e @ PurgeError::NoSuchApp { .. }) => error(StatusCode::NOT_FOUND, &e.to_string()),
             Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
         }

@@ -34,6 +34,9 @@ pub struct Purged {
     /// Objects (variants) it covered.
     pub purged: u64,
     pub soft: bool,
+    /// On a fleet: what each node did with it (`applied`, `pending: …`, `stale: …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,5 +83,6 @@ pub fn purge(
         app: app.to_owned(),
         purged: purged as u64,
         soft: request.soft,
+        nodes: None,
     })
 }
