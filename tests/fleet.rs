@@ -502,6 +502,14 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
     until_serves(&c, "pop-c", "shop.test", "one").await;
     until_ready_says(&admin_c, "cluster: connected").await;
 
+    let js = async_nats::jetstream::new(
+        async_nats::connect(cluster.urls().as_slice())
+            .await
+            .unwrap(),
+    );
+    let purge_stream = verge_fleet::PurgeStream::open(&js, "verge", 3)
+        .await
+        .unwrap();
     let mut serving = "one".to_owned();
     for cut in ["blackhole", "refuse"] {
         match cut {
@@ -521,6 +529,17 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         assert!(metrics.contains("verge_cluster_connected 0"), "{metrics}");
         until_serves(&c, "pop-c", "shop.test", &serving).await;
         changes_are_refused(&admin_c, packages.path()).await;
+        // A purge on the cut-off node is applied there and answered at once; it is
+        // published when NATS answers again.
+        let (status, purged) =
+            call(&admin_c, "POST", "/admin/v1/services/shop/purge/all", None).await;
+        assert_eq!(status, 200, "{purged}");
+        assert_eq!(purged["nodes"]["pop-c"], "applied", "{purged}");
+        let on_a = purged["nodes"]["pop-a"].as_str().unwrap_or_default();
+        assert!(
+            on_a.starts_with("pending: not published") || on_a.starts_with("stale"),
+            "{purged}"
+        );
 
         // Meanwhile the fleet moves on through A: two releases. The cut-off node is
         // named, not waited for past `?wait`.
@@ -539,6 +558,17 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         serving = format!("{cut}-2");
         until_serves(&c, "pop-c", "shop.test", &serving).await;
         until_ready_says(&admin_c, "cluster: connected").await;
+        // Its purge is in the fleet's stream now (the only purges of this test).
+        let published = if cut == "blackhole" { 1 } else { 2 };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while purge_stream.last_sequence().await.unwrap() < published {
+            assert!(
+                Instant::now() < deadline,
+                "pop-c never published its purge after the {cut} healed:\n{}",
+                c.stderr.all().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     // A reset connection is a blip: the client reconnects through the proxy.

@@ -96,6 +96,10 @@ impl verge_server::admin::PurgeFanout for FleetPurges {
         let Some(node) = self.node.get().and_then(Weak::upgrade) else {
             return BTreeMap::new();
         };
+        // Cut off, nothing can be published or heard: say so at once.
+        if !node.cluster_link().is_none_or(|link| link.is_connected()) {
+            return self.results(&node, None).0;
+        }
         let issued = self.issued.load(Ordering::SeqCst);
         let mut published = self.published.subscribe();
         let sequence = match tokio::time::timeout_at(
