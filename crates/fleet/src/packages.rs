@@ -52,6 +52,15 @@ impl ObjectPackages {
             })
             .await
             .map_err(unavailable)?;
+        Self::with_stream(js, bucket, store).await
+    }
+
+    /// The packages in `store`, read through its stream (`objects::read`).
+    async fn with_stream(
+        js: &jetstream::Context,
+        bucket: &str,
+        store: object_store::ObjectStore,
+    ) -> Result<Self, PackageStoreError> {
         let stream = js
             .get_stream(format!("OBJ_{bucket}"))
             .await
@@ -71,15 +80,7 @@ impl ObjectPackages {
                  start one node with --cluster-init to create the fleet's state"
             ))
         })?;
-        let stream = js
-            .get_stream(format!("OBJ_{bucket}"))
-            .await
-            .map_err(unavailable)?;
-        Ok(ObjectPackages {
-            store,
-            stream,
-            client: js.client(),
-        })
+        Self::with_stream(js, bucket, store).await
     }
 }
 

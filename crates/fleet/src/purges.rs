@@ -102,18 +102,6 @@ impl PurgeStream {
             .last_sequence)
     }
 
-    /// The first sequence the stream still holds: a node that applied less than
-    /// the one before it missed purges it can no longer replay.
-    pub async fn first_sequence(&self) -> Result<u64, ControlError> {
-        let mut stream = self.stream.clone();
-        Ok(stream
-            .info()
-            .await
-            .map_err(unavailable)?
-            .state
-            .first_sequence)
-    }
-
     /// Every purge after `after`, in order, as the fleet makes them, until dropped.
     /// The consumer follows across reconnects (an ordered consumer, recreated
     /// from the last sequence it delivered).
