@@ -10,7 +10,23 @@ use std::time::{Duration, Instant};
 use common::node::*;
 use common::tail::Tail;
 use common::*;
+use futures::StreamExt;
 use verge_fleet::NatsCluster;
+
+/// The cached-api example's package, packed into `dir`.
+fn cached_api(dir: &std::path::Path) -> Vec<u8> {
+    let pack = dir.join("cached-api.vpkg");
+    let out = verge(
+        &["pack", "-o", pack.to_str().unwrap()],
+        &repo_root().join("examples/cached-api"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&pack).unwrap()
+}
 
 /// The nonce of cached-api's answer to `GET path` on `node` (new each time the guest
 /// runs, the same while the edge cache answers).
@@ -195,23 +211,7 @@ async fn a_change_through_any_node_is_served_by_every_node() {
     // an update through A (the guest purges `item-1`) makes B and C run the guest
     // for item 1 again while item 2 stays cached; a purge through B's admin API
     // answers once every node applied it, naming each.
-    let pack = packages.path().join("cached-api.vpkg");
-    let out = verge(
-        &["pack", "-o", pack.to_str().unwrap()],
-        &repo_root().join("examples/cached-api"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    deploy(
-        &admin_a,
-        "items",
-        "items.test",
-        std::fs::read(&pack).unwrap(),
-    )
-    .await;
+    deploy(&admin_a, "items", "items.test", cached_api(packages.path())).await;
     let mut cached = Vec::new();
     for (name, node) in nodes {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -501,6 +501,13 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
     .await;
     until_serves(&c, "pop-c", "shop.test", "one").await;
     until_ready_says(&admin_c, "cluster: connected").await;
+    // cached-api too, for the purges a cut-off node misses.
+    deploy(&admin_a, "items", "items.test", cached_api(packages.path())).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on(&c, "items.test", "GET", "/items/1", "").await.0 != 200 {
+        assert!(Instant::now() < deadline, "pop-c never served cached-api");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let js = async_nats::jetstream::new(
         async_nats::connect(cluster.urls().as_slice())
@@ -512,6 +519,14 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         .unwrap();
     let mut serving = "one".to_owned();
     for cut in ["blackhole", "refuse"] {
+        let before_cut = purge_stream.last_sequence().await.unwrap();
+        let cached = read(&c, "/items/1").await;
+        assert_eq!(
+            read(&c, "/items/1").await,
+            cached,
+            "pop-c caches item 1:\n{}",
+            c.stderr.all().join("\n")
+        );
         match cut {
             "blackhole" => proxy.blackhole(),
             _ => proxy.refuse(),
@@ -529,6 +544,15 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         assert!(metrics.contains("verge_cluster_connected 0"), "{metrics}");
         until_serves(&c, "pop-c", "shop.test", &serving).await;
         changes_are_refused(&admin_c, packages.path()).await;
+        // A purge made elsewhere meanwhile: the cut-off node serves its cache
+        // (availability first).
+        let (status, text) = on(&a, "items.test", "POST", "/items/1", "").await;
+        assert_eq!(status, 204, "{text}");
+        assert_eq!(
+            read(&c, "/items/1").await,
+            cached,
+            "pop-c serves its cache during the {cut}"
+        );
         // A purge on the cut-off node is applied there and answered at once; it is
         // published when NATS answers again.
         let (status, purged) =
@@ -558,16 +582,25 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         serving = format!("{cut}-2");
         until_serves(&c, "pop-c", "shop.test", &serving).await;
         until_ready_says(&admin_c, "cluster: connected").await;
-        // Its purge is in the fleet's stream now (the only purges of this test).
-        let published = if cut == "blackhole" { 1 } else { 2 };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while purge_stream.last_sequence().await.unwrap() < published {
-            assert!(
-                Instant::now() < deadline,
-                "pop-c never published its purge after the {cut} healed:\n{}",
-                c.stderr.all().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Reconnected, it applied the purge it missed before serving another hit.
+        assert_ne!(
+            read(&c, "/items/1").await,
+            cached,
+            "pop-c served item 1 from before a purge after the {cut} healed:\n{}",
+            c.stderr.all().join("\n")
+        );
+        // Its purge is in the fleet's stream now, after what was there before the cut.
+        let mut since_cut = purge_stream.follow(before_cut).await.unwrap();
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), since_cut.next()).await;
+            match next {
+                Ok(Some(Ok(purge))) if purge.origin == "pop-c" => break,
+                Ok(Some(Ok(_))) => {}
+                other => panic!(
+                    "pop-c never published its purge after the {cut} healed ({other:?}):\n{}",
+                    c.stderr.all().join("\n")
+                ),
+            }
         }
     }
 
@@ -577,17 +610,48 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
     until_serves(&c, "pop-c", "shop.test", "after-reset").await;
 
     // Restarted while NATS is unreachable: it serves what it last applied at once.
+    // With --purge-strict 1, cut off for over a second, it holds its cache hits:
+    // every read runs the guest, until it is connected and caught up.
     drop(c);
     proxy.refuse();
-    let (c, admin_c) = fleet_node(dirs[1].path(), &proxy.url(), "pop-c", false);
+    let url = proxy.url();
+    let (c, admin_c) = start_with(
+        dirs[1].path(),
+        &[
+            "--cluster",
+            &url,
+            "--node-name",
+            "pop-c",
+            "--pop",
+            "c",
+            "--purge-strict",
+            "1",
+        ],
+        &[],
+    );
     until_serves(&c, "pop-c", "shop.test", "after-reset").await;
     until_ready_says(&admin_c, "cluster: unavailable").await;
+    c.stderr.wait_for(Duration::from_secs(10), |l| {
+        l.contains("Holding cache hits")
+    });
+    let (first, second) = (read(&c, "/items/1").await, read(&c, "/items/1").await);
+    assert_ne!(first, second, "strict: no hit while cut off");
     changes_are_refused(&admin_c, packages.path()).await;
     let (status, body) = activate(&admin_a, "shop", 1).await;
     assert_eq!(status, 200, "{body}");
     proxy.heal().await.unwrap();
     until_serves(&c, "pop-c", "shop.test", "one").await;
     until_ready_says(&admin_c, "cluster: connected").await;
+    // Caught up: hits again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let first = read(&c, "/items/1").await;
+        if read(&c, "/items/1").await == first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pop-c never served hits again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(cluster);
 }
 

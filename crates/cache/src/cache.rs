@@ -64,6 +64,9 @@ pub(crate) struct Inner {
     sink: OnceLock<Arc<dyn PurgeSink>>,
     /// The sequence of the last purge applied from another node.
     remote_sequence: AtomicU64,
+    /// While set, no lookup finds anything (a fleet node catching up on purges it
+    /// missed): requests go to the app, and what they store is fresh.
+    hits_held: std::sync::atomic::AtomicBool,
     stats: Counters,
 }
 
@@ -223,6 +226,7 @@ impl Cache {
                 purges: Mutex::new(PurgeLog::default()),
                 sink: OnceLock::new(),
                 remote_sequence: AtomicU64::new(0),
+                hits_held: Default::default(),
                 stats: Counters::default(),
                 config,
             }
@@ -274,6 +278,10 @@ impl Cache {
     /// A plain lookup: a usable (fresh, or stale within `stale-while-revalidate`)
     /// object, counted as a hit or a miss.
     pub fn lookup(&self, key: &Key, request: &HeaderMap) -> Option<Found> {
+        if self.hits_held() {
+            bump(&self.inner.stats.miss);
+            return None;
+        }
         let found = self.find(key, request).filter(|f| {
             matches!(
                 f.usability(),
@@ -291,6 +299,12 @@ impl Cache {
     /// caller gets [`Transaction::Miss`], the others wait for it to insert or give up.
     pub async fn transaction(&self, key: &Key, request: &HeaderMap) -> Transaction {
         let stats = &self.inner.stats;
+        // Held: the request goes to the app and nothing is stored (a fill now could
+        // be covered by a purge not applied yet).
+        if self.hits_held() {
+            bump(&stats.pass);
+            return Transaction::Pass;
+        }
         let mut collapsed = false;
         loop {
             let found = self.find(key, request);
@@ -476,6 +490,17 @@ impl Cache {
             .remote_sequence
             .fetch_max(sequence, Ordering::Relaxed);
         purged
+    }
+
+    /// Holds (or releases) every hit: while held, lookups find nothing and
+    /// transactions pass (the request goes to the app, nothing is stored). A fleet
+    /// node holds hits from reconnecting until it has applied the purges it missed.
+    pub fn hold_hits(&self, held: bool) {
+        self.inner.hits_held.store(held, Ordering::Relaxed);
+    }
+
+    pub fn hits_held(&self) -> bool {
+        self.inner.hits_held.load(Ordering::Relaxed)
     }
 
     /// The sequence of the last purge from another node applied here (0: none): where

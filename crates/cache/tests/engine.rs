@@ -277,6 +277,24 @@ async fn local_purges_go_to_the_sink_and_remote_ones_apply_without_echo() {
     );
 }
 
+/// A node catching up on purges it missed holds its hits: nothing is found until it
+/// releases them, and what it stored is there again after.
+#[tokio::test]
+async fn held_hits_find_nothing_until_released() {
+    let cache = Cache::new(CacheConfig::default());
+    let key = Key::for_url("app", "shop.test", "/items/1");
+    put(&cache, &key, fresh_for(60), "one");
+    cache.hold_hits(true);
+    assert!(cache.hits_held());
+    assert!(cache.lookup(&key, &no_headers()).is_none());
+    assert!(matches!(
+        cache.transaction(&key, &no_headers()).await,
+        Transaction::Pass
+    ));
+    cache.hold_hits(false);
+    assert!(cache.lookup(&key, &no_headers()).is_some());
+}
+
 #[tokio::test]
 async fn a_fill_that_began_before_a_purge_does_not_store() {
     let cache = Cache::new(CacheConfig::default());

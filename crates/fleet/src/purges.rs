@@ -14,7 +14,7 @@ use verge_control::ControlError;
 
 const NODE: &str = "Verge-Node";
 /// How long the stream keeps a purge: a node cut off for longer than this cannot
-/// replay what it missed (dropping its cache then is still to come).
+/// replay what it missed, and drops its cache instead.
 pub const PURGES_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// One purge from the stream.

@@ -41,6 +41,10 @@ pub struct NodeConfig {
     pub report: Reporter,
     /// The fleet this node joins; `None`: a single node on its own files.
     pub cluster: Option<crate::ClusterConfig>,
+    /// A fleet node cut off for longer than this passes every request to its
+    /// services instead of serving cache hits (which may miss purges made
+    /// meanwhile), until it has caught up; `None`: it serves its cache while cut off.
+    pub purge_strict: Option<std::time::Duration>,
 }
 
 impl NodeConfig {
@@ -64,6 +68,7 @@ impl NodeConfig {
             max_package_bytes: 128 << 20,
             report: Reporter::silent(),
             cluster: None,
+            purge_strict: None,
         }
     }
 }

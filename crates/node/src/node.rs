@@ -53,6 +53,8 @@ pub struct Node {
     max_concurrent_per_service: u32,
     pub(crate) max_package_bytes: u64,
     pub(crate) report: Reporter,
+    /// Cut off from the fleet for longer than this, the node holds its cache hits.
+    pub(crate) purge_strict: Option<std::time::Duration>,
 }
 
 /// Why a node could not start.
@@ -165,6 +167,7 @@ impl Node {
             max_concurrent_per_service: config.max_concurrent_per_service,
             max_package_bytes: config.max_package_bytes.min(MAX_PACKAGED_COMPONENT),
             report: config.report.clone(),
+            purge_strict: config.purge_strict,
         });
         let revision = *node.control.store().revision().borrow();
         let routed = node.resync(revision).await.map_err(NodeError::Control)?;

@@ -21,6 +21,9 @@ use crate::wire::Liveness;
 
 /// How long a step that failed (NATS cut off) waits before it tries again.
 const RETRY: Duration = Duration::from_millis(500);
+/// How long a node that reconnected may take to apply the purges it missed before
+/// it drops its cache instead.
+const CATCH_UP: Duration = Duration::from_secs(30);
 
 /// This node's side of the fleet's purges.
 pub(crate) struct FleetPurges {
@@ -32,6 +35,9 @@ pub(crate) struct FleetPurges {
     /// The last of this node's purges each other node said it applied.
     heard: Mutex<HashMap<String, u64>>,
     heard_changed: watch::Sender<()>,
+    /// The sequence of the last purge of the stream this node has applied (or
+    /// skipped, as its own).
+    applied: watch::Sender<u64>,
     node: std::sync::OnceLock<Weak<Node>>,
 }
 
@@ -52,6 +58,7 @@ impl FleetPurges {
             published: watch::Sender::new((0, 0)),
             heard: Mutex::default(),
             heard_changed: watch::Sender::new(()),
+            applied: watch::Sender::new(0),
             node: std::sync::OnceLock::new(),
         });
         (purges, made)
@@ -134,8 +141,9 @@ pub(crate) fn spawn(
 ) {
     let _ = purges.node.set(Arc::downgrade(node));
     tokio::spawn(publish(Arc::downgrade(node), purges.clone(), made));
-    tokio::spawn(follow(Arc::downgrade(node)));
+    tokio::spawn(follow(Arc::downgrade(node), purges.clone()));
     tokio::spawn(hear(Arc::downgrade(node), purges.clone()));
+    tokio::spawn(gate(Arc::downgrade(node), purges.clone()));
 }
 
 /// Publishes this node's purges, in the order they were made; while the fleet does
@@ -188,8 +196,11 @@ async fn publish(
 }
 
 /// Applies the other nodes' purges as the stream delivers them, from where this
-/// node joined, and tells each purge's node.
-async fn follow(node: Weak<Node>) {
+/// node joined (its cache starts empty: the disk tier too is emptied at start), and
+/// tells each purge's node. A gap in the sequence means purges the stream no longer
+/// holds (a cut longer than it keeps them): the node drops every service's cached
+/// objects rather than guess which were covered.
+async fn follow(node: Weak<Node>, purges: Arc<FleetPurges>) {
     let Some(first) = node.upgrade() else { return };
     let Some(fleet) = first.fleet.clone() else {
         return;
@@ -207,23 +218,129 @@ async fn follow(node: Weak<Node>) {
             Err(_) => tokio::time::sleep(RETRY).await,
         }
     };
+    purges.applied.send_replace(after);
     loop {
-        if let Ok(mut purges) = stream.follow(after).await {
-            while let Some(Ok(remote)) = purges.next().await {
-                after = remote.sequence;
-                if remote.origin == me {
+        if let Ok(mut delivered) = stream.follow(after).await {
+            // Not raced against anything: dropping the consumer's stream while it
+            // is recreating itself left the next consumer of the client hanging.
+            while let Some(Ok(remote)) = delivered.next().await {
+                if remote.sequence <= after {
                     continue;
                 }
-                if let Ok(purge) = serde_json::from_slice::<Purge>(&remote.payload) {
-                    cache.apply_remote(&purge, remote.sequence);
+                if remote.sequence > after + 1
+                    && let Some(node) = node.upgrade()
+                {
+                    drop_cache(
+                        &node,
+                        after,
+                        &format!(
+                            "the fleet's purges {} to {} are no longer kept, so which \
+                             objects they covered is unknown",
+                            after + 1,
+                            remote.sequence - 1
+                        ),
+                    );
                 }
-                stream.applied(&remote.origin, &me, remote.sequence).await;
+                after = remote.sequence;
+                if remote.origin != me {
+                    if let Ok(purge) = serde_json::from_slice::<Purge>(&remote.payload) {
+                        cache.apply_remote(&purge, remote.sequence);
+                    }
+                    stream.applied(&remote.origin, &me, remote.sequence).await;
+                }
+                purges.applied.send_replace(after);
             }
         }
         if node.upgrade().is_none() {
             return;
         }
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Hard-purges everything of every service this node serves: purges it should have
+/// applied are gone.
+fn drop_cache(node: &Node, applied: u64, why: &str) {
+    let cache = node.runtime.config().node.cache.clone();
+    for (service, _) in node.reconciler.states() {
+        let purge = Purge {
+            namespace: service,
+            of: verge_cache::PurgeOf::All,
+            mode: verge_cache::PurgeMode::Hard,
+        };
+        cache.apply_remote(&purge, applied);
+    }
+    node.report
+        .status("Dropped", &format!("the cached objects: {why}"));
+}
+
+/// Cache hits after a cut: while the node is cut off it serves its cache
+/// (availability first), unless `--purge-strict` says for how long at most; once it
+/// is connected again, it holds every hit until it has applied the purges made
+/// meanwhile (or, when it cannot within [`CATCH_UP`], drops its cache).
+async fn gate(node: Weak<Node>, purges: Arc<FleetPurges>) {
+    let Some(first) = node.upgrade() else { return };
+    let (Some(fleet), Some(mut link)) = (first.fleet.clone(), first.link.clone()) else {
+        return;
+    };
+    let cache = first.runtime.config().node.cache.clone();
+    let strict = first.purge_strict;
+    drop(first);
+    // Not waiting for the fleet: a node that starts cut off fills its cache while
+    // purges it cannot hear are made.
+    loop {
+        if link.wait_for(|l| !l.is_connected()).await.is_err() {
+            return;
+        }
+        if let Some(strict) = strict {
+            tokio::select! {
+                () = tokio::time::sleep(strict) => {
+                    cache.hold_hits(true);
+                    if let Some(node) = node.upgrade() {
+                        node.report.status(
+                            "Holding",
+                            &format!(
+                                "cache hits: cut off for over {}s (--purge-strict); requests go to the services",
+                                strict.as_secs()
+                            ),
+                        );
+                    }
+                }
+                _ = link.wait_for(|l| l.is_connected()) => {}
+            }
+        }
+        if link.wait_for(|l| l.is_connected()).await.is_err() {
+            return;
+        }
+        cache.hold_hits(true);
+        let caught_up = async {
+            fleet.joined().await;
+            let Some(stream) = fleet.purges() else {
+                return;
+            };
+            let target = loop {
+                match stream.last_sequence().await {
+                    Ok(last) => break last,
+                    Err(_) => tokio::time::sleep(RETRY).await,
+                }
+            };
+            let mut applied = purges.applied.subscribe();
+            let _ = applied.wait_for(|a| *a >= target).await;
+        };
+        if tokio::time::timeout(CATCH_UP, caught_up).await.is_err()
+            && let Some(node) = node.upgrade()
+        {
+            let applied = *purges.applied.borrow();
+            drop_cache(
+                &node,
+                applied,
+                &format!(
+                    "the purges made while it was cut off were not all applied within {}s",
+                    CATCH_UP.as_secs()
+                ),
+            );
+        }
+        cache.hold_hits(false);
     }
 }
 

@@ -174,6 +174,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "cluster")]
     pub code_key: Option<PathBuf>,
 
+    /// Cut off from the fleet for longer than SECONDS, pass every request to the
+    /// services instead of serving cache hits, which may miss purges made meanwhile
+    /// elsewhere, until the node has caught up. Without it a cut-off node serves its
+    /// cache (availability first); either way, once reconnected it applies the purges
+    /// it missed before it serves another hit.
+    #[arg(long, value_name = "SECONDS", requires = "cluster")]
+    pub purge_strict: Option<u64>,
+
     #[command(flatten)]
     pub edge: EdgeFlags,
 }
@@ -239,6 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_concurrent_per_service: args.max_concurrent_per_service,
         max_loaded_services: args.max_loaded_services,
         max_package_bytes: args.max_package_size.0,
+        purge_strict: args.purge_strict.map(std::time::Duration::from_secs),
         report: Reporter::new(|word, message| ui::status(word, message)),
         cluster,
     };
