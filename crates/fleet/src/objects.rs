@@ -44,6 +44,10 @@ pub(crate) async fn read(
             memory_storage: true,
             num_replicas: 1,
             inactive_threshold: Duration::from_secs(5),
+            // Without flow control the server pushes a large object faster than the
+            // client takes it, and the client drops chunks (a 128 MiB read stalled).
+            flow_control: true,
+            idle_heartbeat: Duration::from_secs(1),
             ..Default::default()
         })
         .await
