@@ -64,8 +64,8 @@ pub(crate) struct Inner {
     sink: OnceLock<Arc<dyn PurgeSink>>,
     /// The sequence of the last purge applied from another node.
     remote_sequence: AtomicU64,
-    /// While set, no lookup finds anything (a fleet node catching up on purges it
-    /// missed): requests go to the app, and what they store is fresh.
+    /// While set, lookups find nothing and transactions pass (a fleet node catching
+    /// up on purges it missed): requests go to the app, nothing is stored.
     hits_held: std::sync::atomic::AtomicBool,
     stats: Counters,
 }
@@ -499,6 +499,7 @@ impl Cache {
         self.inner.hits_held.store(held, Ordering::Relaxed);
     }
 
+    /// Whether hits are held (see [`Cache::hold_hits`]).
     pub fn hits_held(&self) -> bool {
         self.inner.hits_held.load(Ordering::Relaxed)
     }

@@ -62,7 +62,7 @@ pub(crate) fn load_or_compile_keyed(
     let Some(dir) = dir else {
         return Ok((compile(engine, wasm)?, CacheStatus::Disabled));
     };
-    let path = dir.join(format!("{key}.cwasm"));
+    let path = entry_path(dir, key);
     if path.exists() {
         // SAFETY: the file sits in Verge's private cache directory, was written by
         // `Component::serialize` of this same engine configuration and Wasmtime
@@ -103,9 +103,14 @@ impl Turns {
     }
 }
 
+/// Where the compiled code of `key` lives in `dir`.
+pub(crate) fn entry_path(dir: &Path, key: &str) -> std::path::PathBuf {
+    dir.join(format!("{key}.cwasm"))
+}
+
 /// The cached code of `key` in `dir`, as Wasmtime serialized it.
 pub(crate) fn read_entry(dir: &Path, key: &str) -> Option<Vec<u8>> {
-    std::fs::read(dir.join(format!("{key}.cwasm"))).ok()
+    std::fs::read(entry_path(dir, key)).ok()
 }
 
 /// Puts `bytes` into `dir` as the compiled code of `key`, after checking that they are
@@ -122,7 +127,7 @@ pub(crate) fn write_entry(dir: &Path, key: &str, bytes: &[u8]) -> anyhow::Result
     // Wasmtime checks its version and settings when loading: an entry made by
     // another build is ignored then and compiled anew.
     std::fs::create_dir_all(dir)?;
-    write_atomically(dir, &dir.join(format!("{key}.cwasm")), bytes)
+    write_atomically(dir, &entry_path(dir, key), bytes)
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, LoadError> {

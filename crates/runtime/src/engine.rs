@@ -191,7 +191,7 @@ impl Runtime {
         self.config()
             .compile_cache_dir
             .as_deref()
-            .is_some_and(|dir| dir.join(format!("{key}.cwasm")).exists())
+            .is_some_and(|dir| crate::compile_cache::entry_path(dir, key).exists())
     }
 
     /// Puts compiled code made elsewhere into the compile cache under `key`, so that
