@@ -21,6 +21,29 @@ pub fn encode(key: &str) -> String {
     out
 }
 
+/// Any text as one subject token: every byte outside `[-_a-zA-Z0-9]` (`.` and `/`
+/// too) written as `=XX`. For guest KV keys, where `a//b` or `/a` must stay apart
+/// from `a/b` and cannot become empty tokens.
+pub fn token(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("={byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The reverse of [`token`]; `None` for a token [`token`] did not write.
+pub fn untoken(token: &str) -> Option<String> {
+    if token.contains('.') {
+        return None;
+    }
+    decode(token)
+}
+
 /// The reverse of [`encode`]; `None` for a key this store did not write.
 pub fn decode(key: &str) -> Option<String> {
     let mut out = Vec::with_capacity(key.len());
@@ -65,5 +88,21 @@ mod tests {
         }
         assert_eq!(encode("domain/*.a"), "domain.=2A=2Ea");
         assert_eq!(decode("bad=zz"), None);
+    }
+
+    #[test]
+    fn any_text_round_trips_as_one_token() {
+        for text in ["a/b", "a//b", "/a", "a.b", "ü =x", "-_", "links"] {
+            let token = token(text);
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)),
+                "{token}"
+            );
+            assert_eq!(untoken(&token).as_deref(), Some(text));
+        }
+        assert_ne!(token("a//b"), token("a/b"));
+        assert_eq!(untoken("a.b"), None);
     }
 }

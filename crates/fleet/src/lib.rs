@@ -12,6 +12,9 @@
 //!   watches.
 //! - [`PurgeStream`]: every node's cache purges in one stream, in order, which each
 //!   node follows and applies, telling the purging node it did.
+//! - [`FleetKv`]: the guests' KV stores in one bucket (`PREFIX-kv`), read from the
+//!   node's [`verge_store::KvReplica`] (fed by a watch), written through the
+//!   bucket's leader with expected revisions; it passes `verge_store::conformance`.
 //! - [`LogRelay`]: log lines across nodes on core NATS, while some tail watches.
 //! - [`NatsCluster`]: a local NATS cluster with JetStream on loopback, for
 //!   `scripts/fleet.sh`, the tests and the benchmarks; [`TcpProxy`] cuts a node off
@@ -19,6 +22,7 @@
 
 mod code;
 mod control_store;
+mod guest_kv;
 pub mod keys;
 mod logs;
 mod nats_cluster;
@@ -30,6 +34,7 @@ mod tcp_proxy;
 
 pub use code::{CodeError, CodeKey, CodeKeyError, MIN_CODE_KEY, SharedCode};
 pub use control_store::{BucketConfig, JetStreamStore};
+pub use guest_kv::{FleetKv, KvBucket, WRITE_DEADLINE, kv_bucket_name};
 pub use logs::{LogRelay, RelayedLine};
 pub use nats_cluster::{ClusterError, NatsCluster, ServerOptions, nats_server_binary};
 pub use nodes::{Heartbeat, NodeDirectory, REWRITE_SERVES};

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use bytes::Bytes;
 use verge_control::{Changes, Control, ControlError, ControlStore, Expect, ServiceName};
-use verge_fleet::{BucketConfig, JetStreamStore, NatsCluster};
+use verge_fleet::{BucketConfig, FleetKv, JetStreamStore, KvBucket, NatsCluster, kv_bucket_name};
+use verge_store::{InsertMode, InsertOptions, Kv, KvError, KvLimits, KvReplica, Namespace};
 
 async fn cluster(dir: &std::path::Path) -> NatsCluster {
     NatsCluster::start(3, dir)
@@ -308,4 +310,249 @@ async fn a_server_killed_during_writes_loses_no_acknowledged_write() {
             "{key} was acknowledged at {revision}"
         );
     }
+}
+
+/// A node of the guest KV tests: its own connection, replica and bucket handle.
+struct KvNode {
+    kv: Kv,
+    bucket: Arc<KvBucket>,
+}
+
+async fn kv_node(
+    cluster_urls: &[String],
+    dir: &std::path::Path,
+    prefix: &str,
+    init: bool,
+) -> KvNode {
+    let js = jetstream::new(async_nats::connect(cluster_urls).await.unwrap());
+    let path = dir.join("kv-replica.redb");
+    // A node dropped just before lets go of its file once its feed task has ended.
+    let mut tries = 0;
+    let replica = loop {
+        match KvReplica::open(&path, &kv_bucket_name(prefix)) {
+            Err(verge_store::OpenError::Locked { .. }) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            opened => break Arc::new(opened.unwrap()),
+        }
+    };
+    let bucket = if init {
+        KvBucket::create(&js, prefix, 3, replica.clone()).await
+    } else {
+        KvBucket::open(&js, prefix, replica.clone()).await
+    };
+    let bucket = Arc::new(bucket.unwrap());
+    let backend = FleetKv::new(replica, tokio::runtime::Handle::current());
+    backend.attach(bucket.clone());
+    KvNode {
+        kv: Kv::new(Arc::new(backend)),
+        bucket,
+    }
+}
+
+impl KvNode {
+    /// Waits until this node's replica has applied the bucket up to `revision`.
+    async fn sees(&self, revision: u64) {
+        let mut applied = self.bucket.applied();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            applied.wait_for(|r| *r >= revision),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the replica did not reach revision {revision}"))
+        .unwrap();
+    }
+}
+
+/// Runs KV calls (synchronous, they may wait for the network) off the test's runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// The KV rules every backend keeps, on the fleet's bucket; then what only a fleet
+/// shows: two nodes racing compare-and-swap increments on one counter never both
+/// win, a 20 MiB value written on one node is read on the other, an expiry is seen on
+/// both, and a restarted node resumes its feed where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_kv_on_the_fleet_keeps_the_kv_rules_and_compare_and_swap_holds_across_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path()).await;
+    let urls = cluster.urls();
+    let n = AtomicUsize::new(0);
+    let handle = tokio::runtime::Handle::current();
+    verge_store::conformance::run(|| {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let node = tokio::task::block_in_place(|| {
+            handle.block_on(kv_node(
+                &urls,
+                &dir.path().join(format!("c{i}")),
+                &format!("conf{i}"),
+                true,
+            ))
+        });
+        node.kv
+    });
+
+    let a = kv_node(&urls, &dir.path().join("a"), "race", true).await;
+    let b = kv_node(&urls, &dir.path().join("b"), "race", false).await;
+    let ns = Namespace::new("shop", "counters", KvLimits::DEFAULT);
+    let racers: Vec<_> = [a.kv.clone(), b.kv.clone()]
+        .into_iter()
+        .map(|kv| {
+            let ns = ns.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut lost = 0;
+                for _ in 0..200 {
+                    loop {
+                        let current = kv.lookup(&ns, "hits").unwrap();
+                        let (count, generation) = match &current {
+                            Some(e) => (
+                                std::str::from_utf8(&e.value)
+                                    .unwrap()
+                                    .parse::<u64>()
+                                    .unwrap(),
+                                Some(e.generation),
+                            ),
+                            None => (0, None),
+                        };
+                        let options = InsertOptions {
+                            mode: if generation.is_none() {
+                                InsertMode::Add
+                            } else {
+                                InsertMode::Overwrite
+                            },
+                            if_generation: generation,
+                            ..InsertOptions::default()
+                        };
+                        match kv.insert(&ns, "hits", Bytes::from((count + 1).to_string()), options)
+                        {
+                            Ok(_) => break,
+                            Err(KvError::GenerationMismatch { .. } | KvError::Exists) => lost += 1,
+                            Err(e) => panic!("increment: {e}"),
+                        }
+                    }
+                }
+                lost
+            })
+        })
+        .collect();
+    let mut lost = 0;
+    for racer in racers {
+        lost += racer.await.unwrap();
+    }
+    let last = a.bucket.last_revision().await.unwrap();
+    a.sees(last).await;
+    b.sees(last).await;
+    for node in [&a, &b] {
+        let entry = node.kv.lookup(&ns, "hits").unwrap().unwrap();
+        assert_eq!(
+            &entry.value[..],
+            b"400",
+            "{lost} compare-and-swaps lost a race and retried"
+        );
+    }
+    eprintln!("2 x 200 compare-and-swap increments: 400, {lost} lost races retried");
+
+    // A value twenty times a message's size, written on one node, read on the other.
+    let large: Bytes = (0..20 << 20)
+        .map(|i: u32| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let (kv, ns2, value) = (b.kv.clone(), ns.clone(), large.clone());
+    let generation = blocking(move || kv.insert(&ns2, "big", value, InsertOptions::default()))
+        .await
+        .unwrap();
+    a.sees(generation).await;
+    let read = a.kv.lookup(&ns, "big").unwrap().expect("the large value");
+    assert_eq!(read.value.len(), large.len());
+    assert!(read.value == large, "the same bytes");
+    assert_eq!(read.generation, generation);
+    // Replacing it with a small one leaves no object behind.
+    let (kv, ns2) = (a.kv.clone(), ns.clone());
+    let generation = blocking(move || {
+        kv.insert(
+            &ns2,
+            "big",
+            Bytes::from_static(b"small"),
+            InsertOptions::default(),
+        )
+    })
+    .await
+    .unwrap();
+    b.sees(generation).await;
+    assert_eq!(
+        &b.kv.lookup(&ns, "big").unwrap().unwrap().value[..],
+        b"small"
+    );
+
+    // An expiry, seen on both nodes at the same moment.
+    let (kv, ns2) = (a.kv.clone(), ns.clone());
+    let options = InsertOptions {
+        ttl: Some(Duration::from_millis(1500)),
+        ..InsertOptions::default()
+    };
+    let generation = blocking(move || kv.insert(&ns2, "brief", Bytes::from_static(b"x"), options))
+        .await
+        .unwrap();
+    b.sees(generation).await;
+    let expires =
+        b.kv.lookup(&ns, "brief")
+            .unwrap()
+            .unwrap()
+            .expires_at_ms
+            .unwrap();
+    assert_eq!(
+        a.kv.lookup(&ns, "brief").unwrap().unwrap().expires_at_ms,
+        Some(expires)
+    );
+    while verge_store::now_ms() <= expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.kv.lookup(&ns, "brief").unwrap().is_none());
+    assert!(b.kv.lookup(&ns, "brief").unwrap().is_none());
+    // The bucket drops it too (its per-message TTL), and says so to every replica.
+    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let last = a.bucket.last_revision().await.unwrap();
+            if last > generation {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the bucket marks the expired key removed");
+    a.sees(dropped).await;
+    b.sees(dropped).await;
+
+    // A restarted node resumes its feed from what it applied.
+    let resumed_from = *b.bucket.applied().borrow();
+    drop(b);
+    let (kv, ns2) = (a.kv.clone(), ns.clone());
+    let generation = blocking(move || {
+        kv.insert(
+            &ns2,
+            "while-away",
+            Bytes::from_static(b"1"),
+            InsertOptions::default(),
+        )
+    })
+    .await
+    .unwrap();
+    let b = kv_node(&urls, &dir.path().join("b"), "race", false).await;
+    assert_eq!(
+        *b.bucket.applied().borrow(),
+        resumed_from,
+        "no re-read from the start"
+    );
+    b.sees(generation).await;
+    assert_eq!(
+        &b.kv.lookup(&ns, "while-away").unwrap().unwrap().value[..],
+        b"1"
+    );
+    assert_eq!(
+        &b.kv.lookup(&ns, "hits").unwrap().unwrap().value[..],
+        b"400"
+    );
 }

@@ -6,8 +6,10 @@
 //!   durable (it survives `kill -9` and power loss).
 //! - [`MemoryBackend`]: for tests and throwaway stores.
 //!
-//! A distributed backend (NATS JetStream) implements the same trait later; callers
-//! choose one by configuration and never change. [`conformance`] holds the KV rules as
+//! A fleet node's backend (in `verge-fleet`) keeps the same trait over a NATS
+//! JetStream bucket: it reads from a [`KvReplica`] here, a redb copy whose
+//! generations are the bucket's revisions. Callers choose a backend by configuration
+//! and never change. [`conformance`] holds the KV rules as
 //! public functions, so that backend passes the same tests the built-in ones pass.
 //!
 //! Stores are addressed by a [`Namespace`] (`app/store`), so two apps that name a
@@ -18,6 +20,7 @@ pub mod conformance;
 mod kv;
 mod memory;
 mod redb_backend;
+mod replica;
 mod seed;
 
 pub use backend::{Backend, BackendError, Change, Record};
@@ -27,6 +30,7 @@ pub use kv::{
 };
 pub use memory::MemoryBackend;
 pub use redb_backend::{OpenError, RedbBackend, RedbOnFirstUse};
+pub use replica::{KvReplica, Replicated};
 pub use seed::{SeedEntry, SeedError, load_seed, parse_seed};
 
 /// Milliseconds since the Unix epoch: how expiry times are stored.

@@ -53,21 +53,7 @@ impl std::fmt::Debug for RedbBackend {
 impl RedbBackend {
     /// Opens (or creates) the store file, taking an exclusive lock on it.
     pub fn open(path: &Path) -> Result<RedbBackend, OpenError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
-                path: path.to_owned(),
-            },
-            other => OpenError::Open {
-                path: path.to_owned(),
-                message: other.to_string(),
-            },
-        })?;
+        let db = open_database(path)?;
         Ok(RedbBackend {
             db,
             path: path.to_owned(),
@@ -81,6 +67,25 @@ impl RedbBackend {
     fn error(&self, e: impl std::fmt::Display) -> BackendError {
         BackendError::other(format!("{}: {e}", self.path.display()))
     }
+}
+
+/// Opens (or creates) a redb file, taking an exclusive lock on it.
+pub(crate) fn open_database(path: &Path) -> Result<Database, OpenError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
+            path: path.to_owned(),
+        },
+        other => OpenError::Open {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    })
 }
 
 fn table_name(ns: &str) -> String {
