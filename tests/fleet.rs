@@ -15,10 +15,15 @@ use verge_fleet::NatsCluster;
 
 /// The cached-api example's package, packed into `dir`.
 fn cached_api(dir: &std::path::Path) -> Vec<u8> {
-    let pack = dir.join("cached-api.vpkg");
+    example_package(dir, "cached-api")
+}
+
+/// The package of `examples/NAME`, packed into `dir`.
+fn example_package(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let pack = dir.join(format!("{name}.vpkg"));
     let out = verge(
         &["pack", "-o", pack.to_str().unwrap()],
-        &repo_root().join("examples/cached-api"),
+        &repo_root().join("examples").join(name),
     );
     assert!(
         out.status.success(),
@@ -36,6 +41,42 @@ async fn read(node: &Verge, path: &str) -> String {
     let item: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not an item: {text}"));
     item["nonce"].as_str().unwrap().to_owned()
+}
+
+/// Shortens `url` with the url-shortener on `node`; the slug.
+async fn shorten(node: &Verge, url: &str) -> String {
+    let body = serde_json::json!({ "url": url }).to_string();
+    let (status, text) = on(node, "links.test", "POST", "/shorten", &body).await;
+    assert_eq!(status, 201, "{text}");
+    let made: serde_json::Value = serde_json::from_str(&text).unwrap();
+    made["slug"].as_str().unwrap().to_owned()
+}
+
+/// Waits until `node` redirects `/slug` to `url`; how long that took.
+async fn until_redirects(node: &Verge, name: &str, slug: &str, url: &str) -> Duration {
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    loop {
+        let resp = client
+            .get(node.url(&format!("/{slug}")))
+            .header("host", "links.test")
+            .send()
+            .await
+            .unwrap();
+        let location = resp.headers().get("location").cloned();
+        if resp.status() == 302 && location.is_some_and(|l| l == url) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name} answers {} for /{slug}, not a redirect to {url}",
+            resp.status()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Waits until `node` answers `GET /greeting` on `host` with `want`.
@@ -280,6 +321,60 @@ async fn a_change_through_any_node_is_served_by_every_node() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
+    // The guests' KV stores are the fleet's: a link shortened on A redirects on B and
+    // C (the target is a second at most; bench/fleet.sh measures the lag), and a
+    // value put through B's admin API is read through C's.
+    deploy(
+        &admin_a,
+        "links",
+        "links.test",
+        example_package(packages.path(), "url-shortener"),
+    )
+    .await;
+    for (name, node) in nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while on(node, "links.test", "GET", "/health", "").await.0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "{name} never served url-shortener"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for round in 0..3 {
+        let url = format!("https://example.com/{round}");
+        let slug = shorten(&a, &url).await;
+        let on_b = until_redirects(&b, "pop-b", &slug, &url).await;
+        let on_c = until_redirects(&c, "pop-c", &slug, &url).await;
+        eprintln!(
+            "link {round} shortened on pop-a redirected on pop-b after {on_b:?}, pop-c after {on_c:?}"
+        );
+    }
+    let put = serde_json::json!({
+        "op": "put",
+        "key": "docs",
+        "value_base64": "aHR0cHM6Ly9leGFtcGxlLmNvbS9kb2Nz",
+    });
+    let (status, stored) = call(
+        &admin_b,
+        "POST",
+        "/admin/v1/services/links/kv/links",
+        Some(put.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200, "{stored}");
+    until_redirects(&c, "pop-c", "docs", "https://example.com/docs").await;
+    let get = serde_json::json!({ "op": "get", "key": "docs" }).to_string();
+    let (status, read_back) = call(
+        &admin_c,
+        "POST",
+        "/admin/v1/services/links/kv/links",
+        Some(get.into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200, "{read_back}");
+    assert_eq!(read_back["generation"], stored["generation"], "{read_back}");
+
     // Deploys through the nodes while one NATS server is killed with SIGKILL and
     // later restarted: R3 keeps a quorum, so no version a node acknowledged is
     // lost, and what was last activated is served everywhere. A change caught in
@@ -509,6 +604,17 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // url-shortener too, for the KV writes a cut-off node refuses.
+    deploy(
+        &admin_a,
+        "links",
+        "links.test",
+        example_package(packages.path(), "url-shortener"),
+    )
+    .await;
+    let before = shorten(&a, "https://example.com/before").await;
+    until_redirects(&c, "pop-c", &before, "https://example.com/before").await;
+
     let js = async_nats::jetstream::new(
         async_nats::connect(cluster.urls().as_slice())
             .await
@@ -544,6 +650,32 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         assert!(metrics.contains("verge_cluster_connected 0"), "{metrics}");
         until_serves(&c, "pop-c", "shop.test", &serving).await;
         changes_are_refused(&admin_c, packages.path()).await;
+        // A KV write on the cut-off node fails at once (never a write kept locally
+        // only), with a reason; its reads still answer; a link made on A meanwhile
+        // reaches it when the network heals.
+        let asked = Instant::now();
+        let body = serde_json::json!({ "url": "https://example.com/cut" }).to_string();
+        let (status, text) = on(&c, "links.test", "POST", "/shorten", &body).await;
+        let took = asked.elapsed();
+        assert_eq!(status, 503, "{text}");
+        assert!(text.contains("unavailable"), "{text}");
+        assert!(
+            took < Duration::from_secs(10),
+            "a refused write took {took:?}, not about the 2 s write deadline"
+        );
+        eprintln!("during the {cut}, a KV write on pop-c was refused after {took:?}");
+        let put = serde_json::json!({ "op": "put", "key": "k", "value_base64": "dg==" });
+        let (status, refused) = call(
+            &admin_c,
+            "POST",
+            "/admin/v1/services/links/kv/links",
+            Some(put.to_string().into_bytes()),
+        )
+        .await;
+        assert_eq!(status, 503, "{refused}");
+        until_redirects(&c, "pop-c", &before, "https://example.com/before").await;
+        let during_url = format!("https://example.com/during-{cut}");
+        let during = shorten(&a, &during_url).await;
         // A purge made elsewhere meanwhile: the cut-off node serves its cache
         // (availability first).
         let (status, text) = on(&a, "items.test", "POST", "/items/1", "").await;
@@ -582,6 +714,7 @@ async fn a_cut_off_node_serves_refuses_changes_and_catches_up() {
         serving = format!("{cut}-2");
         until_serves(&c, "pop-c", "shop.test", &serving).await;
         until_ready_says(&admin_c, "cluster: connected").await;
+        until_redirects(&c, "pop-c", &during, &during_url).await;
         // Reconnected, it applied the purge it missed before serving another hit.
         assert_ne!(
             read(&c, "/items/1").await,
@@ -688,8 +821,8 @@ accounts {
     users: [
       { user: verge, password: "PASSWORD",
         permissions: {
-          publish: { allow: ["$JS.API.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.purge", "verge.purge-applied.>", "verge.logs.>"] }
-          subscribe: { allow: ["_INBOX.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$O.verge-packages.>", "verge.purge-applied.>", "verge.logs.>"] }
+          publish: { allow: ["$JS.API.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$KV.verge-kv.>", "$O.verge-packages.>", "$O.verge-kv-large.>", "verge.purge", "verge.purge-applied.>", "verge.logs.>"] }
+          subscribe: { allow: ["_INBOX.>", "$KV.verge-control.>", "$KV.verge-nodes.>", "$KV.verge-kv.>", "$O.verge-packages.>", "$O.verge-kv-large.>", "verge.purge-applied.>", "verge.logs.>"] }
         } }
     ]
   }
@@ -766,7 +899,7 @@ async fn a_node_joins_with_credentials_and_tls_and_says_why_when_refused() {
     };
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, admin) = secure(data_a.path(), "pop-a", true);
-    let (b, _) = secure(data_b.path(), "pop-b", false);
+    let (b, admin_b) = secure(data_b.path(), "pop-b", false);
     let packages = tempfile::tempdir().unwrap();
     deploy(&admin, "shop", "shop.test", package(packages.path(), "one")).await;
     until_serves(&b, "pop-b", "shop.test", "one").await;
@@ -785,6 +918,56 @@ async fn a_node_joins_with_credentials_and_tls_and_says_why_when_refused() {
         serde_json::json!({"pop-a": "applied", "pop-b": "applied"}),
         "{purged}"
     );
+    // And KV writes, small and large (2 MiB: through the large-value store).
+    deploy(
+        &admin,
+        "links",
+        "links.test",
+        example_package(packages.path(), "url-shortener"),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on(&b, "links.test", "GET", "/health", "").await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "pop-b never served url-shortener"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let slug = shorten(&a, "https://example.com/secure").await;
+    until_redirects(&b, "pop-b", &slug, "https://example.com/secure").await;
+    use base64::Engine;
+    let large = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 2 << 20]);
+    let put = serde_json::json!({ "op": "put", "key": "large", "value_base64": large });
+    let (status, stored) = call(
+        &admin,
+        "POST",
+        "/admin/v1/services/links/kv/links",
+        Some(put.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200, "{stored}");
+    let get = serde_json::json!({ "op": "get", "key": "large" }).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, found) = call(
+            &admin_b,
+            "POST",
+            "/admin/v1/services/links/kv/links",
+            Some(get.clone().into_bytes()),
+        )
+        .await;
+        assert_eq!(status, 200, "{found}");
+        if found["result"] == "entry" {
+            assert_eq!(found["value_base64"].as_str(), Some(large.as_str()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pop-b never read the large value"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let stderr = refused_start(
         dir.path(),

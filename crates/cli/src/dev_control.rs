@@ -142,6 +142,7 @@ fn refuse(status: StatusCode, error: impl Into<String>) -> Reply {
         status,
         &OpError {
             error: error.into(),
+            unavailable: false,
         },
     )
 }

@@ -36,6 +36,8 @@ use crate::keys;
 /// The longest a write may wait for the fleet's acknowledgement before it fails as
 /// unavailable: well within a request's budget, so a cut-off node answers at once.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
+/// How often a write waiting for a reconnect looks at the connection.
+const RECONNECT_POLL: Duration = Duration::from_millis(20);
 /// Changes the feed applies in one replica transaction at most.
 const BATCH: usize = 512;
 /// How long the feed waits before it watches again after losing the server.
@@ -174,6 +176,10 @@ impl KvBucket {
         replica: Arc<KvReplica>,
     ) -> Result<KvBucket, BackendError> {
         let bucket = kv_bucket_name(prefix);
+        if js.get_key_value(&bucket).await.is_ok() {
+            // Made by an earlier `--cluster-init` (its settings changed since, below).
+            return Self::open(js, prefix, replica).await;
+        }
         let max_payload = js.client().server_info().max_payload;
         js.create_key_value(kv::Config {
             bucket: bucket.clone(),
@@ -276,14 +282,21 @@ impl KvBucket {
         key: &str,
         decide: &mut dyn FnMut(Option<&Record>) -> Result<Change, KvError>,
     ) -> Result<Option<Record>, KvError> {
-        let client = self.shared.js.client();
-        if client.connection_state() != async_nats::connection::State::Connected {
-            return Err(KvError::Storage(unavailable(
-                "this node is not connected to its fleet's NATS servers, so it cannot \
-                 write (reads answer from its copy); retry later",
-            )));
-        }
         let deadline = Instant::now() + WRITE_DEADLINE;
+        // A publish made while disconnected waits in the client's buffer and may land
+        // long after this call gave up: write only on a live connection, waiting out
+        // a reconnect (a server restarting) within the deadline.
+        let client = self.shared.js.client();
+        while client.connection_state() != async_nats::connection::State::Connected {
+            if Instant::now() + RECONNECT_POLL > deadline {
+                return Err(KvError::Storage(unavailable(format!(
+                    "this node has not been connected to its fleet's NATS servers for the \
+                     last {} s, so it cannot write (reads answer from its copy); retry later",
+                    WRITE_DEADLINE.as_secs()
+                ))));
+            }
+            tokio::time::sleep(RECONNECT_POLL).await;
+        }
         match tokio::time::timeout_at(
             deadline.into(),
             self.update_until(ns, key, decide, deadline),
@@ -410,9 +423,13 @@ impl KvBucket {
                         current = self.read_from_bucket(ns, key).await?;
                         continue;
                     }
-                    let no_responders = text.contains("no responders") || text.contains("503");
+                    let no_responders = e.kind()
+                        == jetstream::context::PublishErrorKind::StreamNotFound
+                        || text.contains("no responders")
+                        || text.contains("503");
                     if no_responders && Instant::now() + Duration::from_millis(100) < deadline {
-                        // A leader election: the request reached no one, so did nothing.
+                        // A leader election (a server lost): the request reached no
+                        // one, so did nothing; the stream answers again once elected.
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }

@@ -337,12 +337,23 @@ async fn kv_node(
             opened => break Arc::new(opened.unwrap()),
         }
     };
-    let bucket = if init {
-        KvBucket::create(&js, prefix, 3, replica.clone()).await
-    } else {
-        KvBucket::open(&js, prefix, replica.clone()).await
+    // A server just restarted may not answer for its streams yet: a node retries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let bucket = loop {
+        let opened = if init {
+            KvBucket::create(&js, prefix, 3, replica.clone()).await
+        } else {
+            KvBucket::open(&js, prefix, replica.clone()).await
+        };
+        match opened {
+            Err(verge_store::BackendError::Unavailable(_))
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            opened => break Arc::new(opened.unwrap()),
+        }
     };
-    let bucket = Arc::new(bucket.unwrap());
     let backend = FleetKv::new(replica, tokio::runtime::Handle::current());
     backend.attach(bucket.clone());
     KvNode {
@@ -555,4 +566,65 @@ async fn guest_kv_on_the_fleet_keeps_the_kv_rules_and_compare_and_swap_holds_acr
         &b.kv.lookup(&ns, "hits").unwrap().unwrap().value[..],
         b"400"
     );
+}
+
+/// 1,000 guest KV writes while one NATS server of three is killed with SIGKILL
+/// (after 300) and restarted (after 700): every write acknowledged is in the bucket,
+/// as a node that starts afresh reads it, and in the writer's replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_kv_loses_no_acknowledged_write_when_a_server_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = cluster(dir.path()).await;
+    let urls = cluster.urls();
+    let writer = kv_node(&urls, &dir.path().join("writer"), "kill", true).await;
+    let ns = Namespace::new("shop", "orders", KvLimits::DEFAULT);
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..1000u32 {
+        if i == 300 {
+            cluster.kill(0);
+        }
+        if i == 700 {
+            cluster.restart(0).unwrap();
+        }
+        let (kv, ns2) = (writer.kv.clone(), ns.clone());
+        let key = format!("order-{i:04}");
+        let key2 = key.clone();
+        let options = InsertOptions {
+            mode: InsertMode::Add,
+            ..InsertOptions::default()
+        };
+        match blocking(move || kv.insert(&ns2, &key2, Bytes::from(i.to_string()), options)).await {
+            Ok(generation) => acknowledged.push((key, i, generation)),
+            Err(KvError::Storage(verge_store::BackendError::Unavailable(why))) => refused.push(why),
+            Err(e) => panic!("write {i}: {e}"),
+        }
+    }
+    eprintln!(
+        "{} of 1,000 writes acknowledged; {} refused, the first because {:?}",
+        acknowledged.len(),
+        refused.len(),
+        refused.first()
+    );
+    assert!(
+        acknowledged.len() >= 900,
+        "R3 keeps taking writes with one server down: {} acknowledged, {} refused",
+        acknowledged.len(),
+        refused.len()
+    );
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    // A node that never saw any of it, reading through the restarted server alone.
+    let fresh = kv_node(&urls[..1], &dir.path().join("fresh"), "kill", false).await;
+    let last = fresh.bucket.last_revision().await.unwrap();
+    fresh.sees(last).await;
+    for (key, i, generation) in &acknowledged {
+        for (who, node) in [("the writer", &writer), ("a fresh node", &fresh)] {
+            let entry = node.kv.lookup(&ns, key).unwrap();
+            assert_eq!(
+                entry.map(|e| (e.value, e.generation)),
+                Some((Bytes::from(i.to_string()), *generation)),
+                "{who}: {key} was acknowledged at generation {generation}"
+            );
+        }
+    }
 }

@@ -252,6 +252,12 @@ pub fn open_kv(kind: KvBackend, data_dir: &Path, has_stores: bool) -> Result<Kv,
         KvBackend::Redb if has_stores => Arc::new(RedbBackend::open(&file)?),
         KvBackend::Redb => Arc::new(RedbOnFirstUse::new(&file)),
     };
+    kv_over(backend)
+}
+
+/// The KV service over `backend` (a fleet node's: [`verge_fleet::FleetKv`]), its
+/// expired items purged in the background.
+pub fn kv_over(backend: Arc<dyn Backend>) -> Result<Kv, KvOpenError> {
     let kv = Kv::new(backend);
     kv.spawn_purger(KV_PURGE_EVERY)
         .map_err(KvOpenError::Purger)?;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use verge_control::{PackageStoreError, Replica, ReplicatedStore};
 use verge_fleet::{
-    BucketConfig, CodeKey, JetStreamStore, LogRelay, NodeDirectory, ObjectPackages, PurgeStream,
-    SharedCode,
+    BucketConfig, CodeKey, FleetKv, JetStreamStore, KvBucket, LogRelay, NodeDirectory,
+    ObjectPackages, PurgeStream, SharedCode,
 };
+use verge_store::KvReplica;
 
 use crate::Reporter;
 use crate::report::chain;
@@ -108,6 +109,10 @@ pub enum ClusterError {
     Packages(#[source] PackageStoreError),
     #[error("opening the node's copy of the fleet's state")]
     Replica(#[source] verge_control::ControlError),
+    #[error("opening the fleet's guest KV stores")]
+    Kv(#[source] verge_store::BackendError),
+    #[error("opening the node's copy of the fleet's guest KV stores")]
+    KvReplica(#[source] verge_store::OpenError),
     #[error("reading the NATS credentials in {}", path.display())]
     Credentials {
         path: PathBuf,
@@ -124,6 +129,7 @@ impl ClusterError {
             ClusterError::Unreachable { .. }
                 | ClusterError::State(verge_control::ControlError::Unavailable(_))
                 | ClusterError::Packages(PackageStoreError::Unavailable(_))
+                | ClusterError::Kv(verge_store::BackendError::Unavailable(_))
         )
     }
 }
@@ -173,11 +179,14 @@ impl FleetStores {
 pub(crate) struct Fleet {
     pub(crate) control: Arc<ReplicatedStore>,
     pub(crate) stores: FleetStores,
+    /// The guests' KV stores: this node's copy, written through the fleet once joined.
+    pub(crate) kv: Arc<FleetKv>,
 }
 
 /// The fleet's stores on NATS.
 pub(crate) struct Joined {
     control: Option<JetStreamStore>,
+    kv: Option<KvBucket>,
     packages: ObjectPackages,
     code: Option<SharedCode>,
     nodes: NodeDirectory,
@@ -198,11 +207,23 @@ pub(crate) async fn join(
     let control =
         Arc::new(ReplicatedStore::new(replica, "not joined yet").map_err(ClusterError::Replica)?);
     let stores = FleetStores::default();
+    let kv_replica = Arc::new(
+        KvReplica::open(
+            &data_dir.join("fleet-kv.redb"),
+            &verge_fleet::kv_bucket_name(&config.prefix),
+        )
+        .map_err(ClusterError::KvReplica)?,
+    );
+    let kv = Arc::new(FleetKv::new(
+        kv_replica.clone(),
+        tokio::runtime::Handle::current(),
+    ));
     let fleet = Fleet {
         control: control.clone(),
         stores: stores.clone(),
+        kv: kv.clone(),
     };
-    match connect(config, node_name).await {
+    match connect(config, node_name, &kv_replica).await {
         Ok(joined) => {
             attach(&fleet, joined);
             Ok(fleet)
@@ -217,11 +238,15 @@ pub(crate) async fn join(
                 ),
             );
             let (config, name, report) = (config.clone(), node_name.to_owned(), report.clone());
-            let waiting = Fleet { control, stores };
+            let waiting = Fleet {
+                control,
+                stores,
+                kv,
+            };
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(REJOIN).await;
-                    match connect(&config, &name).await {
+                    match connect(&config, &name, &kv_replica).await {
                         Ok(joined) => {
                             attach(&waiting, joined);
                             report.status("Joined", "the fleet; catching up on what changed");
@@ -240,13 +265,20 @@ pub(crate) async fn join(
 
 fn attach(fleet: &Fleet, mut joined: Joined) {
     let control = joined.control.take();
+    if let Some(kv) = joined.kv.take() {
+        fleet.kv.attach(Arc::new(kv));
+    }
     let _ = fleet.stores.0.set(joined);
     if let Some(control) = control {
         fleet.control.attach(Arc::new(control));
     }
 }
 
-async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, ClusterError> {
+async fn connect(
+    config: &ClusterConfig,
+    node_name: &str,
+    kv_replica: &Arc<KvReplica>,
+) -> Result<Joined, ClusterError> {
     let urls = config.urls.join(",");
     let mut options = match &config.auth {
         NatsAuth::None => async_nats::ConnectOptions::new(),
@@ -332,8 +364,15 @@ async fn connect(config: &ClusterConfig, node_name: &str) -> Result<Joined, Clus
                 .map_err(ClusterError::State)?,
         )
     };
+    let kv = if config.init {
+        KvBucket::create(&js, &config.prefix, config.replicas, kv_replica.clone()).await
+    } else {
+        KvBucket::open(&js, &config.prefix, kv_replica.clone()).await
+    }
+    .map_err(ClusterError::Kv)?;
     Ok(Joined {
         control: Some(control),
+        kv: Some(kv),
         code: config.code_key.clone().map(|key| packages.shared_code(key)),
         packages,
         nodes,

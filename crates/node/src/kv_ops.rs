@@ -102,11 +102,19 @@ pub enum Answer {
 #[error("{error}")]
 pub struct OpError {
     pub error: String,
+    /// The storage could not be reached (a fleet node cut off from NATS): nothing
+    /// is wrong with the request; retry later.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unavailable: bool,
 }
 
 impl From<KvError> for OpError {
     fn from(e: KvError) -> Self {
         OpError {
+            unavailable: matches!(
+                e,
+                KvError::Storage(verge_store::BackendError::Unavailable(_))
+            ),
             error: e.to_string(),
         }
     }
@@ -135,6 +143,7 @@ pub fn run(kv: &Kv, ns: &Namespace, op: Op) -> Result<Answer, OpError> {
         } => {
             let value = BASE64.decode(value_base64).map_err(|e| OpError {
                 error: format!("the value is not base64: {e}"),
+                unavailable: false,
             })?;
             let options = InsertOptions {
                 mode: match mode {

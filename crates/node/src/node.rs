@@ -107,17 +107,19 @@ impl Node {
             dir: dir.clone(),
             source,
         })?;
-        let (store, fleet, link): (Arc<dyn ControlStore>, _, _) = match &config.cluster {
+        let (store, fleet, link, kv): (Arc<dyn ControlStore>, _, _, _) = match &config.cluster {
             Some(cluster) => {
                 let fleet =
                     crate::cluster::join(cluster, &config.name, dir, &config.report).await?;
                 let link = fleet.control.link();
-                (fleet.control, Some(fleet.stores), Some(link))
+                let kv = app::kv_over(fleet.kv).map_err(NodeError::Kv)?;
+                (fleet.control, Some(fleet.stores), Some(link), kv)
             }
             None => (
                 Arc::new(RedbStore::open(&dir.join("control.redb")).map_err(NodeError::Control)?),
                 None,
                 None,
+                app::open_kv(KvBackend::Redb, dir, false).map_err(NodeError::Kv)?,
             ),
         };
         let control = Control::new(store);
@@ -125,7 +127,7 @@ impl Node {
         let services = NodeServices {
             name: config.name.clone(),
             geo: config.edge.geo()?,
-            kv: app::open_kv(KvBackend::Redb, dir, false).map_err(NodeError::Kv)?,
+            kv,
             cache: config.edge.open_cache()?,
             ..NodeServices::default()
         };

@@ -75,6 +75,9 @@ fn shorten(req: Request, links: &Store) -> Result<Response, Error> {
                 .with_status(201));
             }
             Err(KvError::Exists) => continue,
+            // The store cannot take writes now (a fleet node cut off from the
+            // others): nothing was stored; the client may retry.
+            Err(KvError::Storage(why)) => return error(503, &format!("link not stored: {why}")),
             Err(e) => return Err(e.into()),
         }
     }

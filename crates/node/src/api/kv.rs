@@ -9,9 +9,14 @@ use verge_server::AppRegistry;
 use verge_server::admin::{AdminRequest, Need, Principal, Reply, forbidden};
 use verge_store::Namespace;
 
-use super::{json_body, refuse, reply};
+use super::{json_body_within, refuse, reply};
 use crate::Node;
 use crate::kv_ops::{self, Op};
+
+/// The largest operation taken: the largest value a store takes, in base64, with
+/// room for its key and metadata.
+const MAX_KV_BODY: usize =
+    verge_store::KvLimits::DEFAULT.max_value_bytes.div_ceil(3) * 4 + (64 << 10);
 
 /// Reads need the service's read right, writes its write right.
 pub(super) async fn kv(
@@ -29,7 +34,7 @@ pub(super) async fn kv(
     if let Err(why) = principal.check(need(false)) {
         return forbidden(&why);
     }
-    let op: Op = match json_body(req).await {
+    let op: Op = match json_body_within(req, MAX_KV_BODY).await {
         Ok(op) => op,
         Err(reply) => return reply,
     };
@@ -67,6 +72,7 @@ pub(super) async fn kv(
     let kv = node.runtime.config().node.kv.clone();
     match tokio::task::spawn_blocking(move || kv_ops::run(&kv, &ns, op)).await {
         Ok(Ok(answer)) => reply(StatusCode::OK, &answer),
+        Ok(Err(e)) if e.unavailable => refuse(StatusCode::SERVICE_UNAVAILABLE, e.error),
         Ok(Err(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.error),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

@@ -129,7 +129,15 @@ fn deploy_error(e: DeployError) -> Reply {
 
 /// The request's JSON body (at most 64 KiB).
 async fn json_body<T: serde::de::DeserializeOwned>(req: AdminRequest) -> Result<T, Reply> {
-    let body = http_body_util::Limited::new(req.into_body(), 64 << 10)
+    json_body_within(req, 64 << 10).await
+}
+
+/// The request's JSON body, at most `limit` bytes.
+async fn json_body_within<T: serde::de::DeserializeOwned>(
+    req: AdminRequest,
+    limit: usize,
+) -> Result<T, Reply> {
+    let body = http_body_util::Limited::new(req.into_body(), limit)
         .collect()
         .await
         .map_err(|e| refuse(StatusCode::PAYLOAD_TOO_LARGE, e))?
