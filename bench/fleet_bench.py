@@ -20,7 +20,9 @@ For each fleet size (3, 10, 30 nodes, one fresh prefix each):
 
 Then, on the 3-node fleet:
 4. requests/s of the hello service on a fleet node vs a single node (no fleet),
-   wrk -c32, alternating rounds: the fleet adds nothing to the request path.
+   wrk -c32, alternating rounds: the fleet adds nothing to the request path. The
+   same for examples/url-shortener's redirect (a KV lookup per request: the fleet
+   node's from its copy of the fleet's bucket, the single node's from its redb).
 5. catch-up: one node paused (SIGSTOP) while 100 changes are made through another,
    then resumed: time until its heartbeat shows the latest revision.
 6. idle cost of a fleet node with 1,000 services: RSS, and CPU over 30 s idle.
@@ -149,6 +151,29 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pack_example(args, tmp, name):
+    """The package of examples/NAME (built if needed)."""
+    out = os.path.join(tmp, f"{name}.vpkg")
+    subprocess.run([args.verge, "pack", "-o", out],
+                   cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", name),
+                   check=True, capture_output=True)
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def shorten(port):
+    """A link made through url-shortener on the node at `port`; its slug."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/shorten", body=json.dumps({"url": "https://example.com/bench"}),
+                 headers={"Host": "links.test", "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    if resp.status != 201:
+        raise RuntimeError(f"shortening: {resp.status} {body!r}")
+    return json.loads(body)["slug"]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--verge", required=True)
@@ -204,6 +229,23 @@ def main():
             print(f"  round {r + 1}: fleet node {joined:.0f} req/s, single node {alone:.0f} req/s, "
                   f"ratio {joined / alone:.3f}", flush=True)
         print(f"requests/s on a fleet node / a single node: median {statistics.median(ratios):.3f}")
+        shortener = pack_example(args, tmp, "url-shortener")
+        # Fresh admin connections: the nodes closed the idle ones during the wrk rounds.
+        for node in (single, fleet_node):
+            node.conn = http.client.HTTPConnection("127.0.0.1", node.admin, timeout=60)
+        single.deploy("links", shortener)
+        fleet_node.deploy("links", shortener)
+        slugs = {node.port: shorten(node.port) for node in (single, fleet_node)}
+        ratios = []
+        for r in range(args.rounds):
+            alone = wrk(single.port, "links.test", args.duration, f"/{slugs[single.port]}", True)
+            joined = wrk(fleet_node.port, "links.test", args.duration,
+                         f"/{slugs[fleet_node.port]}", True)
+            ratios.append(joined / alone)
+            print(f"  round {r + 1}: url-shortener redirects: fleet node {joined:.0f} req/s, "
+                  f"single node {alone:.0f} req/s, ratio {joined / alone:.3f}", flush=True)
+        print(f"url-shortener requests/s on a fleet node / a single node: "
+              f"median {statistics.median(ratios):.3f}")
         single.stop()
 
         # 5. Catch-up: a node paused while 100 changes are made. (Fresh admin
