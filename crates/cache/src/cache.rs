@@ -476,6 +476,22 @@ impl Cache {
         purged
     }
 
+    /// [`Cache::purge`], then waits (at most `wait`) until every live node of the
+    /// fleet has applied it too; on a single node, the same as [`Cache::purge`].
+    pub async fn purge_everywhere(
+        &self,
+        namespace: &str,
+        target: &PurgeTarget,
+        mode: PurgeMode,
+        wait: std::time::Duration,
+    ) -> usize {
+        let purged = self.purge(namespace, target, mode);
+        if let Some(sink) = self.inner.sink.get() {
+            sink.settled(wait).await;
+        }
+        purged
+    }
+
     /// Sends every purge made here from now on to `sink` (once; later calls are
     /// ignored).
     pub fn set_purge_sink(&self, sink: Arc<dyn PurgeSink>) {

@@ -40,7 +40,7 @@ pub use disk::DiskConfig;
 pub use freshness::{Freshness, HttpPolicy, NotStorable, Override, Storable};
 pub use key::Key;
 pub use object::{Found, ObjectMeta, Usability};
-pub use purge::{Purge, PurgeOf, PurgeSink};
+pub use purge::{Purge, PurgeOf, PurgeSink, Settled};
 pub use vary::{SecondaryKey, VaryRule};
 
 /// Headers from name/value pairs, for the unit tests.

@@ -77,7 +77,15 @@ pub trait PurgeSink: Send + Sync + 'static {
     /// Takes one purge. Called on the purging thread (a request's, a guest's): it
     /// must not block; a fleet node queues the purge for publishing.
     fn purged(&self, purge: Purge);
+
+    /// Resolves once every live node of the fleet has applied the purges handed
+    /// over so far, or after `wait`, whichever comes first (a node cut off resolves
+    /// at once: nothing can be heard).
+    fn settled(&self, wait: std::time::Duration) -> Settled<'_>;
 }
+
+/// What [`PurgeSink::settled`] returns.
+pub type Settled<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
 mod hex {
     use serde::{Deserialize, Deserializer, Serializer};

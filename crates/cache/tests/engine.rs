@@ -211,6 +211,10 @@ impl verge_cache::PurgeSink for Published {
     fn purged(&self, purge: verge_cache::Purge) {
         self.0.lock().unwrap().push(purge);
     }
+
+    fn settled(&self, _: std::time::Duration) -> verge_cache::Settled<'_> {
+        Box::pin(async {})
+    }
 }
 
 #[tokio::test]

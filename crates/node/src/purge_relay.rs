@@ -46,6 +46,12 @@ impl PurgeSink for FleetPurges {
         self.issued.fetch_add(1, Ordering::SeqCst);
         let _ = self.queue.send(purge);
     }
+
+    fn settled(&self, wait: Duration) -> verge_cache::Settled<'_> {
+        Box::pin(async move {
+            verge_server::admin::PurgeFanout::applied_everywhere(self, wait).await;
+        })
+    }
 }
 
 impl FleetPurges {

@@ -197,11 +197,16 @@ impl wit::Host for CacheView<'_> {
                 key.escape_debug()
             ))));
         }
-        let purged = self.app.cache.purge(
-            &self.app.namespace,
-            &PurgeTarget::SurrogateKey(key),
-            mode(soft),
-        );
+        let purged = self
+            .app
+            .cache
+            .purge_everywhere(
+                &self.app.namespace,
+                &PurgeTarget::SurrogateKey(key),
+                mode(soft),
+                FLEET_PURGE_WAIT,
+            )
+            .await;
         Ok(Ok(purged as u64))
     }
 
@@ -213,10 +218,21 @@ impl wit::Host for CacheView<'_> {
         let purged = self
             .app
             .cache
-            .purge(&self.app.namespace, &PurgeTarget::Key(key), mode(soft));
+            .purge_everywhere(
+                &self.app.namespace,
+                &PurgeTarget::Key(key),
+                mode(soft),
+                FLEET_PURGE_WAIT,
+            )
+            .await;
         Ok(Ok(purged as u64))
     }
 }
+
+/// The longest a guest's purge waits for the other live nodes of a fleet to apply it
+/// (milliseconds as a rule); past it the purge still reaches them, the guest just no
+/// longer waits.
+const FLEET_PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn mode(soft: bool) -> PurgeMode {
     if soft {
