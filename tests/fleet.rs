@@ -340,6 +340,26 @@ async fn a_change_through_any_node_is_served_by_every_node() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // Its seed file traveled in the package: the node that took the upload added its
+    // items, once for the fleet; the others only read them.
+    for (name, node) in nodes {
+        until_redirects(node, name, "status", "https://status.example.com/").await;
+    }
+    assert!(
+        a.stderr
+            .all()
+            .iter()
+            .any(|l| l.contains("Seeded") && l.contains("from its package")),
+        "pop-a seeded the store:\n{}",
+        a.stderr.all().join("\n")
+    );
+    for (name, node) in [("pop-b", &b), ("pop-c", &c)] {
+        assert!(
+            !node.stderr.all().iter().any(|l| l.contains("Seeded")),
+            "{name} seeded too:\n{}",
+            node.stderr.all().join("\n")
+        );
+    }
     for round in 0..3 {
         let url = format!("https://example.com/{round}");
         let slug = shorten(&a, &url).await;
@@ -351,8 +371,8 @@ async fn a_change_through_any_node_is_served_by_every_node() {
     }
     let put = serde_json::json!({
         "op": "put",
-        "key": "docs",
-        "value_base64": "aHR0cHM6Ly9leGFtcGxlLmNvbS9kb2Nz",
+        "key": "guide",
+        "value_base64": "aHR0cHM6Ly9leGFtcGxlLmNvbS9ndWlkZQ==",
     });
     let (status, stored) = call(
         &admin_b,
@@ -362,8 +382,8 @@ async fn a_change_through_any_node_is_served_by_every_node() {
     )
     .await;
     assert_eq!(status, 200, "{stored}");
-    until_redirects(&c, "pop-c", "docs", "https://example.com/docs").await;
-    let get = serde_json::json!({ "op": "get", "key": "docs" }).to_string();
+    until_redirects(&c, "pop-c", "guide", "https://example.com/guide").await;
+    let get = serde_json::json!({ "op": "get", "key": "guide" }).to_string();
     let (status, read_back) = call(
         &admin_c,
         "POST",

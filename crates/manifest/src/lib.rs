@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 
 pub use net::{BackendName, BackendUrl, DomainPattern, Host, HostPattern, UrlScheme};
 pub use package::{
-    PACKAGE_FORMAT, Package, PackageError, PackageManifest, PackagedBackend, PackagedKvStore,
-    PackagedSecretStore,
+    MAX_MANIFEST, PACKAGE_FORMAT, Package, PackageError, PackageManifest, PackagedBackend,
+    PackagedKvStore, PackagedSecretStore, PackagedSeedItem,
 };
 pub use units::{ByteSize, DurationValue};
 pub use values::{ConfigKey, ConfigValue, SecretStoreSection, ValuesError};

@@ -2,10 +2,10 @@
 //! component, the app's normalised manifest, and a SHA-256 over both.
 //!
 //! [`PackageManifest`] is not the user's `verge.toml` ([`Manifest`]): files it names
-//! are read in (the config file's values, a backend's CA certificates), what only
-//! makes sense on the developer's machine is left out (KV seed files, secret files,
-//! log files: a node keeps its own), and the format is versioned. Only packages
-//! travel.
+//! are read in (the config file's values, a backend's CA certificates; `verge pack`
+//! adds the KV seed files' items), what only makes sense on the developer's machine
+//! is left out (secret files, log files: a node keeps its own), and the format is
+//! versioned. Only packages travel.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -27,8 +27,8 @@ pub const PACKAGE_FORMAT: u32 = 1;
 const MANIFEST_ENTRY: &str = "verge-package.json";
 const COMPONENT_ENTRY: &str = "component.wasm";
 const DIGEST_ENTRY: &str = "package.sha256";
-/// Largest normalised manifest read.
-const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest normalised manifest read (seed items included).
+pub const MAX_MANIFEST: u64 = 4 << 20;
 
 /// An app's settings as deployed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,7 +94,8 @@ pub struct PackagedBackend {
     pub cache: Option<bool>,
 }
 
-/// A KV store as deployed: its limits (seed files stay on the developer's machine).
+/// A KV store as deployed: its limits, and the items of its seed file, which the
+/// node that takes the upload adds to the store where it lacks them (once per fleet).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackagedKvStore {
@@ -104,6 +105,19 @@ pub struct PackagedKvStore {
     pub max_value_size: Option<ByteSize>,
     #[serde(default)]
     pub max_metadata_size: Option<ByteSize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<PackagedSeedItem>,
+}
+
+/// One item of a store's seed, as `verge pack` read it from the seed file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackagedSeedItem {
+    pub key: String,
+    /// The value's bytes, base64 (standard alphabet, padded).
+    pub value_base64: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 /// A secret store as deployed: secret name → the node's environment variable.
@@ -166,6 +180,7 @@ impl PackageManifest {
                         max_key_size: s.max_key_size,
                         max_value_size: s.max_value_size,
                         max_metadata_size: s.max_metadata_size,
+                        seed: Vec::new(),
                     };
                     (name.clone(), store)
                 })
@@ -441,6 +456,28 @@ default_ttl = "60s"
         package.write_to(&mut second).unwrap();
         assert_eq!(first, second, "reproducible");
         let read = Package::read_from(&first[..], 1 << 20).unwrap();
+        assert_eq!(read, package);
+    }
+
+    #[test]
+    fn seed_items_travel_in_the_package_and_are_left_out_when_there_are_none() {
+        let mut package = package();
+        let store = package
+            .manifest
+            .kv_stores
+            .values_mut()
+            .next()
+            .expect("a store");
+        let without = serde_json::to_string(&*store).unwrap();
+        assert!(!without.contains("seed"), "{without}");
+        store.seed = vec![PackagedSeedItem {
+            key: "home".into(),
+            value_base64: "aHR0cHM6Ly9leGFtcGxlLmNvbS8=".into(),
+            metadata: Some("{\"by\":\"seed\"}".into()),
+        }];
+        let mut bytes = Vec::new();
+        package.write_to(&mut bytes).unwrap();
+        let read = Package::read_from(&bytes[..], 1 << 20).unwrap();
         assert_eq!(read, package);
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use verge_cache::HttpPolicy;
 use verge_manifest::{HttpCacheSection, LimitsSection, Manifest, Package};
-use verge_runtime::{App, AppConfig, CacheStatus, LoadError, Runtime, SecretValue};
+use verge_runtime::{App, AppConfig, CacheStatus, LoadError, Runtime, SecretValue, Seed};
 use verge_server::{HttpCache, LogWriter, Metrics, RoutedApp};
 use verge_store::{
     Backend, InsertMode, InsertOptions, Kv, KvError, MemoryBackend, Namespace, OpenError,
@@ -61,10 +61,10 @@ pub enum AppError {
         #[source]
         source: SeedError,
     },
-    #[error("seeding KV store `{store}` from {}: key `{key}`", file.display())]
+    #[error("seeding KV store `{store}` from {from}: key `{key}`")]
     SeedItem {
         store: String,
-        file: PathBuf,
+        from: String,
         key: String,
         #[source]
         source: KvError,
@@ -264,15 +264,21 @@ pub fn kv_over(backend: Arc<dyn Backend>) -> Result<Kv, KvOpenError> {
     Ok(kv)
 }
 
-/// Adds the items of each store's seed file that the store lacks, so a restart
-/// keeps what the app wrote.
-fn seed_stores(kv: &Kv, config: &AppConfig, report: &Reporter) -> Result<(), AppError> {
+/// Adds the seed items each store lacks, so a restart keeps what the app wrote. A
+/// node does this once per upload (for its fleet), not on every load.
+pub(crate) fn seed_stores(kv: &Kv, config: &AppConfig, report: &Reporter) -> Result<(), AppError> {
     for store in &config.kv_stores {
-        let Some(file) = &store.seed else { continue };
-        let items = verge_store::load_seed(file).map_err(|source| AppError::SeedFile {
-            store: store.name.clone(),
-            source,
-        })?;
+        let Some(seed) = &store.seed else { continue };
+        let (items, from) = match seed {
+            Seed::File(file) => {
+                let items = verge_store::load_seed(file).map_err(|source| AppError::SeedFile {
+                    store: store.name.clone(),
+                    source,
+                })?;
+                (items, file.display().to_string())
+            }
+            Seed::Items(items) => (items.clone(), "its package".to_owned()),
+        };
         let ns = Namespace::new(&config.name, &store.name, store.limits);
         let mut added = 0;
         for item in items {
@@ -287,7 +293,7 @@ fn seed_stores(kv: &Kv, config: &AppConfig, report: &Reporter) -> Result<(), App
                 Err(source) => {
                     return Err(AppError::SeedItem {
                         store: store.name.clone(),
-                        file: file.clone(),
+                        from: from.clone(),
                         key: item.key,
                         source,
                     });
@@ -297,11 +303,7 @@ fn seed_stores(kv: &Kv, config: &AppConfig, report: &Reporter) -> Result<(), App
         if added > 0 {
             report.status(
                 "Seeded",
-                &format!(
-                    "KV store `{}` with {added} items from {}",
-                    store.name,
-                    file.display()
-                ),
+                &format!("KV store `{}` with {added} items from {from}", store.name),
             );
         }
     }

@@ -36,6 +36,9 @@ pub enum DeployError {
     /// The package's settings cannot be used (e.g. a secret's variable is not set).
     #[error("{}", chain(.0))]
     Settings(app::AppError),
+    /// Adding the package's seed items to its stores failed; nothing was recorded.
+    #[error("{}", chain(.0))]
+    Seed(app::AppError),
     #[error("the package does not load: {why}{hint}")]
     DoesNotLoad { why: String, hint: &'static str },
     #[error(
@@ -79,9 +82,11 @@ impl Node {
             return Err(ControlError::NoSuchService(name.as_str().to_owned()).into());
         }
         let node = self.myself.upgrade().ok_or(DeployError::Stopping)?;
-        let (sha256, size, code) = tokio::task::spawn_blocking(move || node.check_and_store(spool))
-            .await
-            .map_err(|_| DeployError::Stopping)??;
+        let service = name.clone();
+        let (sha256, size, code) =
+            tokio::task::spawn_blocking(move || node.check_and_store(&service, spool))
+                .await
+                .map_err(|_| DeployError::Stopping)??;
         // In a fleet, the other nodes fetch it from there, with its code when the
         // fleet shares code: before the version is recorded, so a node that hears of
         // it finds both.
@@ -103,9 +108,15 @@ impl Node {
         Ok(self.control.add_version(name, version).await?)
     }
 
-    /// The blocking part of an upload: read, compile, store. Returns the package's
-    /// SHA-256 and size, and its compiled code when the fleet shares code.
-    fn check_and_store(&self, mut spool: std::fs::File) -> Result<Checked, DeployError> {
+    /// The blocking part of an upload: read, compile, seed the service's stores with
+    /// the items they lack (here once, for the whole fleet; nodes do not seed when they
+    /// load a version), store. Returns the package's SHA-256 and size, and its
+    /// compiled code when the fleet shares code.
+    fn check_and_store(
+        &self,
+        service: &ServiceName,
+        mut spool: std::fs::File,
+    ) -> Result<Checked, DeployError> {
         spool.rewind().map_err(DeployError::Spool)?;
         let package = Package::read_from(std::io::BufReader::new(&spool), self.max_package_bytes)
             .map_err(DeployError::InvalidPackage)?;
@@ -130,6 +141,10 @@ impl Node {
             )?;
             code = self.code_to_share(bytes);
         }
+        let mut config = prepared.config;
+        config.name = service.as_str().to_owned();
+        app::seed_stores(&self.runtime.config().node.kv, &config, &self.report)
+            .map_err(DeployError::Seed)?;
         spool.rewind().map_err(DeployError::Spool)?;
         let (sha256, size) = self
             .packages

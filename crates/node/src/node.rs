@@ -329,6 +329,10 @@ impl Node {
         // The service's name is its namespace (KV, cache, logs), whatever the
         // package's app is called.
         prepared.config.name = service.name.as_str().to_owned();
+        // Seeded once, by the node that took the upload, not on every load here.
+        for store in &mut prepared.config.kv_stores {
+            store.seed = None;
+        }
         prepared.config.version = Some(number.to_string());
         Ok(app::load(
             &self.runtime,

@@ -91,8 +91,18 @@ impl std::fmt::Debug for SecretValue {
 pub struct KvStoreConfig {
     pub name: String,
     pub limits: KvLimits,
-    /// A JSON file that seeds the store in development (see `verge_store::load_seed`).
-    pub seed: Option<PathBuf>,
+    /// What fills the store where it lacks keys.
+    pub seed: Option<Seed>,
+}
+
+/// Where a store's seed items come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seed {
+    /// A JSON seed file, read when the app loads (a development server; see
+    /// `verge_store::load_seed`).
+    File(PathBuf),
+    /// The items a package carries (`verge pack` read the seed file).
+    Items(Vec<verge_store::SeedEntry>),
 }
 
 /// A named origin.
@@ -174,8 +184,43 @@ pub enum ConfigError {
     NoConnections { backend: String },
     #[error("backend `{backend}`: override_host `{host}` is not a valid host name")]
     OverrideHost { backend: String, host: String },
+    #[error("KV store `{store}`: the seed item `{key}` is not valid base64: {message}")]
+    SeedItem {
+        store: String,
+        key: String,
+        message: String,
+    },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+}
+
+/// A package's seed items, decoded; `None` when it has none.
+fn packaged_seed(
+    store: &str,
+    items: &[verge_manifest::PackagedSeedItem],
+) -> Result<Option<Seed>, ConfigError> {
+    use base64::Engine;
+    if items.is_empty() {
+        return Ok(None);
+    }
+    items
+        .iter()
+        .map(|item| {
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(&item.value_base64)
+                .map_err(|e| ConfigError::SeedItem {
+                    store: store.to_owned(),
+                    key: item.key.clone(),
+                    message: e.to_string(),
+                })?;
+            Ok(verge_store::SeedEntry {
+                key: item.key.clone(),
+                value: value.into(),
+                metadata: item.metadata.clone(),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(|items| Some(Seed::Items(items)))
 }
 
 impl TryFrom<&PackageManifest> for AppConfig {
@@ -244,7 +289,7 @@ impl TryFrom<&PackageManifest> for AppConfig {
                 .iter()
                 .map(|(name, s)| {
                     let d = KvLimits::DEFAULT;
-                    KvStoreConfig {
+                    Ok(KvStoreConfig {
                         name: name.as_str().to_owned(),
                         limits: KvLimits {
                             max_key_bytes: s.max_key_size.map_or(d.max_key_bytes, |v| v.0 as usize),
@@ -255,10 +300,10 @@ impl TryFrom<&PackageManifest> for AppConfig {
                                 .max_metadata_size
                                 .map_or(d.max_metadata_bytes, |v| v.0 as usize),
                         },
-                        seed: None,
-                    }
+                        seed: packaged_seed(name.as_str(), &s.seed)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, ConfigError>>()?,
             config: package.config.clone(),
             secret_stores: BTreeMap::new(),
             log_level: package.log_level,
@@ -287,7 +332,7 @@ impl TryFrom<&Manifest> for AppConfig {
                 .iter()
                 .find(|(name, _)| name.as_str() == store.name)
                 .and_then(|(_, s)| s.file.as_ref())
-                .map(|f| manifest.dir.join(f));
+                .map(|f| Seed::File(manifest.dir.join(f)));
         }
         for endpoint in &mut config.log_endpoints {
             let section = manifest

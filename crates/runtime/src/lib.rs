@@ -27,7 +27,7 @@ pub use app::{App, LoadInfo};
 pub use compile_cache::CacheStatus;
 pub use config::{
     AppConfig, BackendConfig, ConfigError, DEFAULT_MAX_CONNECTIONS, EgressConfig, KvStoreConfig,
-    LogEndpointConfig, LogTarget, OriginTimeouts, SecretValue, TlsConfig,
+    LogEndpointConfig, LogTarget, OriginTimeouts, SecretValue, Seed, TlsConfig,
 };
 pub use engine::{NodeServices, Runtime, RuntimeConfig};
 pub use error::LoadError;

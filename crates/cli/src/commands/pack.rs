@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use verge_manifest::{Package, PackageManifest};
+use base64::Engine;
+use verge_manifest::{MAX_MANIFEST, Manifest, Package, PackageManifest, PackagedSeedItem};
 
 use crate::commands::build::{BuiltApp, build_or_last};
 use crate::ui;
@@ -13,10 +14,11 @@ use crate::ui;
 /// SHA-256 over both, in one file (tar + zstd) that `verge serve FILE.vpkg` (and a
 /// node) runs.
 ///
-/// Files the manifest names are read in (`config_file`, backends' `ca_file`); what
-/// only your machine has stays out: KV seed files, secret files and values (a
-/// package's secret stores take their values from the environment variables named
-/// in `env`), log files.
+/// Files the manifest names are read in (`config_file`, backends' `ca_file`, the
+/// items of KV seed files, which the node taking the upload adds to its stores where
+/// they lack them, once for a whole fleet); what only your machine has stays out:
+/// secret files and values (a package's secret stores take their values from the
+/// environment variables named in `env`), log files.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     verge pack                       build and write NAME.vpkg in this directory\n  \
@@ -46,11 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             component.display()
         )
     })?;
-    let package = Package {
-        manifest: PackageManifest::from_manifest(&manifest)
-            .with_context(|| format!("the settings of app `{}`", manifest.name.as_str()))?,
-        component: bytes,
-    };
+    let package = package_of(&manifest, bytes)?;
     let output = args
         .output
         .unwrap_or_else(|| args.dir.join(format!("{}.vpkg", manifest.name.as_str())));
@@ -74,4 +72,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("{sha256}");
     Ok(())
+}
+
+/// The package of `manifest`'s app with `component`: its normalised settings and its
+/// KV stores' seed items.
+pub fn package_of(manifest: &Manifest, component: Vec<u8>) -> anyhow::Result<Package> {
+    let mut settings = PackageManifest::from_manifest(manifest)
+        .with_context(|| format!("the settings of app `{}`", manifest.name.as_str()))?;
+    for (name, store) in &manifest.kv_stores {
+        let Some(file) = &store.file else { continue };
+        let items = verge_store::load_seed(&manifest.dir.join(file))
+            .with_context(|| format!("the seed file of KV store `{}`", name.as_str()))?;
+        if let Some(packaged) = settings.kv_stores.get_mut(name) {
+            packaged.seed = items
+                .into_iter()
+                .map(|item| PackagedSeedItem {
+                    key: item.key,
+                    value_base64: base64::engine::general_purpose::STANDARD.encode(&item.value),
+                    metadata: item.metadata,
+                })
+                .collect();
+        }
+    }
+    let size = serde_json::to_vec_pretty(&settings)?.len() as u64;
+    if size > MAX_MANIFEST {
+        anyhow::bail!(
+            "the app's settings and KV seed items take {} in a package, over its limit of {}; \
+             seed less (put the rest with `verge kv put` once deployed)",
+            ui::human_bytes(size),
+            ui::human_bytes(MAX_MANIFEST)
+        );
+    }
+    Ok(Package {
+        manifest: settings,
+        component,
+    })
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use futures::StreamExt;
-use verge_manifest::{Package, PackageManifest};
 use verge_node::wire::{
     Activate, Activated, CreateService, CreateToken, Liveness, NewToken, Nodes, ServiceInfo,
     TokenInfo, VersionInfo,
@@ -127,11 +126,10 @@ pub fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         .service
         .clone()
         .unwrap_or_else(|| manifest.name.as_str().to_owned());
-    let package = Package {
-        manifest: PackageManifest::from_manifest(&manifest)?,
-        component: std::fs::read(&component)
-            .with_context(|| format!("reading {}", component.display()))?,
-    };
+    let package = crate::commands::pack::package_of(
+        &manifest,
+        std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?,
+    )?;
     let mut bytes = Vec::new();
     let sha256 = package.write_to(&mut bytes)?;
 

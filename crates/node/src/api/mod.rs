@@ -32,8 +32,10 @@ use http_body_util::BodyExt;
 use hyper::http::StatusCode;
 use verge_control::ControlError;
 use verge_server::admin::{AdminApi, AdminRequest, Reply, RootToken};
+use verge_store::{BackendError, KvError};
 
 use crate::Node;
+use crate::app;
 use crate::auth::NodeAuth;
 use crate::deploy::DeployError;
 
@@ -114,9 +116,14 @@ fn deploy_error(e: DeployError) -> Reply {
         DeployError::Control(e) => control_status(e),
         DeployError::InvalidPackage(_) => StatusCode::BAD_REQUEST,
         DeployError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        DeployError::Settings(_) | DeployError::DoesNotLoad { .. } | DeployError::Activation(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        DeployError::Seed(app::AppError::SeedItem {
+            source: KvError::Storage(BackendError::Unavailable(_)),
+            ..
+        }) => StatusCode::SERVICE_UNAVAILABLE,
+        DeployError::Settings(_)
+        | DeployError::Seed(_)
+        | DeployError::DoesNotLoad { .. }
+        | DeployError::Activation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         DeployError::Packages(verge_control::PackageStoreError::Unavailable(_)) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
