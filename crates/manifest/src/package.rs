@@ -356,7 +356,11 @@ mod tests {
     use super::*;
 
     fn manifest() -> PackageManifest {
-        let dir = std::env::temp_dir().join(format!("verge-pkg-{}", std::process::id()));
+        // A directory per call: tests run at once, and one writing the files while
+        // another reads them read half a file.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("verge-pkg-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("config.json"),
