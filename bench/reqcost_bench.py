@@ -15,6 +15,9 @@ served. Servers, each started fresh, warmed, measured, stopped; rounds alternate
 - geo-router, cache = false: the same, its backends without the read-through cache
 - native proxy -> origin: hyper + the pooled hyper-util client (bench/src/bin/native-proxy.rs)
 - nginx proxy_pass -> origin: Debian's nginx, 2 workers, keepalive upstream
+- "…, 1 worker": Verge with TOKIO_WORKER_THREADS=1 (tokio reads it), every task on
+  one thread: what keeping a request, its subrequest and its origin connection on one
+  thread saves (the thread-per-core lever), at the price of using one core
 
 Loopback only; every run is bounded by --duration.
 """
@@ -25,7 +28,7 @@ import statistics
 import subprocess
 import tempfile
 
-from http_bench import free_port, run_wrk, start, stop
+from http_bench import free_port, run_wrk, start, stop, wait_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -103,6 +106,7 @@ http {{
 
 
 def server(args, tmp, name, port, origin_port):
+    name = name.removesuffix(", 1 worker")
     cache = f"{tmp}/cache"
     if name == "native hello":
         return [args.native, f"127.0.0.1:{port}"]
@@ -130,7 +134,9 @@ SERVERS = [
     "native hello",
     "verge raw-hello",
     "verge SDK hello",
+    "verge SDK hello, 1 worker",
     "geo-router -> origin",
+    "geo-router -> origin, 1 worker",
     "geo-router, cache = false -> origin",
     "native proxy -> origin",
     "nginx proxy_pass -> origin",
@@ -143,7 +149,10 @@ def measure(args, tmp, name):
     if "origin" in name:
         origin = start([args.native, f"127.0.0.1:{origin_port}"], origin_port)
     port = free_port()
-    proc = start(server(args, tmp, name, port, origin_port), port)
+    env = dict(os.environ, TOKIO_WORKER_THREADS="1") if name.endswith(", 1 worker") else None
+    proc = subprocess.Popen(server(args, tmp, name, port, origin_port), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
     try:
         subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}/"],
                        capture_output=True, check=True)
@@ -215,6 +224,10 @@ def main():
     if have("geo-router -> origin", "native proxy -> origin"):
         print(f"geo-router / native proxy: CPU "
               f"{ratio('geo-router -> origin', 'native proxy -> origin', 'cpu'):.1f}x")
+    if have("geo-router -> origin", "geo-router -> origin, 1 worker"):
+        print(f"geo-router on 1 worker / on 2: CPU "
+              f"{ratio('geo-router -> origin, 1 worker', 'geo-router -> origin', 'cpu'):.2f}x, "
+              f"req/s {ratio('geo-router -> origin, 1 worker', 'geo-router -> origin', 'rps'):.2f}x")
     if have("geo-router -> origin", "verge SDK hello"):
         sub = statistics.median(g["cpu"] - h["cpu"] for g, h in
                                 zip(results["geo-router -> origin"], results["verge SDK hello"]))
