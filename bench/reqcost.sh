@@ -5,7 +5,7 @@
 #
 #   bash bench/reqcost.sh                      # 3 rounds of 10 s
 #   ROUNDS=1 DURATION=3 bash bench/reqcost.sh
-#   ONLY="native hello,verge SDK hello" bash bench/reqcost.sh
+#   ONLY="native hello;verge SDK hello" bash bench/reqcost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -15,9 +15,9 @@ served. Servers, each started fresh, warmed, measured, stopped; rounds alternate
 - geo-router, cache = false: the same, its backends without the read-through cache
 - native proxy -> origin: hyper + the pooled hyper-util client (bench/src/bin/native-proxy.rs)
 - nginx proxy_pass -> origin: Debian's nginx, 2 workers, keepalive upstream
-- "…, 1 worker": Verge with TOKIO_WORKER_THREADS=1 (tokio reads it), every task on
-  one thread: what keeping a request, its subrequest and its origin connection on one
-  thread saves (the thread-per-core lever), at the price of using one core
+- "…, --threads 0": Verge serving every connection on one multi-threaded tokio
+  runtime (before request threads), against its default of a single-threaded
+  runtime per core with its own origin pools
 
 Loopback only; every run is bounded by --duration.
 """
@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import tempfile
 
-from http_bench import free_port, run_wrk, start, stop, wait_port
+from http_bench import free_port, run_wrk, start, stop
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -106,7 +106,9 @@ http {{
 
 
 def server(args, tmp, name, port, origin_port):
-    name = name.removesuffix(", 1 worker")
+    if name.endswith(", --threads 0"):
+        return server(args, tmp, name.removesuffix(", --threads 0"), port, origin_port) + [
+            "--threads", "0"]
     cache = f"{tmp}/cache"
     if name == "native hello":
         return [args.native, f"127.0.0.1:{port}"]
@@ -134,9 +136,9 @@ SERVERS = [
     "native hello",
     "verge raw-hello",
     "verge SDK hello",
-    "verge SDK hello, 1 worker",
+    "verge SDK hello, --threads 0",
     "geo-router -> origin",
-    "geo-router -> origin, 1 worker",
+    "geo-router -> origin, --threads 0",
     "geo-router, cache = false -> origin",
     "native proxy -> origin",
     "nginx proxy_pass -> origin",
@@ -149,10 +151,7 @@ def measure(args, tmp, name):
     if "origin" in name:
         origin = start([args.native, f"127.0.0.1:{origin_port}"], origin_port)
     port = free_port()
-    env = dict(os.environ, TOKIO_WORKER_THREADS="1") if name.endswith(", 1 worker") else None
-    proc = subprocess.Popen(server(args, tmp, name, port, origin_port), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
+    proc = start(server(args, tmp, name, port, origin_port), port)
     try:
         subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}/"],
                        capture_output=True, check=True)
@@ -175,10 +174,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--conns", type=int, default=32)
-    ap.add_argument("--only", default="", help="comma-separated server names to measure")
+    ap.add_argument("--only", default="", help="server names to measure, separated by ;")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="verge-reqcost-")
-    names = [n for n in SERVERS if not args.only or n in args.only.split(",")]
+    names = [n for n in SERVERS if not args.only or n in args.only.split(";")]
     results = {}
     for rnd in range(args.rounds):
         for name in names:
@@ -224,10 +223,12 @@ def main():
     if have("geo-router -> origin", "native proxy -> origin"):
         print(f"geo-router / native proxy: CPU "
               f"{ratio('geo-router -> origin', 'native proxy -> origin', 'cpu'):.1f}x")
-    if have("geo-router -> origin", "geo-router -> origin, 1 worker"):
-        print(f"geo-router on 1 worker / on 2: CPU "
-              f"{ratio('geo-router -> origin, 1 worker', 'geo-router -> origin', 'cpu'):.2f}x, "
-              f"req/s {ratio('geo-router -> origin, 1 worker', 'geo-router -> origin', 'rps'):.2f}x")
+    for app in ("verge SDK hello", "geo-router -> origin"):
+        if have(app, f"{app}, --threads 0"):
+            print(f"{app}, request threads / one shared runtime (--threads 0): CPU "
+                  f"{ratio(app, f'{app}, --threads 0', 'cpu'):.2f}x, "
+                  f"req/s {ratio(app, f'{app}, --threads 0', 'rps'):.2f}x, "
+                  f"p99 {ratio(app, f'{app}, --threads 0', 'p99'):.2f}x")
     if have("geo-router -> origin", "verge SDK hello"):
         sub = statistics.median(g["cpu"] - h["cpu"] for g, h in
                                 zip(results["geo-router -> origin"], results["verge SDK hello"]))

@@ -27,6 +27,13 @@ pub struct EdgeFlags {
     #[arg(long, requires = "trusted_proxy")]
     pub proxy_protocol: bool,
 
+    /// Request threads: each serves its share of the connections on a runtime of its
+    /// own, with its own origin connection pools, so a request and its subrequests
+    /// stay on one thread [default: one per core]. 0 serves every connection on one
+    /// shared multi-threaded runtime.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
     /// Instances that may run at once (the pooling allocator's size).
     #[arg(long, default_value_t = EdgeOptions::default().max_instances)]
     pub max_instances: u32,
@@ -73,6 +80,7 @@ impl EdgeFlags {
             max_header_bytes: self.max_header_bytes,
             trusted_proxies: self.trusted_proxy.clone(),
             proxy_protocol: self.proxy_protocol,
+            threads: self.threads.unwrap_or_else(EdgeOptions::default_threads),
             max_instances: self.max_instances,
             memory_keep_resident: self.memory_keep_resident,
             pagemap_scan: !self.no_pagemap_scan,

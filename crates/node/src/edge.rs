@@ -22,6 +22,9 @@ pub struct EdgeOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Connections from trusted proxies start with a PROXY protocol v2 header.
     pub proxy_protocol: bool,
+    /// Request threads, each with a runtime of its own (`ServerConfig::threads`; 0:
+    /// the shared runtime).
+    pub threads: usize,
     /// Instances that may run at once (the pooling allocator's size).
     pub max_instances: u32,
     /// Bytes of each instance's memory kept resident between requests.
@@ -34,6 +37,13 @@ pub struct EdgeOptions {
     pub cache: CacheConfig,
 }
 
+impl EdgeOptions {
+    /// One request thread per core (as the OS reports them; 1 when it cannot say).
+    pub fn default_threads() -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    }
+}
+
 impl Default for EdgeOptions {
     fn default() -> Self {
         let server = ServerConfig::default();
@@ -43,6 +53,7 @@ impl Default for EdgeOptions {
             max_header_bytes: server.max_header_bytes,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
+            threads: server.threads,
             max_instances: runtime.max_concurrent_instances,
             memory_keep_resident: runtime.memory_keep_resident_bytes,
             pagemap_scan: runtime.pagemap_scan,
@@ -95,6 +106,7 @@ impl EdgeOptions {
             max_header_bytes: self.max_header_bytes,
             trusted_proxies: TrustedProxies(self.trusted_proxies.clone()),
             proxy_protocol: self.proxy_protocol,
+            threads: self.threads,
             ..ServerConfig::default()
         }
     }

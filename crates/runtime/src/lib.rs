@@ -21,6 +21,7 @@ mod limits;
 mod meter;
 mod outcome;
 mod state;
+mod threads;
 mod trace;
 
 pub use app::{App, LoadInfo};
@@ -39,5 +40,6 @@ pub use host::ratelimit::{RateLimitError, RateLimiter};
 pub use limits::Limits;
 pub use meter::LimitExceeded;
 pub use outcome::{Failure, Report};
+pub use threads::{MAX_REQUEST_THREADS, enter_request_thread};
 /// The error a request body passed to [`App::handle`] may fail with.
 pub use wasmtime_wasi_http::Error as BodyError;

@@ -21,6 +21,10 @@ pub struct ServerConfig {
     pub trusted_proxies: TrustedProxies,
     /// Expect a PROXY protocol v2 header on connections from trusted proxies.
     pub proxy_protocol: bool,
+    /// Request threads: connections are served by this many threads, each with a
+    /// single-threaded runtime of its own (one per core is the CLI's default); 0
+    /// serves them on the runtime that runs the server.
+    pub threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +37,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             trusted_proxies: TrustedProxies::default(),
             proxy_protocol: false,
+            threads: 0,
         }
     }
 }

@@ -16,6 +16,7 @@ mod metrics;
 mod pipeline;
 mod registry;
 mod request_id;
+mod request_threads;
 mod routes;
 mod serve;
 mod tls;

@@ -9,8 +9,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use verge_runtime::TlsInfo;
 
@@ -20,6 +20,7 @@ use crate::config::ServerConfig;
 use crate::log::LogWriter;
 use crate::pipeline;
 use crate::registry::AppRegistry;
+use crate::request_threads::RequestThreads;
 use crate::tls::{self, Certificates};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +119,7 @@ impl Server {
             .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
 
         let graceful = GracefulShutdown::new();
+        let threads = RequestThreads::get(config.threads);
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -132,80 +134,32 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let shared = self.shared.clone();
-            let needs_proxy_header =
-                config.proxy_protocol && config.trusted_proxies.contains(peer.ip());
-            if !needs_proxy_header && self.tls.is_none() {
-                let conn = builder
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service(shared, ConnInfo { peer, tls: None }),
-                    )
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+            let conn = Conn {
+                shared: self.shared.clone(),
+                builder: builder.clone(),
+                watcher: graceful.watcher(),
+                tls: self.tls.clone(),
+                peer,
+            };
+            let Some(threads) = threads else {
+                tokio::spawn(conn.serve(stream));
                 continue;
-            }
-            // A PROXY header to read first, or a TLS handshake: both bounded by the
-            // time a client has to send its request head.
-            let (builder, watcher, acceptor) =
-                (builder.clone(), graceful.watcher(), self.tls.clone());
-            let timeout = config.header_read_timeout;
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let mut peer = peer;
-                if needs_proxy_header {
-                    let header = tokio::time::timeout(timeout, read_proxy_v2(&mut stream)).await;
-                    peer = match header {
-                        Ok(Ok(client)) => client.unwrap_or(peer),
-                        Ok(Err(e)) => {
-                            tracing::warn!(%peer, error = %e, "closing a proxied connection");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::warn!(%peer, "no PROXY protocol header in time; closing");
-                            return;
-                        }
-                    };
+            };
+            // Handed over as a plain socket: it registers with the request thread's
+            // own reactor there.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "handing a connection over failed");
+                    continue;
                 }
-                let Some(acceptor) = acceptor else {
-                    let conn = builder
-                        .serve_connection(
-                            TokioIo::new(stream),
-                            service(shared, ConnInfo { peer, tls: None }),
-                        )
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    return;
-                };
-                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "no TLS handshake in time; closing");
-                        return;
-                    }
-                };
-                let tls = Some(Arc::new(tls::info(&stream)));
-                let conn = builder
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service(shared, ConnInfo { peer, tls }),
-                    )
-                    .into_owned();
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+            };
+            threads.run(Box::new(move || match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    tokio::spawn(conn.serve(stream));
                 }
-            });
+                Err(e) => tracing::warn!(error = %e, "taking a connection over failed"),
+            }));
         }
         drop(self.listener);
         let grace = self.shared.config.shutdown_grace;
@@ -214,6 +168,75 @@ impl Server {
             .is_err()
         {
             tracing::warn!("requests still in flight after {grace:?}; closing them");
+        }
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
+    shared: Arc<Shared>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    tls: Option<TlsAcceptor>,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    /// Reads a PROXY header when the peer sends one, shakes hands when the listener
+    /// speaks TLS (both bounded by the time a client has to send its request head),
+    /// then serves the connection's requests.
+    async fn serve(self, mut stream: TcpStream) {
+        let Conn {
+            shared,
+            builder,
+            watcher,
+            tls,
+            mut peer,
+        } = self;
+        let config = &shared.config;
+        let timeout = config.header_read_timeout;
+        if config.proxy_protocol && config.trusted_proxies.contains(peer.ip()) {
+            let header = tokio::time::timeout(timeout, read_proxy_v2(&mut stream)).await;
+            peer = match header {
+                Ok(Ok(client)) => client.unwrap_or(peer),
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "closing a proxied connection");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "no PROXY protocol header in time; closing");
+                    return;
+                }
+            };
+        }
+        let Some(acceptor) = tls else {
+            let conn = builder.serve_connection(
+                TokioIo::new(stream),
+                service(shared.clone(), ConnInfo { peer, tls: None }),
+            );
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        };
+        let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no TLS handshake in time; closing");
+                return;
+            }
+        };
+        let tls = Some(Arc::new(tls::info(&stream)));
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            service(shared.clone(), ConnInfo { peer, tls }),
+        );
+        if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
     }
 }

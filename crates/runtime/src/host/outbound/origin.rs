@@ -31,10 +31,20 @@ use crate::error::LoadError;
 /// Connections idle longer than this are closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+type OriginClient = Client<HttpsConnector<GuardedConnector>, WasiBody>;
+
 /// A pooled client for one origin (a named backend, or all URL requests of an app).
+///
+/// Each request thread ([`crate::enter_request_thread`]) has a pool of its own, made on
+/// its first request: a connection's task then runs on the thread that uses it, and a
+/// subrequest never wakes another thread. Threads outside the request threads share
+/// one pool.
 pub(crate) struct Origin {
-    client: Client<HttpsConnector<GuardedConnector>, WasiBody>,
-    /// Requests in flight at once (held until the response body ends).
+    https: HttpsConnector<GuardedConnector>,
+    max_idle: usize,
+    clients: Box<[std::sync::OnceLock<OriginClient>]>,
+    /// Requests in flight at once, over every thread's pool (held until the response
+    /// body ends).
     permits: Arc<Semaphore>,
 }
 
@@ -57,15 +67,26 @@ impl Origin {
             .enable_http1()
             .enable_http2()
             .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(max_in_flight as usize)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
         Ok(Origin {
-            client,
+            https,
+            max_idle: max_in_flight as usize,
+            clients: (0..=crate::threads::MAX_REQUEST_THREADS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
             permits: Arc::new(Semaphore::new(max_in_flight as usize)),
+        })
+    }
+
+    /// This thread's pool.
+    fn client(&self) -> &OriginClient {
+        let slot = &self.clients[crate::threads::current().min(self.clients.len() - 1)];
+        slot.get_or_init(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_max_idle_per_host(self.max_idle)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(self.https.clone())
         })
     }
 
@@ -93,7 +114,7 @@ impl Origin {
                 })?
                 .expect("the semaphore is never closed"),
         };
-        let response = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+        let response = match tokio::time::timeout_at(deadline, self.client().request(req)).await {
             Err(_) => {
                 return Err(OriginError {
                     code: Code::HttpResponseTimeout,
