@@ -27,4 +27,5 @@ python3 reqcost_bench.py \
     --hello "$GUESTS/hello.wasm" \
     --geo-router ../examples/geo-router/geo-router.wasm \
     --nginx /usr/sbin/nginx \
+    --hostile "$GUESTS/hostile.wasm" \
     --rounds "${ROUNDS:-3}" --duration "${DURATION:-10}" --only "${ONLY:-}"

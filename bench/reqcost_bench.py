@@ -19,6 +19,12 @@ served. Servers, each started fresh, warmed, measured, stopped; rounds alternate
   runtime (before request threads), against its default of a single-threaded
   runtime per core with its own origin pools
 
+Then a mixed load: test-programs' hostile guest answering `/` (an echo, as cheap as
+hello) at -c32 while a second wrk keeps 2 requests of `/busy?ms=40` (40 ms of CPU
+each) in flight: the p99 of the cheap requests, with request threads and with one
+shared runtime. A CPU-bound guest yields at every epoch tick (1 ms), so it must not
+starve the other connections of its thread.
+
 Loopback only; every run is bounded by --duration.
 """
 import argparse
@@ -167,14 +173,40 @@ def measure(args, tmp, name):
             stop(origin)
 
 
+def mixed(args, tmp, threads):
+    """p99 and req/s of cheap requests beside 2 CPU-bound ones in flight."""
+    port = free_port()
+    cmd = [args.verge, "serve", args.hostile, "--listen", f"127.0.0.1:{port}",
+           "--cache-dir", f"{tmp}/cache"]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    proc = start(cmd, port)
+    try:
+        subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}/"],
+                       capture_output=True, check=True)
+        burner = subprocess.Popen(
+            ["wrk", "-t1", "-c2", f"-d{args.duration + 2}s",
+             f"http://127.0.0.1:{port}/busy?ms=40"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            rps, _, p50, p99 = run_wrk(port, args.conns, args.duration)
+        finally:
+            burner.wait()
+        return dict(rps=rps, p50=p50, p99=p99)
+    finally:
+        stop(proc)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for flag in ["verge", "native", "native-proxy", "raw-hello", "hello", "geo-router", "nginx"]:
+    for flag in ["verge", "native", "native-proxy", "raw-hello", "hello", "geo-router", "nginx",
+                 "hostile"]:
         ap.add_argument(f"--{flag}", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--only", default="", help="server names to measure, separated by ;")
+    ap.add_argument("--no-mixed", action="store_true", help="skip the mixed load")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="verge-reqcost-")
     names = [n for n in SERVERS if not args.only or n in args.only.split(";")]
@@ -233,6 +265,20 @@ def main():
         sub = statistics.median(g["cpu"] - h["cpu"] for g, h in
                                 zip(results["geo-router -> origin"], results["verge SDK hello"]))
         print(f"the subrequest's own CPU (geo-router - SDK hello): {sub:.1f} µs (target ≤ 30 µs)")
+    if args.no_mixed:
+        return
+    print()
+    runs = {}
+    for rnd in range(args.rounds):
+        for threads, label in ((None, "request threads"), (0, "--threads 0")):
+            r = mixed(args, tmp, threads)
+            runs.setdefault(label, []).append(r)
+            print(f"round {rnd + 1} mixed load, {label:<15} cheap requests {r['rps']:>8.0f} req/s "
+                  f"p50 {r['p50']:.3f} ms p99 {r['p99']:.3f} ms", flush=True)
+    for label, rs in runs.items():
+        print(f"mixed load ({label}): cheap requests beside 2 x 40 ms CPU burners in flight: "
+              f"p99 {statistics.median(r['p99'] for r in rs):.2f} ms, "
+              f"{statistics.median(r['rps'] for r in rs):.0f} req/s")
 
 
 if __name__ == "__main__":
