@@ -17,6 +17,7 @@ bash scripts/install-guest-toolchain.sh >/dev/null
 cargo build --release -p verge-cli -p verge-bench --bins
 GUESTS="$("$CARGO_TARGET_DIR/release/build-guests")"
 "$CARGO_TARGET_DIR/release/verge" build examples/geo-router >/dev/null
+"$CARGO_TARGET_DIR/release/verge" build examples/cached-api >/dev/null
 
 cd bench
 python3 reqcost_bench.py \
@@ -28,4 +29,5 @@ python3 reqcost_bench.py \
     --geo-router ../examples/geo-router/geo-router.wasm \
     --nginx /usr/sbin/nginx \
     --hostile "$GUESTS/hostile.wasm" \
+    --cached-api ../examples/cached-api \
     --rounds "${ROUNDS:-3}" --duration "${DURATION:-10}" --only "${ONLY:-}"

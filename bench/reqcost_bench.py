@@ -15,11 +15,13 @@ served. Servers, each started fresh, warmed, measured, stopped; rounds alternate
 - geo-router, cache = false: the same, its backends without the read-through cache
 - native proxy -> origin: hyper + the pooled hyper-util client (bench/src/bin/native-proxy.rs)
 - nginx proxy_pass -> origin: Debian's nginx, 2 workers, keepalive upstream
+- cached-api hit: examples/cached-api with its HTTP cache in front, GET /items/1
+  answered from the cache (every request after the first)
 - "…, --threads 0": Verge serving every connection on one multi-threaded tokio
   runtime (before request threads), against its default of a single-threaded
   runtime per core with its own origin pools
 
-Then a mixed load: test-programs' hostile guest answering `/` (an echo, as cheap as
+Then -c1000 against the SDK hello (does any request fail?), and a mixed load: test-programs' hostile guest answering `/` (an echo, as cheap as
 hello) at -c32 while a second wrk keeps 2 requests of `/busy?ms=40` (40 ms of CPU
 each) in flight: the p99 of the cheap requests, with request threads and with one
 shared runtime. A CPU-bound guest yields at every epoch tick (1 ms), so it must not
@@ -131,6 +133,14 @@ def server(args, tmp, name, port, origin_port):
                 "--listen", f"127.0.0.1:{port}", "--cache-dir", cache]
     if name == "native proxy -> origin":
         return [args.native_proxy, f"127.0.0.1:{port}", f"127.0.0.1:{origin_port}"]
+    if name == "cached-api hit":
+        d = tempfile.mkdtemp(dir=tmp)
+        component = os.path.abspath(os.path.join(args.cached_api, "cached-api.wasm"))
+        with open(os.path.join(d, "verge.toml"), "w") as f:
+            f.write('manifest_version = 1\nname = "cached-api"\n'
+                    f'[build]\noutput = "{component}"\n[http_cache]\nenabled = true\n')
+        return [args.verge, "serve", d, "--no-build", "--listen", f"127.0.0.1:{port}",
+                "--cache-dir", cache, "--data-dir", tempfile.mkdtemp(dir=tmp)]
     if name == "nginx proxy_pass -> origin":
         conf = f"{tmp}/nginx-{port}.conf"
         nginx_conf(conf, port, origin_port, tmp)
@@ -148,7 +158,11 @@ SERVERS = [
     "geo-router, cache = false -> origin",
     "native proxy -> origin",
     "nginx proxy_pass -> origin",
+    "cached-api hit",
 ]
+
+# The path each server is asked for (default `/`).
+PATHS = {"cached-api hit": "/items/1"}
 
 
 def measure(args, tmp, name):
@@ -159,11 +173,12 @@ def measure(args, tmp, name):
     port = free_port()
     proc = start(server(args, tmp, name, port, origin_port), port)
     try:
-        subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}/"],
+        path = PATHS.get(name, "/")
+        subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}{path}"],
                        capture_output=True, check=True)
         pids = pids_of(proc)
         cpu, ctx = cpu_seconds(pids), switches(pids)
-        rps, total, p50, p99 = run_wrk(port, args.conns, args.duration)
+        rps, total, p50, p99 = run_wrk(port, args.conns, args.duration, path)
         cpu_us = (cpu_seconds(pids) - cpu) / total * 1e6
         ctx_per = (switches(pids) - ctx) / total
         return dict(rps=rps, p50=p50, p99=p99, cpu=cpu_us, ctx=ctx_per)
@@ -171,6 +186,26 @@ def measure(args, tmp, name):
         stop(proc)
         if origin:
             stop(origin)
+
+
+def thousand(args, tmp):
+    """wrk -c1000 against the SDK hello: requests/s, p99, and every failure wrk saw."""
+    port = free_port()
+    proc = start([args.verge, "serve", args.hello, "--listen", f"127.0.0.1:{port}",
+                  "--cache-dir", f"{tmp}/cache"], port)
+    try:
+        out = subprocess.run(["wrk", "-t1", "-c1000", f"-d{args.duration}s", "--latency",
+                              f"http://127.0.0.1:{port}/"],
+                             capture_output=True, text=True, check=True).stdout
+        import re
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        sockets = re.search(r"Socket errors: (.*)", out)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+        return rps, p99.group(1) if p99 else "?", sockets.group(1) if sockets else "none", \
+            non2xx.group(1) if non2xx else "0"
+    finally:
+        stop(proc)
 
 
 def mixed(args, tmp, threads):
@@ -200,7 +235,7 @@ def mixed(args, tmp, threads):
 def main():
     ap = argparse.ArgumentParser()
     for flag in ["verge", "native", "native-proxy", "raw-hello", "hello", "geo-router", "nginx",
-                 "hostile"]:
+                 "hostile", "cached-api"]:
         ap.add_argument(f"--{flag}", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
@@ -265,6 +300,14 @@ def main():
         sub = statistics.median(g["cpu"] - h["cpu"] for g, h in
                                 zip(results["geo-router -> origin"], results["verge SDK hello"]))
         print(f"the subrequest's own CPU (geo-router - SDK hello): {sub:.1f} µs (target ≤ 30 µs)")
+    if have("cached-api hit", "native hello"):
+        print(f"cache hit / native hello: CPU {ratio('cached-api hit', 'native hello', 'cpu'):.1f}x "
+              f"(target ≤ 1.5x), req/s {ratio('cached-api hit', 'native hello', 'rps') * 100:.0f} % "
+              f"(target ≥ 80 %), p99 {ratio('cached-api hit', 'native hello', 'p99'):.2f}x "
+              f"(target ≤ 1.2x)")
+    rps, p99, sockets, non2xx = thousand(args, tmp)
+    print(f"-c1000 against the SDK hello: {rps:.0f} req/s, p99 {p99}, socket errors: {sockets}, "
+          f"non-2xx: {non2xx}")
     if args.no_mixed:
         return
     print()
