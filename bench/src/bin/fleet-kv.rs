@@ -39,6 +39,22 @@ fn timed(n: usize, mut op: impl FnMut(usize)) -> Vec<Duration> {
         .collect()
 }
 
+/// `n` inserts of `value` under `key000000`…, timed, off the runtime's threads.
+async fn inserts(kv: Kv, ns: Namespace, value: Bytes, n: usize) -> anyhow::Result<Vec<Duration>> {
+    Ok(tokio::task::spawn_blocking(move || {
+        timed(n, |i| {
+            kv.insert(
+                &ns,
+                &format!("key{i:06}"),
+                value.clone(),
+                InsertOptions::default(),
+            )
+            .unwrap();
+        })
+    })
+    .await?)
+}
+
 /// 10 × `n` lookups of the `n` keys written, in a scattered order.
 fn lookups(kv: &Kv, ns: &Namespace, n: usize) -> Vec<Duration> {
     timed(n * 10, |i| {
@@ -182,32 +198,8 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| operation | n | p50 µs | p99 µs |");
     println!("|---|---:|---:|---:|");
-    let (kv, ns2, v) = (redb.clone(), ns.clone(), value.clone());
-    let redb_writes = tokio::task::spawn_blocking(move || {
-        timed(n, |i| {
-            kv.insert(
-                &ns2,
-                &format!("key{i:06}"),
-                v.clone(),
-                InsertOptions::default(),
-            )
-            .unwrap();
-        })
-    })
-    .await?;
-    let (kv, ns2, v) = (a.kv.clone(), ns.clone(), value.clone());
-    let fleet_writes = tokio::task::spawn_blocking(move || {
-        timed(n, |i| {
-            kv.insert(
-                &ns2,
-                &format!("key{i:06}"),
-                v.clone(),
-                InsertOptions::default(),
-            )
-            .unwrap();
-        })
-    })
-    .await?;
+    let redb_writes = inserts(redb.clone(), ns.clone(), value.clone(), n).await?;
+    let fleet_writes = inserts(a.kv.clone(), ns.clone(), value.clone(), n).await?;
     let redb_write = row("single node: redb insert (durable)", redb_writes);
     let fleet_write = row("fleet node: insert (R3 quorum + replica)", fleet_writes);
     let last = a.bucket.last_revision().await?;

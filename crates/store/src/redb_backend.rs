@@ -65,7 +65,7 @@ impl RedbBackend {
     }
 
     fn error(&self, e: impl std::fmt::Display) -> BackendError {
-        BackendError::other(format!("{}: {e}", self.path.display()))
+        file_error(&self.path, e)
     }
 }
 
@@ -88,23 +88,72 @@ pub(crate) fn open_database(path: &Path) -> Result<Database, OpenError> {
     })
 }
 
-fn table_name(ns: &str) -> String {
+/// The table of namespace `ns`: key → encoded record (the layout [`RedbBackend`] and
+/// [`crate::KvReplica`] share).
+pub(crate) fn table_name(ns: &str) -> String {
     format!("kv:{ns}")
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> BackendError {
+    BackendError::other(format!("{}: {e}", path.display()))
+}
+
+/// The record under `key` in namespace `ns` of `db` (the file at `path`).
+pub(crate) fn read_record(
+    db: &Database,
+    path: &Path,
+    ns: &str,
+    key: &str,
+) -> Result<Option<Record>, BackendError> {
+    let txn = db.begin_read().map_err(|e| file_error(path, e))?;
+    let name = table_name(ns);
+    let table = match txn.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(file_error(path, e)),
+    };
+    match table.get(key).map_err(|e| file_error(path, e))? {
+        Some(bytes) => Ok(Some(codec::decode(bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` keys of namespace `ns` starting with `prefix` after `after`, in
+/// order, with their records.
+pub(crate) fn scan_records(
+    db: &Database,
+    path: &Path,
+    ns: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, Record)>, BackendError> {
+    let txn = db.begin_read().map_err(|e| file_error(path, e))?;
+    let name = table_name(ns);
+    let table = match txn.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(file_error(path, e)),
+    };
+    let start = crate::backend::scan_start(prefix, after);
+    let mut out = Vec::new();
+    for item in table
+        .range::<&str>((start, Bound::Unbounded))
+        .map_err(|e| file_error(path, e))?
+    {
+        let (k, v) = item.map_err(|e| file_error(path, e))?;
+        let k = k.value();
+        if !k.starts_with(prefix) || out.len() == limit {
+            break;
+        }
+        out.push((k.to_owned(), codec::decode(v.value())?));
+    }
+    Ok(out)
 }
 
 impl Backend for RedbBackend {
     fn get(&self, ns: &str, key: &str) -> Result<Option<Record>, BackendError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let name = table_name(ns);
-        let table = match txn.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.error(e)),
-        };
-        match table.get(key).map_err(|e| self.error(e))? {
-            Some(bytes) => Ok(Some(codec::decode(bytes.value())?)),
-            None => Ok(None),
-        }
+        read_record(&self.db, &self.path, ns, key)
     }
 
     fn update(
@@ -183,27 +232,7 @@ impl Backend for RedbBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Record)>, BackendError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let name = table_name(ns);
-        let table = match txn.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(self.error(e)),
-        };
-        let start = crate::backend::scan_start(prefix, after);
-        let mut out = Vec::new();
-        for item in table
-            .range::<&str>((start, Bound::Unbounded))
-            .map_err(|e| self.error(e))?
-        {
-            let (k, v) = item.map_err(|e| self.error(e))?;
-            let k = k.value();
-            if !k.starts_with(prefix) || out.len() == limit {
-                break;
-            }
-            out.push((k.to_owned(), codec::decode(v.value())?));
-        }
-        Ok(out)
+        scan_records(&self.db, &self.path, ns, prefix, after, limit)
     }
 
     fn purge_expired(&self, now_ms: u64, max: usize) -> Result<usize, BackendError> {

@@ -8,13 +8,12 @@
 //! a write this node applied as soon as the source acknowledged it is never undone by
 //! the feed delivering an older one later, so reads never go backwards.
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use crate::backend::{BackendError, Record, codec};
-use crate::redb_backend::{OpenError, open_database};
+use crate::redb_backend::{OpenError, open_database, read_record, scan_records, table_name};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SOURCE: TableDefinition<&str, &str> = TableDefinition::new("source");
@@ -47,10 +46,6 @@ impl std::fmt::Debug for KvReplica {
             .field("path", &self.path)
             .finish()
     }
-}
-
-fn records(ns: &str) -> String {
-    format!("kv:{ns}")
 }
 
 fn gone(ns: &str) -> String {
@@ -118,17 +113,7 @@ impl KvReplica {
 
     /// The record under `key`, expired or not.
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Record>, BackendError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let name = records(ns);
-        let table = match txn.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.error(e)),
-        };
-        match table.get(key).map_err(|e| self.error(e))? {
-            Some(bytes) => Ok(Some(codec::decode(bytes.value())?)),
-            None => Ok(None),
-        }
+        read_record(&self.db, &self.path, ns, key)
     }
 
     /// Where the source keeps the value of `key`'s record, when not inline.
@@ -183,7 +168,7 @@ impl KvReplica {
         {
             let mut expiry = txn.open_table(EXPIRY).map_err(|e| self.error(e))?;
             for change in changes {
-                let (records_name, gone_name) = (records(&change.ns), gone(&change.ns));
+                let (records_name, gone_name) = (table_name(&change.ns), gone(&change.ns));
                 let mut table = txn
                     .open_table(TableDefinition::<&str, &[u8]>::new(&records_name))
                     .map_err(|e| self.error(e))?;
@@ -303,27 +288,7 @@ impl KvReplica {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Record)>, BackendError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let name = records(ns);
-        let table = match txn.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(self.error(e)),
-        };
-        let start = crate::backend::scan_start(prefix, after);
-        let mut out = Vec::new();
-        for item in table
-            .range::<&str>((start, Bound::Unbounded))
-            .map_err(|e| self.error(e))?
-        {
-            let (k, v) = item.map_err(|e| self.error(e))?;
-            let k = k.value();
-            if !k.starts_with(prefix) || out.len() == limit {
-                break;
-            }
-            out.push((k.to_owned(), codec::decode(v.value())?));
-        }
-        Ok(out)
+        scan_records(&self.db, &self.path, ns, prefix, after, limit)
     }
 
     /// Removes from this copy up to `max` records that expired at or before `now_ms`
@@ -380,7 +345,7 @@ impl KvReplica {
             let mut expiry = txn.open_table(EXPIRY).map_err(|e| self.error(e))?;
             for change in changes {
                 let generation = change.revision - 1;
-                let (records_name, gone_name) = (records(&change.ns), gone(&change.ns));
+                let (records_name, gone_name) = (table_name(&change.ns), gone(&change.ns));
                 let mut table = txn
                     .open_table(TableDefinition::<&str, &[u8]>::new(&records_name))
                     .map_err(|e| self.error(e))?;
