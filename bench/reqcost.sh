@@ -16,6 +16,7 @@ bash scripts/install-guest-toolchain.sh >/dev/null
 
 cargo build --release -p verge-cli -p verge-bench --bins
 GUESTS="$("$CARGO_TARGET_DIR/release/build-guests")"
+"$CARGO_TARGET_DIR/release/verge" build examples/hello >/dev/null
 "$CARGO_TARGET_DIR/release/verge" build examples/geo-router >/dev/null
 "$CARGO_TARGET_DIR/release/verge" build examples/cached-api >/dev/null
 
@@ -25,7 +26,7 @@ python3 reqcost_bench.py \
     --native "$CARGO_TARGET_DIR/release/native-hello" \
     --native-proxy "$CARGO_TARGET_DIR/release/native-proxy" \
     --raw-hello "$GUESTS/raw-hello.wasm" \
-    --hello "$GUESTS/hello.wasm" \
+    --hello ../examples/hello/hello.wasm \
     --geo-router ../examples/geo-router/geo-router.wasm \
     --nginx /usr/sbin/nginx \
     --hostile "$GUESTS/hostile.wasm" \

@@ -10,7 +10,7 @@ served. Servers, each started fresh, warmed, measured, stopped; rounds alternate
 
 - native hello: hyper answering `hello` (bench/src/bin/native-hello.rs)
 - verge raw-hello: a `wasi:http` handler on the plain wasip2 bindings
-- verge SDK hello: the Rust SDK's hello
+- verge SDK hello: the Rust SDK's hello (examples/hello, no log line per request)
 - geo-router -> origin: examples/geo-router proxying to the native hello as origin
 - geo-router, cache = false: the same, its backends without the read-through cache
 - native proxy -> origin: hyper + the pooled hyper-util client (bench/src/bin/native-proxy.rs)

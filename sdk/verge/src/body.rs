@@ -10,6 +10,9 @@ use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::Error;
 
+/// The most `blocking-write-and-flush` takes in one call.
+const SMALL_WRITE: usize = 4096;
+
 /// A message body.
 ///
 /// - Bytes ([`From`] `Vec<u8>`, `String`, `&str`, `&[u8]`): sent with a
@@ -90,6 +93,17 @@ impl Body {
     /// host.
     pub(crate) fn write_into(self, stream: &mut OutputStream) -> io::Result<()> {
         match self.0 {
+            // One host call instead of check-write, write and flush: a small body (up
+            // to the 4 KiB `wasi:io` takes at once) is what most handlers answer with.
+            BodyInner::Bytes(bytes) if bytes.len() <= SMALL_WRITE => {
+                return match stream.blocking_write_and_flush(&bytes) {
+                    Ok(()) => Ok(()),
+                    Err(StreamError::Closed) => Err(io::ErrorKind::BrokenPipe.into()),
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        Err(io::Error::other(e.to_debug_string()))
+                    }
+                };
+            }
             BodyInner::Bytes(bytes) => stream.write_all(&bytes)?,
             BodyInner::Reader(mut reader) => {
                 io::copy(&mut reader, stream)?;

@@ -46,13 +46,18 @@ pub(crate) fn to_fields(headers: &HeaderMap) -> Result<Fields, Error> {
     Fields::from_list(&entries).map_err(|e| anyhow::anyhow!("the host refused a header: {e:?}"))
 }
 
-pub(crate) fn from_fields(fields: Fields) -> Result<HeaderMap, Error> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in fields.entries() {
-        headers.append(
-            HeaderName::from_bytes(name.as_bytes())?,
-            HeaderValue::from_bytes(&value)?,
-        );
+/// The headers of `fields`. Those the host holds were checked when they arrived, so
+/// none fails to convert; one that did would be left out rather than fail a request.
+pub(crate) fn from_fields(fields: Fields) -> HeaderMap {
+    let entries = fields.entries();
+    let mut headers = HeaderMap::with_capacity(entries.len());
+    for (name, value) in entries {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
     }
-    Ok(headers)
+    headers
 }

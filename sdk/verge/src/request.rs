@@ -1,7 +1,10 @@
 //! Requests: the one the handler receives, and ones it sends to origins.
 
+use std::cell::OnceCell;
+use std::fmt;
 use std::net::IpAddr;
 
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use wasip2::http::types::{self as wasi, IncomingRequest};
 
@@ -13,12 +16,33 @@ use crate::{Error, Response};
 /// The handler receives the client's request; [`Request::get`], [`Request::post`] and
 /// [`Request::new`] build one to send. Either kind goes to a named backend with
 /// [`Request::send`], or to its own URL with [`crate::http::send`].
-#[derive(Debug)]
+///
+/// The client's request is read from the host as the handler asks: its method at
+/// once, its path, headers and body only when first used, so a handler pays only for
+/// what it looks at.
 pub struct Request {
     method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    /// Set when built, or from the host on the first [`Request::uri`].
+    uri: OnceCell<Uri>,
+    /// The client request's path and query, read on the first [`Request::path`] or
+    /// [`Request::query`] (these need no scheme or authority).
+    path: OnceCell<PathAndQuery>,
+    headers: OnceCell<HeaderMap>,
+    /// `None` until the client request's body is first asked for.
+    body: Option<Body>,
+    /// The client's request, for what has not been read yet.
+    incoming: Option<IncomingRequest>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("uri", self.uri())
+            .field("headers", self.headers())
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl Request {
@@ -27,9 +51,11 @@ impl Request {
     pub fn new(method: Method, url: impl AsRef<str>) -> Result<Self, Error> {
         Ok(Request {
             method,
-            uri: url.as_ref().parse()?,
-            headers: HeaderMap::new(),
-            body: Body::empty(),
+            uri: OnceCell::from(url.as_ref().parse::<Uri>()?),
+            path: OnceCell::new(),
+            headers: OnceCell::from(HeaderMap::new()),
+            body: Some(Body::empty()),
+            incoming: None,
         })
     }
 
@@ -56,24 +82,43 @@ impl Request {
             wasi::Method::Patch => Method::PATCH,
             wasi::Method::Other(m) => Method::from_bytes(m.as_bytes())?,
         };
-        let path = req.path_with_query().unwrap_or_else(|| "/".into());
-        let mut uri = Uri::builder().path_and_query(path.as_str());
-        if let Some(authority) = req.authority() {
-            let scheme = match req.scheme() {
-                Some(wasi::Scheme::Https) => "https".to_string(),
-                Some(wasi::Scheme::Other(s)) => s,
-                Some(wasi::Scheme::Http) | None => "http".to_string(),
-            };
-            uri = uri.scheme(scheme.as_str()).authority(authority.as_str());
-        }
-        let headers = crate::fields::from_fields(req.headers())?;
-        let body = IncomingBody::new(req.consume().ok());
         Ok(Request {
             method,
-            uri: uri.build()?,
-            headers,
-            body: body.into(),
+            uri: OnceCell::new(),
+            path: OnceCell::new(),
+            headers: OnceCell::new(),
+            body: None,
+            incoming: Some(req),
         })
+    }
+
+    /// The client request, which every field not yet set is read from.
+    fn incoming(&self) -> &IncomingRequest {
+        self.incoming
+            .as_ref()
+            .expect("a request built in the guest has every field set")
+    }
+
+    /// The client request's path and query, read from the host once.
+    fn incoming_path(&self) -> &PathAndQuery {
+        self.path.get_or_init(|| {
+            let path = self.incoming().path_with_query().unwrap_or_default();
+            // The host parsed it from the request line already.
+            PathAndQuery::try_from(path).unwrap_or_else(|_| PathAndQuery::from_static("/"))
+        })
+    }
+
+    fn body_mut(&mut self) -> &mut Body {
+        if self.body.is_none() {
+            let body = self.incoming.as_ref().and_then(|r| r.consume().ok());
+            self.body = Some(IncomingBody::new(body).into());
+        }
+        self.body.as_mut().expect("set above")
+    }
+
+    fn take_body(mut self) -> Body {
+        self.body_mut();
+        self.body.take().expect("set by body_mut")
     }
 
     pub fn method(&self) -> &Method {
@@ -82,17 +127,38 @@ impl Request {
 
     /// The full URI, including scheme and authority when known.
     pub fn uri(&self) -> &Uri {
-        &self.uri
+        self.uri.get_or_init(|| {
+            let req = self.incoming();
+            let mut uri = Uri::builder().path_and_query(self.incoming_path().clone());
+            if let Some(authority) = req.authority() {
+                let scheme = match req.scheme() {
+                    Some(wasi::Scheme::Https) => "https".to_string(),
+                    Some(wasi::Scheme::Other(s)) => s,
+                    Some(wasi::Scheme::Http) | None => "http".to_string(),
+                };
+                uri = uri.scheme(scheme.as_str()).authority(authority.as_str());
+            }
+            // The host checked the authority; should it not parse here, the path
+            // alone is still the request's.
+            uri.build()
+                .unwrap_or_else(|_| Uri::from(self.incoming_path().clone()))
+        })
     }
 
     /// The path, without the query string.
     pub fn path(&self) -> &str {
-        self.uri.path()
+        match self.uri.get() {
+            Some(uri) => uri.path(),
+            None => self.incoming_path().path(),
+        }
     }
 
     /// The query string, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.uri.query()
+        match self.uri.get() {
+            Some(uri) => uri.query(),
+            None => self.incoming_path().query(),
+        }
     }
 
     /// The first value of query parameter `name`, percent-decoded (`+` is a space).
@@ -110,16 +176,18 @@ impl Request {
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.headers
+            .get_or_init(|| crate::fields::from_fields(self.incoming().headers()))
     }
 
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.headers
+        self.headers();
+        self.headers.get_mut().expect("read above")
     }
 
     /// The first value of a header, if it is present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)?.to_str().ok()
+        self.headers().get(name)?.to_str().ok()
     }
 
     /// Replaces a header's values.
@@ -134,7 +202,7 @@ impl Request {
         V::Error: std::fmt::Debug,
     {
         let (name, value) = crate::fields::header_pair(name, value);
-        self.headers.insert(name, value);
+        self.headers_mut().insert(name, value);
     }
 
     /// Appends a header value.
@@ -149,7 +217,7 @@ impl Request {
         V::Error: std::fmt::Debug,
     {
         let (name, value) = crate::fields::header_pair(name, value);
-        self.headers.append(name, value);
+        self.headers_mut().append(name, value);
         self
     }
 
@@ -158,26 +226,27 @@ impl Request {
     pub fn set_cache_override(&mut self, cache: &crate::cache::CacheOverride) {
         match HeaderValue::from_str(&cache.header_value()) {
             Ok(value) => {
-                self.headers
+                self.headers_mut()
                     .insert(crate::cache::CACHE_OVERRIDE_HEADER, value);
             }
             // Surrogate keys that are not header-safe: leave the response to its
             // own headers rather than fail the request.
             Err(_) => {
-                self.headers.remove(crate::cache::CACHE_OVERRIDE_HEADER);
+                self.headers_mut()
+                    .remove(crate::cache::CACHE_OVERRIDE_HEADER);
             }
         }
     }
 
     /// Sets the body.
     pub fn with_body(mut self, body: impl Into<Body>) -> Self {
-        self.body = body.into();
+        self.body = Some(body.into());
         self
     }
 
     /// Sets the body.
     pub fn set_body(&mut self, body: impl Into<Body>) {
-        self.body = body.into();
+        self.body = Some(body.into());
     }
 
     /// The client's IP address (for the request the handler received): the socket
@@ -210,23 +279,23 @@ impl Request {
     /// The body as a stream. Passed on as a body ([`crate::Response::with_body`],
     /// [`Request::with_body`]) it is forwarded inside the host without buffering.
     pub fn into_body(self) -> Body {
-        self.body
+        self.take_body()
     }
 
     /// Reads the whole body into memory.
     pub fn into_bytes(self) -> Result<Vec<u8>, Error> {
-        Ok(self.body.into_bytes()?)
+        Ok(self.take_body().into_bytes()?)
     }
 
     /// Reads the whole body as UTF-8 text.
     pub fn into_string(self) -> Result<String, Error> {
-        self.body.into_string()
+        self.take_body().into_string()
     }
 
     /// Reads the whole body and parses it as JSON.
     #[cfg(feature = "json")]
     pub fn into_json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
-        self.body.into_json()
+        self.take_body().into_json()
     }
 
     /// Sends this request to the backend `backend` declared in `verge.toml`: its
@@ -246,8 +315,14 @@ impl Request {
         crate::http::send_to(self, Some(backend))
     }
 
-    pub(crate) fn into_parts(self) -> (Method, Uri, HeaderMap, Body) {
-        (self.method, self.uri, self.headers, self.body)
+    pub(crate) fn into_parts(mut self) -> (Method, Uri, HeaderMap, Body) {
+        self.uri();
+        self.headers();
+        self.body_mut();
+        let uri = self.uri.take().expect("read above");
+        let headers = self.headers.take().expect("read above");
+        let body = self.body.take().expect("read above");
+        (self.method, uri, headers, body)
     }
 }
 

@@ -89,7 +89,7 @@ impl Response {
 
     pub(crate) fn from_wasi(response: IncomingResponse) -> Result<Self, Error> {
         let status = StatusCode::from_u16(response.status())?;
-        let headers = crate::fields::from_fields(response.headers())?;
+        let headers = crate::fields::from_fields(response.headers());
         let body = IncomingBody::new(response.consume().ok());
         Ok(Response {
             status,

@@ -40,9 +40,12 @@ fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error>
         }
     };
     let outgoing = OutgoingResponse::new(fields);
-    outgoing
-        .set_status_code(status.as_u16())
-        .map_err(|()| anyhow::anyhow!("the host refused status {status}"))?;
+    // A new response is 200 already; one host call fewer for most.
+    if status != http::StatusCode::OK {
+        outgoing
+            .set_status_code(status.as_u16())
+            .map_err(|()| anyhow::anyhow!("the host refused status {status}"))?;
+    }
     let outgoing_body = outgoing
         .body()
         .map_err(|()| anyhow::anyhow!("the response body was already taken"))?;
