@@ -182,17 +182,14 @@ impl App {
             // Held until the instance is torn down (below), so a request admitted
             // after this one finds its pool slot free.
             let admitted = admitted;
-            let timer = store.data().cpu.timer();
-            let result = {
-                let run = std::pin::pin!(async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut store, incoming, outparam)
-                        .await
-                });
-                tokio::time::timeout(wall_time, timer.time(run)).await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
             };
+            let result = tokio::time::timeout(wall_time, run).await;
             let (outcome, detail) = match result {
                 Ok(Ok(())) => (Ok(()), None),
                 Ok(Err(e)) => (Err(Failure::from_guest_error(&e)), Some(error_chain(&e))),

@@ -1,13 +1,8 @@
-//! Per-request meters: guest CPU time (the instance's polls, checked at epoch ticks)
-//! and linear memory.
+//! Per-request meters: guest CPU time (via call hooks and epoch ticks) and linear memory.
 
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use wasmtime::{ResourceLimiter, UpdateDeadline};
+use wasmtime::{CallHook, ResourceLimiter, UpdateDeadline};
 
 /// A limit a guest ran into; raised as the trap's error so the outcome names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,23 +13,20 @@ pub enum LimitExceeded {
     Memory { limit: u64, requested: u64 },
 }
 
-/// Counts the CPU time of one request's instance: the time its future is being
-/// polled (instantiation, the guest's code, and the host calls it makes without
-/// waiting), not the time it waits for I/O, a timer or its turn on the thread.
-///
-/// Polls are timed by [`PollTimer`] around the instance's future rather than by
-/// Wasmtime's call hooks: a hook costs two clock reads on every host call (a hello
-/// makes about 25), a poll boundary two per wait, and the time the hooks left out
-/// was the host's own work on the guest's behalf, which the guest did cause.
+/// Counts time spent executing Wasm: from entering Wasm (or returning to it from the
+/// host) until leaving it (or calling the host). Time the guest waits on host I/O is
+/// not counted.
 pub(crate) struct CpuMeter {
-    clock: Arc<PollClock>,
+    used: Duration,
+    entered: Option<Instant>,
     limit: Duration,
 }
 
 impl CpuMeter {
     pub(crate) fn new(limit: Duration) -> Self {
         Self {
-            clock: Arc::new(PollClock::new()),
+            used: Duration::ZERO,
+            entered: None,
             limit,
         }
     }
@@ -44,18 +36,29 @@ impl CpuMeter {
     }
 
     pub(crate) fn used(&self) -> Duration {
-        self.clock.used()
+        self.used + self.entered.map_or(Duration::ZERO, |t| t.elapsed())
     }
 
-    /// What times the instance's future for this meter (taken before the future
-    /// borrows the store this meter lives in).
-    pub(crate) fn timer(&self) -> PollTimer {
-        PollTimer(self.clock.clone())
+    pub(crate) fn on_call_hook(&mut self, hook: CallHook) {
+        match hook {
+            CallHook::CallingWasm | CallHook::ReturningFromHost => {
+                self.entered = Some(Instant::now())
+            }
+            CallHook::ReturningFromWasm | CallHook::CallingHost => {
+                if let Some(t) = self.entered.take() {
+                    self.used += t.elapsed();
+                }
+            }
+        }
     }
 
     /// Called once per epoch tick while the guest runs. Traps past the limit, otherwise
-    /// yields so a busy guest cannot hog an executor thread. The time spent yielded
-    /// is between polls, so it is (rightly) not charged.
+    /// yields so a busy guest cannot hog an executor thread.
+    ///
+    /// Charges nothing itself: Wasmtime runs this callback inside the `CallingHost` /
+    /// `ReturningFromHost` hooks of the epoch libcall, so the interval up to the tick
+    /// is already closed and counted, and the time spent yielded is (rightly) not.
+    /// Charging a tick here billed busy guests about twice their real CPU time.
     pub(crate) fn on_epoch_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
         if self.used() > self.limit {
             return Err(LimitExceeded::CpuTime {
@@ -64,77 +67,6 @@ impl CpuMeter {
             .into());
         }
         Ok(UpdateDeadline::Yield(1))
-    }
-}
-
-/// Time spent inside polls of one future. Atomics rather than a `Cell` because
-/// the future may move between threads (`--threads 0`); a poll runs on one thread
-/// at a time, so plain loads and stores suffice.
-struct PollClock {
-    origin: Instant,
-    /// Nanoseconds inside completed polls.
-    used: AtomicU64,
-    /// Nanoseconds from `origin` to the start of the running poll, plus one;
-    /// 0 between polls.
-    running_since: AtomicU64,
-}
-
-impl PollClock {
-    fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-            used: AtomicU64::new(0),
-            running_since: AtomicU64::new(0),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        self.origin.elapsed().as_nanos() as u64 + 1
-    }
-
-    fn used(&self) -> Duration {
-        let mut used = self.used.load(Ordering::Relaxed);
-        let since = self.running_since.load(Ordering::Relaxed);
-        if since != 0 {
-            used += self.now().saturating_sub(since);
-        }
-        Duration::from_nanos(used)
-    }
-}
-
-/// Charges the polls of one future to a [`CpuMeter`].
-pub(crate) struct PollTimer(Arc<PollClock>);
-
-impl PollTimer {
-    pub(crate) fn time<F: Future + Unpin>(self, future: F) -> Metered<F> {
-        Metered {
-            inner: future,
-            clock: self.0,
-        }
-    }
-}
-
-/// A future whose polls are charged to a [`CpuMeter`]. `F` is `Unpin` (pin an
-/// `async` block with `std::pin::pin!` first), which spares a pin projection.
-pub(crate) struct Metered<F> {
-    inner: F,
-    clock: Arc<PollClock>,
-}
-
-impl<F: Future + Unpin> Future for Metered<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let start = self.clock.now();
-        self.clock.running_since.store(start, Ordering::Relaxed);
-        let result = Pin::new(&mut self.inner).poll(cx);
-        let clock = &self.clock;
-        let end = clock.now();
-        clock.running_since.store(0, Ordering::Relaxed);
-        clock
-            .used
-            .fetch_add(end.saturating_sub(start), Ordering::Relaxed);
-        result
     }
 }
 
@@ -186,62 +118,47 @@ impl ResourceLimiter for MemoryMeter {
 mod tests {
     use super::*;
 
-    /// Polls `future` once with a waker that does nothing.
-    fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-        Pin::new(future).poll(&mut Context::from_waker(std::task::Waker::noop()))
-    }
-
     #[test]
-    fn cpu_time_counts_polls_and_not_the_waits_between_them() {
-        let meter = CpuMeter::new(Duration::from_secs(10));
-        let mut polls = 0;
-        let mut future = meter.timer().time(std::future::poll_fn(|_| {
-            polls += 1;
-            // Busy inside the poll: 20 ms, then 5 ms.
-            std::thread::sleep(Duration::from_millis(if polls == 1 { 20 } else { 5 }));
-            if polls == 1 {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        }));
-        assert!(poll_once(&mut future).is_pending());
-        let first = meter.used();
-        assert!(first >= Duration::from_millis(20), "{first:?}");
-        // Waiting between polls is not counted.
+    fn cpu_time_counts_only_time_inside_wasm() {
+        let mut meter = CpuMeter::new(Duration::from_secs(10));
+        meter.on_call_hook(CallHook::CallingWasm);
+        std::thread::sleep(Duration::from_millis(20));
+        meter.on_call_hook(CallHook::CallingHost);
+        let in_wasm = meter.used();
+        assert!(in_wasm >= Duration::from_millis(20));
+        // Waiting on the host is not counted.
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(meter.used(), first);
-        assert!(poll_once(&mut future).is_ready());
-        assert!(meter.used() >= first + Duration::from_millis(5));
-        assert!(meter.used() < first + Duration::from_millis(25));
+        assert_eq!(meter.used(), in_wasm);
+        meter.on_call_hook(CallHook::ReturningFromHost);
+        std::thread::sleep(Duration::from_millis(5));
+        meter.on_call_hook(CallHook::ReturningFromWasm);
+        assert!(meter.used() >= in_wasm + Duration::from_millis(5));
+        assert!(meter.used() < in_wasm + Duration::from_millis(25));
     }
 
     #[test]
-    fn an_epoch_tick_inside_a_poll_traps_past_the_limit() {
-        let meter = CpuMeter::new(Duration::from_millis(20));
-        // What the epoch callback sees from inside the instance's poll.
-        let mut inside = CpuMeter {
-            clock: meter.clock.clone(),
-            limit: meter.limit,
+    fn epoch_ticks_charge_nothing_and_trap_past_the_limit() {
+        let mut meter = CpuMeter::new(Duration::from_millis(20));
+        // As Wasmtime calls them: the epoch libcall is wrapped in host-call hooks.
+        let tick = |meter: &mut CpuMeter| {
+            meter.on_call_hook(CallHook::CallingHost);
+            let result = meter.on_epoch_tick();
+            meter.on_call_hook(CallHook::ReturningFromHost);
+            result
         };
-        let mut future = meter.timer().time(std::future::poll_fn(|_| {
-            for _ in 0..50 {
-                assert!(matches!(
-                    inside.on_epoch_tick(),
-                    Ok(UpdateDeadline::Yield(1))
-                ));
-            }
-            // Fifty ticks in a few microseconds charge a few microseconds.
-            assert!(
-                inside.used() < Duration::from_millis(5),
-                "{:?}",
-                inside.used()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-            Poll::Ready(inside.on_epoch_tick())
-        }));
-        let Poll::Ready(Err(err)) = poll_once(&mut future) else {
-            panic!("25 ms inside a poll is past the 20 ms limit");
+        meter.on_call_hook(CallHook::CallingWasm);
+        for _ in 0..50 {
+            assert!(matches!(tick(&mut meter), Ok(UpdateDeadline::Yield(1))));
+        }
+        // Fifty ticks in a few microseconds of real time charge a few microseconds.
+        assert!(
+            meter.used() < Duration::from_millis(5),
+            "{:?}",
+            meter.used()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+        let Err(err) = tick(&mut meter) else {
+            panic!("25 ms inside Wasm is past the 20 ms limit");
         };
         assert_eq!(
             err.downcast_ref::<LimitExceeded>(),

@@ -74,11 +74,14 @@ impl RequestState {
         }
     }
 
-    /// A store around this state, with the meters hooked in. (The CPU meter also
-    /// needs the instance's future wrapped in [`CpuMeter::meter`].)
+    /// A store around this state, with the meters hooked in.
     pub(crate) fn into_store(self, engine: &Engine) -> Store<RequestState> {
         let mut store = Store::new(engine, self);
         store.limiter(|state| &mut state.memory);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().cpu.on_call_hook(hook);
+            Ok(())
+        });
         store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_epoch_tick());
         store.set_epoch_deadline(1);
         store
