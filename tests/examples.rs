@@ -127,6 +127,37 @@ async fn geo_router_sends_a_local_visitor_to_apac_by_the_dev_override() {
     );
 }
 
+/// The SDK hands a forwarded request's and a passed-through response's headers along
+/// inside the host: what the client sent reaches the origin (hop-by-hop headers and
+/// credentials for the proxy do not), and the origin's headers reach the client with
+/// the one the guest set.
+#[tokio::test(flavor = "multi_thread")]
+async fn geo_router_forwards_headers_both_ways_without_the_hop_by_hop_ones() {
+    let router = geo_router(&[]).await;
+    let resp = client()
+        .get(router.verge.url("/headers"))
+        .header("x-client", "one")
+        .header("x-multi", "a")
+        .header("x-multi", "b")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("x-edge-country", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let countries: Vec<_> = resp.headers().get_all("x-edge-country").iter().collect();
+    assert_eq!(countries, ["JP"], "one x-edge-country, the guest's");
+    let length = resp.content_length().expect("the origin's content-length");
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body.len() as u64, length);
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-client"], "one", "{seen}");
+    assert_eq!(headers["x-edge-country"], "forged", "{seen}");
+    assert!(headers.get("proxy-authorization").is_none(), "{seen}");
+    assert!(headers.get("x-multi").is_some(), "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn geo_router_routes_by_the_mmdb_country_of_the_client() {
     let dbs = tempfile::tempdir().unwrap();

@@ -92,7 +92,7 @@ pub(crate) fn send_to(req: Request, backend: Option<&str>) -> Result<Response, E
             headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
         }
     }
-    let outgoing = OutgoingRequest::new(crate::fields::to_fields(&headers)?);
+    let outgoing = OutgoingRequest::new(headers.into_fields()?);
     outgoing
         .set_method(&to_wasi_method(&method))
         .map_err(|()| anyhow::anyhow!("the host refused method {method}"))?;

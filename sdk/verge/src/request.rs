@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use wasip2::http::types::{self as wasi, IncomingRequest};
 
 use crate::body::{Body, IncomingBody};
+use crate::fields::Headers;
 use crate::{Error, Response};
 
 /// An HTTP request: method, URI, headers and a body.
@@ -27,7 +28,8 @@ pub struct Request {
     /// The client request's path and query, read on the first [`Request::path`] or
     /// [`Request::query`] (these need no scheme or authority).
     path: OnceCell<PathAndQuery>,
-    headers: OnceCell<HeaderMap>,
+    /// Read (as the host's fields, not yet copied) on first use.
+    headers: OnceCell<Headers>,
     /// `None` until the client request's body is first asked for.
     body: Option<Body>,
     /// The client's request, for what has not been read yet.
@@ -53,7 +55,7 @@ impl Request {
             method,
             uri: OnceCell::from(url.as_ref().parse::<Uri>()?),
             path: OnceCell::new(),
-            headers: OnceCell::from(HeaderMap::new()),
+            headers: OnceCell::from(Headers::new(HeaderMap::new())),
             body: Some(Body::empty()),
             incoming: None,
         })
@@ -176,12 +178,20 @@ impl Request {
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        self.headers
-            .get_or_init(|| crate::fields::from_fields(self.incoming().headers()))
+        self.header_store().get()
     }
 
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        self.headers();
+        self.header_store_mut().get_mut()
+    }
+
+    fn header_store(&self) -> &Headers {
+        self.headers
+            .get_or_init(|| Headers::from_host(self.incoming().headers()))
+    }
+
+    fn header_store_mut(&mut self) -> &mut Headers {
+        self.header_store();
         self.headers.get_mut().expect("read above")
     }
 
@@ -202,7 +212,7 @@ impl Request {
         V::Error: std::fmt::Debug,
     {
         let (name, value) = crate::fields::header_pair(name, value);
-        self.headers_mut().insert(name, value);
+        self.header_store_mut().insert(name, value);
     }
 
     /// Appends a header value.
@@ -217,7 +227,7 @@ impl Request {
         V::Error: std::fmt::Debug,
     {
         let (name, value) = crate::fields::header_pair(name, value);
-        self.headers_mut().append(name, value);
+        self.header_store_mut().append(name, value);
         self
     }
 
@@ -226,8 +236,10 @@ impl Request {
     pub fn set_cache_override(&mut self, cache: &crate::cache::CacheOverride) {
         match HeaderValue::from_str(&cache.header_value()) {
             Ok(value) => {
-                self.headers_mut()
-                    .insert(crate::cache::CACHE_OVERRIDE_HEADER, value);
+                self.header_store_mut().insert(
+                    HeaderName::from_static(crate::cache::CACHE_OVERRIDE_HEADER),
+                    value,
+                );
             }
             // Surrogate keys that are not header-safe: leave the response to its
             // own headers rather than fail the request.
@@ -315,9 +327,9 @@ impl Request {
         crate::http::send_to(self, Some(backend))
     }
 
-    pub(crate) fn into_parts(mut self) -> (Method, Uri, HeaderMap, Body) {
+    pub(crate) fn into_parts(mut self) -> (Method, Uri, Headers, Body) {
         self.uri();
-        self.headers();
+        self.header_store();
         self.body_mut();
         let uri = self.uri.take().expect("read above");
         let headers = self.headers.take().expect("read above");

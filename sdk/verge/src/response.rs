@@ -5,6 +5,7 @@ use http::{HeaderMap, StatusCode};
 use wasip2::http::types::IncomingResponse;
 
 use crate::body::{Body, IncomingBody};
+use crate::fields::Headers;
 use crate::Error;
 
 /// A status given as a number (`404`) or a [`StatusCode`].
@@ -42,7 +43,7 @@ impl IntoStatus for u16 {
 #[derive(Debug, Default)]
 pub struct Response {
     status: StatusCode,
-    headers: HeaderMap,
+    headers: Headers,
     body: Body,
 }
 
@@ -89,7 +90,7 @@ impl Response {
 
     pub(crate) fn from_wasi(response: IncomingResponse) -> Result<Self, Error> {
         let status = StatusCode::from_u16(response.status())?;
-        let headers = crate::fields::from_fields(response.headers());
+        let headers = Headers::from_host(response.headers());
         let body = IncomingBody::new(response.consume().ok());
         Ok(Response {
             status,
@@ -157,16 +158,16 @@ impl Response {
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.headers.get()
     }
 
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.headers
+        self.headers.get_mut()
     }
 
     /// The first value of a header, if it is present and valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)?.to_str().ok()
+        self.headers.get().get(name)?.to_str().ok()
     }
 
     pub fn body(&self) -> &Body {
@@ -194,7 +195,7 @@ impl Response {
         self.body.into_json()
     }
 
-    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, Body) {
+    pub(crate) fn into_parts(self) -> (StatusCode, Headers, Body) {
         (self.status, self.headers, self.body)
     }
 }

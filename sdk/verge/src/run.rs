@@ -29,7 +29,7 @@ fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error>
     if let Some(len) = body.len_hint() {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
-    let fields = match crate::fields::to_fields(&headers) {
+    let fields = match headers.into_fields() {
         Ok(fields) => fields,
         Err(e) => {
             ResponseOutparam::set(
