@@ -10,6 +10,11 @@ use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::Error;
 
+/// A host stream's failure as an I/O error.
+fn stream_failed(e: wasip2::io::error::Error) -> io::Error {
+    io::Error::other(e.to_debug_string())
+}
+
 /// The most `blocking-write-and-flush` takes in one call.
 const SMALL_WRITE: usize = 4096;
 
@@ -99,9 +104,7 @@ impl Body {
                 return match stream.blocking_write_and_flush(&bytes) {
                     Ok(()) => Ok(()),
                     Err(StreamError::Closed) => Err(io::ErrorKind::BrokenPipe.into()),
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        Err(io::Error::other(e.to_debug_string()))
-                    }
+                    Err(StreamError::LastOperationFailed(e)) => Err(stream_failed(e)),
                 };
             }
             BodyInner::Bytes(bytes) => stream.write_all(&bytes)?,
@@ -219,9 +222,7 @@ impl IncomingBody {
             match output.blocking_splice(input, 1 << 20) {
                 Ok(_) => {}
                 Err(StreamError::Closed) => return Ok(()),
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(io::Error::other(e.to_debug_string()));
-                }
+                Err(StreamError::LastOperationFailed(e)) => return Err(stream_failed(e)),
             }
         }
     }
