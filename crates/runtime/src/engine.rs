@@ -143,6 +143,7 @@ impl Runtime {
         let engine = Engine::new(&wasmtime_config(&config)).map_err(LoadError::Engine)?;
         let linker = crate::state::linker(&engine).map_err(LoadError::Engine)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
+        crate::meter::calibrate_clock();
         spawn_epoch_ticker(&engine, config.epoch_tick, ticker_stop.clone());
         let memory_budget = config.memory_budget_bytes.map(|bytes| {
             let mib = (bytes >> 20).clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u64);
