@@ -6,10 +6,15 @@
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: serve test guest-toolchain fleet-tools check fmt clippy bench
+.PHONY: serve test rust-guest-toolchain guest-toolchain fleet-tools check fmt clippy bench
 
-guest-toolchain:
+# Rust guests only: what `make serve` needs (examples/hello is Rust).
+rust-guest-toolchain:
 	bash scripts/install-guest-toolchain.sh
+
+# Every guest language: Rust, Python (componentize-py) and JavaScript (componentize-js,
+# with Node.js; about 480 MB that a Rust hello does not need).
+guest-toolchain: rust-guest-toolchain
 	bash scripts/install-componentize-py.sh
 	bash scripts/install-componentize-js.sh
 
@@ -17,7 +22,7 @@ guest-toolchain:
 fleet-tools:
 	bash scripts/install-nats-server.sh
 
-serve: guest-toolchain
+serve: rust-guest-toolchain
 	$(CARGO) build --release -p verge-cli
 	$(CARGO_TARGET_DIR)/release/verge serve examples/hello
 
