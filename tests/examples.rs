@@ -6,9 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use common::geo::*;
-use common::origin::Origin;
+use common::origin::{Origin, RawOrigin};
 use common::*;
 
 /// Builds `examples/NAME` once per test process; returns its component.
@@ -30,19 +31,16 @@ fn built(name: &str) -> PathBuf {
 
 /// The example's verge.toml with each named backend sent to a test origin (and
 /// allowed to reach loopback), written to `dir`.
-fn manifest_for(example: &str, origins: &[(&str, &Origin)], dir: &Path) -> PathBuf {
+fn manifest_for(example: &str, origins: &[(&str, u16)], dir: &Path) -> PathBuf {
     let path = repo_root()
         .join("examples")
         .join(example)
         .join("verge.toml");
     let mut manifest: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
     let backends = manifest["backends"].as_table_mut().unwrap();
-    for (name, origin) in origins {
+    for (name, port) in origins {
         let backend = backends[*name].as_table_mut().unwrap();
-        backend.insert(
-            "url".into(),
-            format!("http://127.0.0.1:{}", origin.port()).into(),
-        );
+        backend.insert("url".into(), format!("http://127.0.0.1:{port}").into());
         backend.insert("allow_private".into(), true.into());
     }
     let out = dir.join("verge.toml");
@@ -68,9 +66,9 @@ async fn geo_router(flags: &[&str]) -> GeoRouter {
     let manifest = manifest_for(
         "geo-router",
         &[
-            ("origin-apac", &apac),
-            ("origin-eu", &eu),
-            ("origin-us", &us),
+            ("origin-apac", apac.port()),
+            ("origin-eu", eu.port()),
+            ("origin-us", us.port()),
         ],
         dir.path(),
     );
@@ -209,12 +207,52 @@ async fn geo_router_passes_a_gibibyte_through_within_the_cpu_limit() {
     );
 }
 
+/// The SDK hands an origin's untouched body to the host (`verge:edge/http-body`):
+/// the handler, and its instance, are done while the body still streams.
+#[tokio::test(flavor = "multi_thread")]
+async fn geo_router_is_done_while_the_origin_body_still_streams() {
+    let raw = RawOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = raw.addr.port();
+    let manifest = manifest_for(
+        "geo-router",
+        &[
+            ("origin-apac", port),
+            ("origin-eu", port),
+            ("origin-us", port),
+        ],
+        dir.path(),
+    );
+    let component = built("geo-router");
+    let verge = Verge::serve(&[
+        component.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    // `/stall`: 100 of 1,000 bytes, then nothing for minutes.
+    let mut resp = client().get(verge.url("/stall")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-edge-country"], "JP");
+    let id = request_id(&resp);
+    let mut received = Vec::new();
+    while received.len() < 100 {
+        received.extend_from_slice(&resp.chunk().await.unwrap().unwrap());
+    }
+    assert_eq!(received, [b's'; 100]);
+    let access = verge.access_line(&id);
+    assert_eq!(access["outcome"], "ok", "{access}");
+    // The access line is written when the guest has finished; the body is still
+    // open (a guest splicing it would still be waiting for the next byte).
+    let next = tokio::time::timeout(Duration::from_millis(300), resp.chunk()).await;
+    assert!(next.is_err(), "the body ended early: {next:?}");
+}
+
 /// `examples/EXAMPLE` (`api-filter`, or its Python twin `api-filter-py`) in front of
 /// a test origin.
 async fn api_filter(example: &str) -> (Verge, Origin, tempfile::TempDir) {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest_for(example, &[("origin", &origin)], dir.path());
+    let manifest = manifest_for(example, &[("origin", origin.port())], dir.path());
     let component = built(example);
     let verge = Verge::serve(&[
         component.to_str().unwrap(),
@@ -520,7 +558,7 @@ struct JwtAuth {
 async fn jwt_auth() -> JwtAuth {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest_for("jwt-auth", &[("origin", &origin)], dir.path());
+    let manifest = manifest_for("jwt-auth", &[("origin", origin.port())], dir.path());
     let rsa = jwt::rsa_keys();
     std::fs::write(
         dir.path().join("jwt-keys.json"),
@@ -683,7 +721,10 @@ async fn ab_test() -> AbTest {
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest_for(
         "ab-test",
-        &[("control", &control), ("experiment", &experiment)],
+        &[
+            ("control", control.port()),
+            ("experiment", experiment.port()),
+        ],
         dir.path(),
     );
     let component = built("ab-test");
@@ -842,7 +883,7 @@ async fn image_resize(requests_per_second: u32) -> ImageResize {
 async fn image_resize_with(requests_per_second: u32, memory: &str) -> ImageResize {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest_for("image-resize", &[("origin", &origin)], dir.path());
+    let manifest = manifest_for("image-resize", &[("origin", origin.port())], dir.path());
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
         .replace(

@@ -128,6 +128,9 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<RequestState>> 
         table: &mut s.table,
     })?;
     host::config::add_to_linker(&mut linker, |s| host::config::ConfigView(&s.host.config))?;
+    host::http_body::add_to_linker(&mut linker, |s| host::http_body::HttpBodyView {
+        table: &mut s.table,
+    })?;
     host::secrets::add_to_linker(&mut linker, |s| host::secrets::SecretsView {
         app: &s.host.secrets,
         table: &mut s.table,

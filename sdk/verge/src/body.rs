@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-use wasip2::http::types::{IncomingBody as WasiIncomingBody, OutgoingBody};
+use wasip2::http::types::{IncomingBody as WasiIncomingBody, OutgoingBody, OutgoingResponse};
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::Error;
@@ -24,8 +24,11 @@ const SMALL_WRITE: usize = 4096;
 ///   `content-length`.
 /// - A reader ([`Body::from_reader`]): streamed as it is read.
 /// - An incoming stream ([`IncomingBody`]: the client's request body, or the body of
-///   a response from an origin): when passed on untouched it is forwarded inside the
-///   host (`wasi:io/streams` splice), so a gigabyte costs the guest almost no CPU.
+///   a response from an origin): when passed on untouched it never crosses into the
+///   guest. As the handler's response body it is handed to the host, which forwards
+///   it after the handler returns (`verge:edge/http-body`); as a request body to an
+///   origin it is spliced inside the host (`wasi:io/streams`). Either way a gigabyte
+///   costs the guest almost no CPU.
 pub struct Body(pub(crate) BodyInner);
 
 pub(crate) enum BodyInner {
@@ -211,6 +214,20 @@ impl IncomingBody {
         let mut buf = Vec::new();
         self.read_to_end(&mut buf)?;
         Ok(buf)
+    }
+
+    /// Makes the rest of this body `response`'s body, which the host passes on by
+    /// itself once the response is set. Gives the body back when it has no stream.
+    pub(crate) fn pass_through(
+        mut self,
+        response: &OutgoingResponse,
+    ) -> Result<Option<Self>, Error> {
+        let Some(stream) = self.stream.take() else {
+            return Ok(Some(self));
+        };
+        crate::edge::http_body::pass_through(response, stream, self._body.take())
+            .map_err(|why| anyhow::anyhow!("passing the body on failed: {why}"))?;
+        Ok(None)
     }
 
     /// Moves the rest of this body into `output` inside the host.

@@ -4,6 +4,7 @@ use http::header::CONTENT_LENGTH;
 use http::HeaderValue;
 use wasip2::http::types::{ErrorCode, IncomingRequest, OutgoingResponse, ResponseOutparam};
 
+use crate::body::{Body, BodyInner};
 use crate::{Error, Request, Response};
 
 /// Called by the `#[verge::main]` expansion for every request.
@@ -46,6 +47,22 @@ fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error>
             .set_status_code(status.as_u16())
             .map_err(|()| anyhow::anyhow!("the host refused status {status}"))?;
     }
+    // A stream passed on untouched (an origin's body) is forwarded by the host itself
+    // once the response is set: the instance can end without waiting for it.
+    let body = match body.0 {
+        BodyInner::Incoming(incoming) => match incoming.pass_through(&outgoing) {
+            Ok(None) => {
+                ResponseOutparam::set(response_out, Ok(outgoing));
+                return Ok(());
+            }
+            Ok(Some(empty)) => Body::from(empty),
+            Err(e) => {
+                ResponseOutparam::set(response_out, Err(ErrorCode::InternalError(None)));
+                return Err(e);
+            }
+        },
+        other => Body(other),
+    };
     let outgoing_body = outgoing
         .body()
         .map_err(|()| anyhow::anyhow!("the response body was already taken"))?;

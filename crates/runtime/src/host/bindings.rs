@@ -10,10 +10,12 @@ wasmtime::component::bindgen!({
         "wasi:keyvalue/atomics": async | trappable,
         "wasi:keyvalue/batch": async | trappable,
         "verge:edge/secrets": trappable,
+        "verge:edge/http-body": trappable,
         "verge:edge/cache": async | trappable,
     },
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "verge:edge/kv.store": super::kv::KvStore,
         "verge:edge/kv.writer": super::kv::KvWriter,
         "wasi:keyvalue/store@0.2.0-draft2.bucket": super::kv::Bucket,
@@ -28,7 +30,9 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub(crate) use verge::edge::{cache, downstream, geo, kv, logs, ratelimit, runtime, secrets};
+pub(crate) use verge::edge::{
+    cache, downstream, geo, http_body, kv, logs, ratelimit, runtime, secrets,
+};
 pub(crate) use wasi::config0_2_0_draft::store as config_draft;
 pub(crate) use wasi::config0_2_0_draft_2024_09_27::store as config_draft_2024;
 pub(crate) use wasi::config0_2_0_rc_1::store as config_rc1;

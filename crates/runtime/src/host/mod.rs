@@ -17,6 +17,7 @@ pub(crate) mod cache;
 pub(crate) mod config;
 pub(crate) mod downstream;
 pub mod geo;
+pub(crate) mod http_body;
 pub(crate) mod kv;
 pub(crate) mod logging;
 pub(crate) mod outbound;
