@@ -3,8 +3,13 @@
 //! `/loop` spins forever, `/memory-bomb` allocates without end, `/recursion` recurses
 //! without end, `/panic` panics; `/busy?ms=N` computes for N ms of wall time, checking
 //! the clock now and then; `/alloc?mb=N` touches N MiB; `/sleep?ms=N` sleeps N ms
-//! (printing `sleeping` first); any other path echoes the request body.
+//! (printing `sleeping` first); `/scatter` counts the pages of a zeroed static
+//! MiB that are not zero, then writes every other page (128 disjoint runs), answering
+//! `dirty=N`; any other path echoes the request body.
 use verge::{Error, Request, Response};
+
+/// Zeroed memory in every instance's initial memory, for `/scatter`.
+static mut SCATTER: [u8; 1 << 20] = [0; 1 << 20];
 
 #[inline(never)]
 #[allow(unconditional_recursion)]
@@ -68,6 +73,19 @@ fn main(req: Request) -> Result<Response, Error> {
             println!("sleeping");
             std::thread::sleep(std::time::Duration::from_millis(param(&req, "ms")));
             Ok(Response::from_text("slept"))
+        }
+        "/scatter" => {
+            let base = std::ptr::addr_of_mut!(SCATTER).cast::<u8>();
+            let mut dirty = 0;
+            for offset in (0..1 << 20).step_by(8192) {
+                // SAFETY: within SCATTER; one request runs per instance.
+                unsafe {
+                    let page = base.add(offset);
+                    dirty += usize::from(page.read_volatile() != 0);
+                    page.write_volatile(0xab);
+                }
+            }
+            Ok(Response::from_text(format!("dirty={dirty}")))
         }
         "/panic" => panic!("guest panicked on purpose at {}", req.path()),
         _ => Ok(Response::new().with_body(req.into_body())),
