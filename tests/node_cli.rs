@@ -90,11 +90,12 @@ async fn logs_tail_shows_one_services_lines_live_filtered_by_status_and_text() {
     let mut refused = Tail::start(&admin, &alpha_read, &["--service", "beta"]);
     let status = refused.child.wait().unwrap();
     assert!(!status.success());
+    // The exit may come before the reader has drained the pipe: wait for the line.
+    refused.stderr.wait_for(Duration::from_secs(10), |l| {
+        l.contains("use a token with that scope")
+    });
     let stderr = refused.stderr.all().join("\n");
-    assert!(
-        stderr.contains("use a token with that scope") && stderr.contains("beta"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("beta"), "{stderr}");
     // A bad filter is named.
     let mut bad = Tail::start(&admin, &alpha_read, &["-s", "alpha", "--status", "6xx"]);
     assert!(!bad.child.wait().unwrap().success());
