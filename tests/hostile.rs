@@ -36,19 +36,6 @@ async fn assert_still_healthy(verge: &mut Verge) {
     assert_eq!(resp.text().await.unwrap(), "still here");
 }
 
-/// Minor page faults of process `pid` so far.
-fn minor_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // After the command's closing parenthesis: state is field 3, minflt field 10.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[7].parse().unwrap()
-}
-
 /// A fresh instance finds its memory as the component left it, even after the one
 /// before it in the same slot dirtied 128 disjoint pages; and the slot is reset in
 /// place rather than faulted back in. (Wasmtime's PAGEMAP_SCAN reset gave up after
@@ -64,11 +51,11 @@ async fn scattered_writes_are_reset_in_place_and_unseen_by_the_next_request() {
     for _ in 0..10 {
         assert_eq!(scatter().await, "dirty=0");
     }
-    let before = minor_faults(verge.pid());
+    let before = verge.minor_faults();
     for _ in 0..50 {
         assert_eq!(scatter().await, "dirty=0");
     }
-    let per_request = (minor_faults(verge.pid()) - before) / 50;
+    let per_request = (verge.minor_faults() - before) / 50;
     // Decommitted, the ~96 runs past the 32nd would fault back in on every request.
     assert!(per_request < 32, "{per_request} page faults per request");
 }

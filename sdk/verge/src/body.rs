@@ -217,17 +217,13 @@ impl IncomingBody {
     }
 
     /// Makes the rest of this body `response`'s body, which the host passes on by
-    /// itself once the response is set. Gives the body back when it has no stream.
-    pub(crate) fn pass_through(
-        mut self,
-        response: &OutgoingResponse,
-    ) -> Result<Option<Self>, Error> {
+    /// itself once the response is set. Without a stream the body stays empty.
+    pub(crate) fn pass_through(mut self, response: &OutgoingResponse) -> Result<(), Error> {
         let Some(stream) = self.stream.take() else {
-            return Ok(Some(self));
+            return Ok(());
         };
         crate::edge::http_body::pass_through(response, stream, self._body.take())
-            .map_err(|why| anyhow::anyhow!("passing the body on failed: {why}"))?;
-        Ok(None)
+            .map_err(|why| anyhow::anyhow!("passing the body on failed: {why}"))
     }
 
     /// Moves the rest of this body into `output` inside the host.

@@ -50,17 +50,15 @@ fn send(response: Response, response_out: ResponseOutparam) -> Result<(), Error>
     // A stream passed on untouched (an origin's body) is forwarded by the host itself
     // once the response is set: the instance can end without waiting for it.
     let body = match body.0 {
-        BodyInner::Incoming(incoming) => match incoming.pass_through(&outgoing) {
-            Ok(None) => {
-                ResponseOutparam::set(response_out, Ok(outgoing));
-                return Ok(());
-            }
-            Ok(Some(empty)) => Body::from(empty),
-            Err(e) => {
-                ResponseOutparam::set(response_out, Err(ErrorCode::InternalError(None)));
-                return Err(e);
-            }
-        },
+        BodyInner::Incoming(incoming) => {
+            let passed = incoming.pass_through(&outgoing);
+            let response = match passed {
+                Ok(()) => Ok(outgoing),
+                Err(_) => Err(ErrorCode::InternalError(None)),
+            };
+            ResponseOutparam::set(response_out, response);
+            return passed;
+        }
         other => Body(other),
     };
     let outgoing_body = outgoing
