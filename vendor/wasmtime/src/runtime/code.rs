@@ -8,6 +8,7 @@ use crate::{code_memory::CodeMemory, type_registry::TypeCollection};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ops::{Add, Range, Sub};
+use core::ptr::NonNull;
 use wasmtime_core::error::OutOfMemory;
 #[cfg(feature = "component-model")]
 use wasmtime_environ::component::ComponentTypes;
@@ -434,5 +435,12 @@ impl<'a> ModuleWithCode<'a> {
     pub fn function(&self, key: FuncKey) -> &[u8] {
         let range = self.module.compiled_module().function_range(key);
         &self.store_code.text()[range]
+    }
+
+    /// Where the store's copy of the text section starts: the base that the
+    /// offsets of `CompiledModule::func_ref_offsets` are relative to.
+    #[inline]
+    pub fn text_start(&self) -> NonNull<u8> {
+        NonNull::from(self.store_code.text()).cast()
     }
 }

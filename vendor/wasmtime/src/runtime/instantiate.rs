@@ -25,6 +25,13 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// For each defined function, the text-section offsets of its array-to-wasm
+    /// trampoline (`u32::MAX` when it has none) and of its body. Verge's patch
+    /// (see vendor/README.md): making a `VMFuncRef` looked both up in
+    /// `CompiledFunctionsTable` with two binary searches, once per funcref per
+    /// instance, which was a third of the CPU of instantiating an interpreter
+    /// that links thousands of functions between its core modules.
+    func_ref_offsets: Vec<(u32, u32)>,
 }
 
 impl CompiledModule {
@@ -51,13 +58,27 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let module = try_new::<Arc<_>>(info.module)?;
+        let func_ref_offsets = module
+            .defined_func_indices()
+            .map(|i| {
+                let array_to_wasm = index
+                    .func_loc(FuncKey::ArrayToWasmTrampoline(module.module_index, i))
+                    .map_or(u32::MAX, |loc| loc.start);
+                let wasm = index
+                    .func_loc(FuncKey::DefinedWasmFunction(module.module_index, i))
+                    .map_or(u32::MAX, |loc| loc.start);
+                (array_to_wasm, wasm)
+            })
+            .collect();
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
-            module: try_new::<Arc<_>>(info.module)?,
+            module,
             meta: info.meta,
             index,
             func_names: info.func_names,
+            func_ref_offsets,
         };
         ret.register_profiling(profiler)?;
 
@@ -163,6 +184,16 @@ impl CompiledModule {
             }
             _ => None,
         }
+    }
+
+    /// The text-section offsets of the array-to-wasm trampoline and of the
+    /// body of the defined function `index`, as `initialize_defined_funcref`
+    /// needs them (see `func_ref_offsets`).
+    #[inline]
+    pub fn func_ref_offsets(&self, index: DefinedFuncIndex) -> (usize, usize) {
+        let (array_to_wasm, wasm) = self.func_ref_offsets[index.as_u32() as usize];
+        assert!(array_to_wasm != u32::MAX && wasm != u32::MAX, "defined function should be present");
+        (array_to_wasm as usize, wasm as usize)
     }
 
     /// Gets the function location information for a given function index.

@@ -144,6 +144,13 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// The store's copy of this module's text section, looked up in the
+    /// `ModuleRegistry` by the first defined funcref this instance makes and
+    /// reused by the rest (Verge's patch, see vendor/README.md: an interpreter
+    /// makes thousands of funcrefs per instance, and two map lookups each were
+    /// a tenth of its CPU).
+    func_ref_text: Option<SendSyncPtr<u8>>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
@@ -209,6 +216,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            func_ref_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -871,28 +879,50 @@ impl Instance {
     /// Initializes a defined function's `VMFuncRef` in-place and then returns a
     /// pointer to that location.
     fn initialize_defined_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         def_index: DefinedFuncIndex,
     ) -> Option<NonNull<VMFuncRef>> {
+        let text = match self.func_ref_text {
+            Some(text) => text.as_non_null(),
+            None => {
+                let text = self.module_with_code(registry).text_start();
+                // SAFETY: only a plain field is written, nothing is moved.
+                unsafe { self.as_mut().get_unchecked_mut().func_ref_text = Some(text.into()) };
+                text
+            }
+        };
         let module = self.env_module();
         let index = module.func_index(def_index);
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
-        // function at `def_index`.
+        let (array_to_wasm, wasm) = self
+            .runtime_module()
+            .expect("funcref impossible in fake module")
+            .compiled_module()
+            .func_ref_offsets(def_index);
+        // SAFETY: the offsets are within the text section that `text` starts
+        // (`CompiledModule` took them from the same module's function table),
+        // and the type/offset are valid for the defined function at
+        // `def_index`.
         unsafe {
             self.initialize_and_return_funcref(
-                registry,
                 type_index,
                 vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
+                text.add(array_to_wasm),
+                text.add(wasm),
             )
         }
+    }
+
+    fn module_with_code<'a>(&'a self, registry: &'a ModuleRegistry) -> ModuleWithCode<'a> {
+        ModuleWithCode::in_store(
+            registry,
+            self.runtime_module()
+                .expect("funcref impossible in fake module"),
+        )
+        .expect("module not in store")
     }
 
     fn get_start_func_ref(
@@ -909,17 +939,12 @@ impl Instance {
         let vmctx_offset = self.offsets().vmctx_startup_func_ref();
         let array_to_wasm_key = FuncKey::ModuleStartup(Abi::Array, module.module_index);
         let wasm_key = FuncKey::ModuleStartup(Abi::Wasm, module.module_index);
+        let code = self.module_with_code(registry);
+        let array_call = NonNull::from(code.function(array_to_wasm_key)).cast();
+        let wasm_call = NonNull::from(code.function(wasm_key)).cast();
         // SAFETY: the type/offset/keys here are all valid for the module
         // startup function.
-        unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
-        }
+        unsafe { self.initialize_and_return_funcref(type_index, vmctx_offset, array_call, wasm_call) }
     }
 
     /// Common implementation of initializing a `VMFuncRef` stored within this
@@ -933,11 +958,10 @@ impl Instance {
     /// correct" for the `VMFuncRef` being initialized.
     unsafe fn initialize_and_return_funcref(
         self: Pin<&mut Self>,
-        registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        array_to_wasm_key: FuncKey,
-        wasm_key: FuncKey,
+        array_call: NonNull<u8>,
+        wasm_call: NonNull<u8>,
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -960,26 +984,8 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
-
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
-
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
+        let array_call = VmPtr::from(array_call.cast());
+        let wasm_call = Some(VmPtr::from(wasm_call.cast::<VMWasmCallFunction>()));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
