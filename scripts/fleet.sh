@@ -20,8 +20,9 @@ up)
     fi
     bash scripts/install-nats-server.sh
     if [ -z "$VERGE" ]; then
-        cargo build -q --release -p verge-cli
-        VERGE="${CARGO_TARGET_DIR:-target}/release/verge"
+        # The profile `make serve` builds (release without cross-crate LTO).
+        cargo build -q --profile serve -p verge-cli
+        VERGE="${CARGO_TARGET_DIR:-target}/serve/verge"
     fi
     mkdir -p "$RUN"
     NO_COLOR=1 setsid "$VERGE" fleet dev --dir "$DIR" >"$LOG" 2>&1 </dev/null &
