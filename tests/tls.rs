@@ -45,6 +45,11 @@ impl Ca {
     }
 
     fn client_config(&self, alpn: &[&str]) -> Arc<rustls::ClientConfig> {
+        self.client_config_sni(alpn, true)
+    }
+
+    /// `sni: false` makes a client that sends no server name (as a scan by IP does).
+    fn client_config_sni(&self, alpn: &[&str], sni: bool) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.cert.der().clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -54,6 +59,7 @@ impl Ca {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        config.enable_sni = sni;
         Arc::new(config)
     }
 }
@@ -76,6 +82,29 @@ async fn connect(
     tokio_rustls::TlsConnector::from(ca.client_config(alpn))
         .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
         .await
+}
+
+/// Opens a TLS connection to `addr` without SNI, verifying the certificate for `name`.
+async fn connect_without_sni(
+    ca: &Ca,
+    addr: &str,
+    name: &str,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(ca.client_config_sni(&["h2"], false))
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+}
+
+/// The TLS alert a refused handshake ended with, if the server sent one.
+fn alert_of(refused: std::io::Result<TlsStream<TcpStream>>) -> Option<rustls::AlertDescription> {
+    let Err(e) = refused else {
+        panic!("the handshake was not refused");
+    };
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        other => panic!("the handshake failed without an alert: {other}"),
+    }
 }
 
 fn served_cert(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
@@ -242,9 +271,18 @@ async fn each_domain_gets_its_certificate_over_h2_and_http1_and_the_guest_sees_t
     let stream = connect(&ca, &https, "blog.test", &["h2"]).await.unwrap();
     assert_eq!(served_cert(&stream), blog_der);
 
-    // No certificate names it and there is no default: the handshake fails.
+    // No certificate names it and there is no default: the handshake fails with
+    // `unrecognized_name` (RFC 6066), for an unknown name and for no name at all.
     let refused = connect(&ca, &https, "unknown.test", &["h2"]).await;
-    assert!(refused.is_err(), "an unknown name got a certificate");
+    assert_eq!(
+        alert_of(refused),
+        Some(rustls::AlertDescription::UnrecognisedName)
+    );
+    let refused = connect_without_sni(&ca, &https, "shop.test").await;
+    assert_eq!(
+        alert_of(refused),
+        Some(rustls::AlertDescription::UnrecognisedName)
+    );
 
     // The plain listener serves the same services, with no TLS for the guest.
     let resp = client()
@@ -304,6 +342,11 @@ async fn certificates_reload_when_their_files_change_and_a_broken_file_keeps_the
     // The server sent the default certificate: seen by a client that trusts it for
     // its own name.
     let stream = connect(&ca, &https, "default.test", &["h2"]).await.unwrap();
+    assert_eq!(served_cert(&stream), default);
+    // And a client that sends no name gets it too.
+    let stream = connect_without_sni(&ca, &https, "default.test")
+        .await
+        .unwrap();
     assert_eq!(served_cert(&stream), default);
 
     // A broken file: the node says so and keeps what it served.

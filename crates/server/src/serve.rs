@@ -11,7 +11,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use verge_runtime::TlsInfo;
 
 use crate::body::ServerBody;
@@ -45,7 +44,7 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     /// Set when this listener speaks HTTPS.
-    tls: Option<TlsAcceptor>,
+    tls: Option<tls::Acceptor>,
 }
 
 /// Who is on the other end of a connection.
@@ -90,7 +89,7 @@ impl Server {
     /// Makes this listener speak HTTPS (HTTP/2 or HTTP/1.1 by ALPN) with the
     /// certificate `certs` holds for the name each client asks for.
     pub fn with_tls(mut self, certs: &Arc<Certificates>) -> Server {
-        self.tls = Some(TlsAcceptor::from(certs.server_config()));
+        self.tls = Some(tls::Acceptor::new(certs));
         self
     }
 
@@ -177,7 +176,7 @@ struct Conn {
     shared: Arc<Shared>,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
-    tls: Option<TlsAcceptor>,
+    tls: Option<tls::Acceptor>,
     peer: SocketAddr,
 }
 

@@ -8,7 +8,8 @@
 //! When two certificates claim a name, the one valid longest wins, so a renewed
 //! certificate can be dropped in beside the old one. The pair named `default` also
 //! answers clients that send no SNI or one no certificate names; without it those
-//! handshakes fail (`unrecognized_name`), so a scan by IP address learns nothing.
+//! handshakes fail with the `unrecognized_name` alert (RFC 6066), so a scan by IP
+//! address learns nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 use verge_runtime::TlsInfo;
 
@@ -165,13 +169,60 @@ impl Certificates {
     }
 }
 
-impl ResolvesServerCert for Certificates {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+impl Certificates {
+    /// The certificate for `server_name` (the client's SNI), else the default one.
+    fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let set = self.set.load();
-        hello
-            .server_name()
+        server_name
             .and_then(|name| set.find(&name.to_ascii_lowercase()))
             .or_else(|| set.default.clone())
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// A fatal `unrecognized_name` alert (RFC 6066 §3) as a plaintext TLS record: type
+/// alert (21), legacy version 1.2, length 2, level fatal (2), description 112.
+const UNRECOGNIZED_NAME: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
+
+/// The handshake of the HTTPS listener. It reads the ClientHello first and refuses a
+/// name no certificate serves (when there is no default) with `unrecognized_name`:
+/// left to rustls, a resolver that finds nothing makes it send `access_denied`.
+#[derive(Clone)]
+pub(crate) struct Acceptor {
+    certs: Arc<Certificates>,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl Acceptor {
+    pub(crate) fn new(certs: &Arc<Certificates>) -> Acceptor {
+        Acceptor {
+            certs: certs.clone(),
+            config: certs.server_config(),
+        }
+    }
+
+    pub(crate) async fn accept(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let acceptor = rustls::server::Acceptor::default();
+        let mut start = LazyConfigAcceptor::new(acceptor, stream).await?;
+        let name = start.client_hello().server_name().map(str::to_owned);
+        if self.certs.pick(name.as_deref()).is_none() {
+            // The client learns why; the connection is over whether it reads it or not.
+            let _ = start.io.write_all(&UNRECOGNIZED_NAME).await;
+            let _ = start.io.shutdown().await;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                match name {
+                    Some(name) => format!("no certificate for {name:?}"),
+                    None => "no SNI and no default certificate".to_owned(),
+                },
+            ));
+        }
+        start.into_stream(self.config.clone()).await
     }
 }
 
