@@ -211,11 +211,7 @@ pub fn evaluate(
     let vary = VaryRule::from_response(response).ok_or(NotStorable::VaryStar)?;
 
     let date = http_date(response, header::DATE);
-    let age_header = response
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
+    let age_header = age(response);
     let apparent_age = date
         .and_then(|d| now.duration_since(d).ok())
         .unwrap_or_default();
@@ -311,6 +307,23 @@ pub fn surrogate_keys(response: &HeaderMap) -> Vec<String> {
         }
     }
     keys
+}
+
+/// The response's `Age`. A list (`Age: 7200, 0`, or two `Age` lines) counts by its
+/// first member, as the strictest shared caches read it: a response that says it
+/// is old must not be taken for fresh because a later hop appended `0`. A value too
+/// large for the clock saturates at 2^31 seconds (RFC 9111 §1.2.2); one that is not
+/// a number counts as 0.
+fn age(response: &HeaderMap) -> Duration {
+    let Some(first) = response.get(header::AGE).and_then(|v| v.to_str().ok()) else {
+        return Duration::ZERO;
+    };
+    let member = first.split(',').next().unwrap_or("").trim();
+    if member.is_empty() || !member.bytes().all(|b| b.is_ascii_digit()) {
+        return Duration::ZERO;
+    }
+    const MAX: u64 = 1 << 31;
+    Duration::from_secs(member.parse::<u64>().map_or(MAX, |s| s.min(MAX)))
 }
 
 pub(crate) fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
@@ -544,6 +557,27 @@ mod tests {
         let date = httpdate::fmt_http_date(SystemTime::now() - secs(20));
         let s = eval(&[("cache-control", "max-age=60"), ("date", &date)]).unwrap();
         assert!(s.initial_age >= secs(19) && s.initial_age <= secs(21));
+    }
+
+    #[test]
+    fn age_counts_by_its_first_member() {
+        let age_of = |values: &[&str]| {
+            let mut response = HeaderMap::new();
+            for v in values {
+                response.append(header::AGE, v.parse().unwrap());
+            }
+            age(&response)
+        };
+        assert_eq!(age_of(&["7200, 0"]), secs(7200));
+        assert_eq!(age_of(&["7200", "0"]), secs(7200));
+        assert_eq!(age_of(&[" 15 "]), secs(15));
+        assert_eq!(age_of(&["99999999999999999999999"]), secs(1 << 31));
+        assert_eq!(age_of(&["-5"]), Duration::ZERO);
+        assert_eq!(age_of(&["soon"]), Duration::ZERO);
+        assert_eq!(age_of(&[]), Duration::ZERO);
+        // With max-age=3600, `Age: 7200, 0` is stale from the start.
+        let s = eval(&[("cache-control", "max-age=3600"), ("age", "7200, 0")]).unwrap();
+        assert!(s.initial_age > s.freshness.ttl);
     }
 
     #[test]
