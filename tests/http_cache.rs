@@ -147,6 +147,19 @@ async fn what_must_not_be_stored_is_not() {
     let path = "/auth-public?cc=public%2C%20max-age%3D60";
     get_with(&verge, path, &[("authorization", "Bearer x")]).await;
     assert_eq!(get(&verge, path).await.access["cache"], "hit");
+    // CDN-Cache-Control (RFC 9213) takes the place of Cache-Control at the edge,
+    // both ways, and reaches the client as it was sent.
+    let path = "/cdn-no-store?cdn=no-store&cc=max-age%3D3600";
+    let first = get(&verge, path).await;
+    assert_eq!(first.headers["cdn-cache-control"], "no-store");
+    assert_eq!(get(&verge, path).await.access["cache"], "pass");
+    let path = "/cdn-max-age?cdn=max-age%3D60&cc=no-store";
+    let first = get(&verge, path).await;
+    assert_eq!(first.headers["cdn-cache-control"], "max-age=60");
+    assert_eq!(first.headers["cache-control"], "no-store");
+    let hit = get(&verge, path).await;
+    assert_eq!(hit.access["cache"], "hit");
+    assert_eq!(hit.nonce, first.nonce);
     // `Age` with more than one member counts by the first: with max-age=3600,
     // `Age: 7200, 0` is stale from the start, not fresh.
     let path = "/age-list?cc=max-age%3D3600&age=7200%2C%200";

@@ -44,6 +44,7 @@ fn main(req: Request) -> Result<Response, Error> {
     response.set_header("x-nonce", format!("{nonce:016x}"));
     for (param_name, header) in [
         ("cc", "cache-control"),
+        ("cdn", "cdn-cache-control"),
         ("sc", "surrogate-control"),
         ("sk", "surrogate-key"),
         ("lm", "last-modified"),

@@ -16,6 +16,9 @@ use crate::vary::VaryRule;
 /// `Surrogate-Control`: like `Cache-Control`, for the edge only; stripped before the
 /// client sees the response.
 pub const SURROGATE_CONTROL: &str = "surrogate-control";
+/// RFC 9213's field for CDNs: where present (and Surrogate-Control is not), the
+/// edge obeys it instead of `Cache-Control`, which is left to browsers.
+pub const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
 /// `Surrogate-Key`: space-separated keys to purge the object by; stripped before the
 /// client sees the response.
 pub const SURROGATE_KEY: &str = "surrogate-key";
@@ -186,7 +189,14 @@ pub fn evaluate(
         return Err(NotStorable::Status);
     }
     let req_cc = Directives::parse(request.get_all(header::CACHE_CONTROL));
-    let cc = Directives::parse(response.get_all(header::CACHE_CONTROL));
+    // CDN-Cache-Control (RFC 9213) takes the place of Cache-Control when it says
+    // anything; one that parses to nothing is ignored, as the RFC asks.
+    let cdn = Directives::parse(response.get_all(CDN_CACHE_CONTROL));
+    let cc = if cdn.is_empty() {
+        Directives::parse(response.get_all(header::CACHE_CONTROL))
+    } else {
+        cdn
+    };
     let sc = Directives::parse(response.get_all(SURROGATE_CONTROL));
     // Surrogate-Control speaks to the edge; where it says anything, Cache-Control is
     // left to browsers.
@@ -557,6 +567,64 @@ mod tests {
         let date = httpdate::fmt_http_date(SystemTime::now() - secs(20));
         let s = eval(&[("cache-control", "max-age=60"), ("date", &date)]).unwrap();
         assert!(s.initial_age >= secs(19) && s.initial_age <= secs(21));
+    }
+
+    #[test]
+    fn cdn_cache_control_takes_the_place_of_cache_control() {
+        // RFC 9213's examples: the targeted field wins both ways.
+        assert!(matches!(
+            eval(&[
+                ("cdn-cache-control", "no-store"),
+                ("cache-control", "max-age=3600")
+            ]),
+            Err(NotStorable::NoStore)
+        ));
+        let s = eval(&[
+            ("cdn-cache-control", "max-age=60"),
+            ("cache-control", "no-store"),
+        ])
+        .unwrap();
+        assert_eq!(s.freshness.ttl, secs(60));
+        let s = eval(&[
+            (
+                "cdn-cache-control",
+                "max-age=60, stale-while-revalidate=5, stale-if-error=9",
+            ),
+            ("cache-control", "private, max-age=1"),
+        ])
+        .unwrap();
+        assert_eq!(s.freshness.ttl, secs(60));
+        assert_eq!(s.freshness.stale_while_revalidate, secs(5));
+        assert_eq!(s.freshness.stale_if_error, secs(9));
+        assert!(matches!(
+            eval(&[
+                ("cdn-cache-control", "private"),
+                ("cache-control", "max-age=60")
+            ]),
+            Err(NotStorable::Private)
+        ));
+        // no-cache: stored, revalidated on every use.
+        let s = eval(&[
+            ("cdn-cache-control", "no-cache"),
+            ("cache-control", "max-age=60"),
+            ("etag", "\"v1\""),
+        ])
+        .unwrap();
+        assert!(s.freshness.ttl.is_zero() && s.freshness.must_revalidate);
+        // One that says nothing the cache knows is ignored.
+        let s = eval(&[
+            ("cdn-cache-control", "bogus"),
+            ("cache-control", "max-age=30"),
+        ])
+        .unwrap();
+        assert_eq!(s.freshness.ttl, secs(30));
+        // Surrogate-Control still speaks first.
+        let s = eval(&[
+            ("surrogate-control", "max-age=90"),
+            ("cdn-cache-control", "max-age=60"),
+        ])
+        .unwrap();
+        assert_eq!(s.freshness.ttl, secs(90));
     }
 
     #[test]
