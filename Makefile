@@ -22,8 +22,8 @@ guest-toolchain: rust-guest-toolchain
 fleet-tools:
 	bash scripts/install-nats-server.sh
 
-# The `serve` profile is `release` without cross-crate LTO: the first build is about a
-# minute shorter on two cores (Cargo.toml). `cargo build --release` for benchmarks.
+# The `serve` profile is `release` without debug line tables: the first build is about
+# a minute shorter on two cores (Cargo.toml). `cargo build --release` for benchmarks.
 serve: rust-guest-toolchain
 	$(CARGO) build --profile serve -p verge-cli
 	$(CARGO_TARGET_DIR)/serve/verge serve examples/hello

@@ -20,7 +20,7 @@ up)
     fi
     bash scripts/install-nats-server.sh
     if [ -z "$VERGE" ]; then
-        # The profile `make serve` builds (release without cross-crate LTO).
+        # The profile `make serve` builds (release without debug line tables).
         cargo build -q --profile serve -p verge-cli
         VERGE="${CARGO_TARGET_DIR:-target}/serve/verge"
     fi

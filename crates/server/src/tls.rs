@@ -155,6 +155,14 @@ impl Certificates {
         }
     }
 
+    /// The certificate for `server_name` (the client's SNI), else the default one.
+    fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let set = self.set.load();
+        server_name
+            .and_then(|name| set.find(&name.to_ascii_lowercase()))
+            .or_else(|| set.default.clone())
+    }
+
     /// A rustls server configuration choosing among these certificates, offering
     /// HTTP/2 and HTTP/1.1 by ALPN.
     pub fn server_config(self: &Arc<Self>) -> Arc<rustls::ServerConfig> {
@@ -166,16 +174,6 @@ impl Certificates {
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Arc::new(config)
-    }
-}
-
-impl Certificates {
-    /// The certificate for `server_name` (the client's SNI), else the default one.
-    fn pick(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let set = self.set.load();
-        server_name
-            .and_then(|name| set.find(&name.to_ascii_lowercase()))
-            .or_else(|| set.default.clone())
     }
 }
 
