@@ -19,8 +19,8 @@ impl NodeStatus for FleetStatus {
             return String::new();
         };
         let applied = node.applied_revision();
-        match node.cluster_link() {
-            None => String::new(),
+        let mut out = match node.cluster_link() {
+            None => return String::new(),
             Some(Link::Connected) => {
                 format!("cluster: connected, applied revision {applied}\n")
             }
@@ -28,7 +28,13 @@ impl NodeStatus for FleetStatus {
                 "cluster: unavailable for {}s ({reason}); serving the state applied at revision {applied}, refusing changes\n",
                 since.elapsed().as_secs()
             ),
+        };
+        if node.runtime.config().node.cache.hits_held() {
+            out.push_str(
+                "cache: holding hits until the purges made while cut off are applied; requests go to the services\n",
+            );
         }
+        out
     }
 
     fn metrics(&self, out: &mut String) {
@@ -41,9 +47,13 @@ impl NodeStatus for FleetStatus {
              verge_cluster_connected {}\n\
              # HELP verge_control_revision_applied The fleet's control revision this node serves.\n\
              # TYPE verge_control_revision_applied gauge\n\
-             verge_control_revision_applied {}\n",
+             verge_control_revision_applied {}\n\
+             # HELP verge_cache_hits_held Whether cache hits are held (cut off under --purge-strict, or catching up on purges): requests run the services.\n\
+             # TYPE verge_cache_hits_held gauge\n\
+             verge_cache_hits_held {}\n",
             u8::from(connected),
-            node.applied_revision()
+            node.applied_revision(),
+            u8::from(node.runtime.config().node.cache.hits_held()),
         );
         if let Some(relay) = node.fleet.as_ref().and_then(|f| f.logs()) {
             let _ = write!(
