@@ -54,6 +54,16 @@ async fn send(verge: &Verge, req: reqwest::RequestBuilder) -> Got {
     }
 }
 
+/// `text` as a query parameter's value: everything but letters and digits escaped.
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 async fn get(verge: &Verge, path: &str) -> Got {
     send(verge, client().get(verge.url(path))).await
 }
@@ -114,6 +124,29 @@ async fn hits_are_answered_without_running_the_guest() {
     let after = get(&verge, path).await;
     assert_eq!(after.access["cache"], "miss");
     assert_ne!(after.nonce, miss.nonce);
+
+    // So does one to another URL of the host whose answer names it in Location or
+    // Content-Location; a failed one, or one naming another host, changes nothing.
+    assert_eq!(get(&verge, path).await.access["cache"], "hit");
+    let failed = send(&verge, client().post(verge.url(path)).header("x-fail", "1")).await;
+    assert_eq!(failed.status, 500);
+    let elsewhere = format!(
+        "/made?status=201&location={}",
+        query_value(&format!("http://other.test{path}"))
+    );
+    let made = send(&verge, client().post(verge.url(&elsewhere))).await;
+    assert_eq!(made.status, 201);
+    assert_eq!(get(&verge, path).await.access["cache"], "hit");
+    let relative = path.trim_start_matches('/');
+    for named in [
+        format!("/made?status=201&location={}", query_value(relative)),
+        format!("/made?status=200&cl={}", query_value(path)),
+    ] {
+        let made = send(&verge, client().put(verge.url(&named))).await;
+        assert!(made.status == 200 || made.status == 201, "{named}");
+        assert_eq!(get(&verge, path).await.access["cache"], "miss", "{named}");
+        assert_eq!(get(&verge, path).await.access["cache"], "hit", "{named}");
+    }
 }
 
 #[tokio::test]
@@ -172,6 +205,19 @@ async fn what_must_not_be_stored_is_not() {
     let path = "/expired?expires=Thu%2C%2001%20Jan%201970%2000%3A00%3A00%20GMT";
     get(&verge, path).await;
     assert_eq!(get(&verge, path).await.access["cache"], "miss");
+    // A guest answering with an interim status (a 103, or a 101 that would take over
+    // the connection) failed: the client gets a 500 that says why; nothing stored.
+    for status in [100, 101, 103] {
+        let path = format!("/interim-{status}?cc=max-age%3D60&status={status}");
+        for _ in 0..2 {
+            let got = get(&verge, &path).await;
+            assert_eq!(got.status, 500, "{path}");
+            let text = String::from_utf8_lossy(&got.body);
+            assert!(text.contains("only an interim response"), "{text}");
+            assert_eq!(got.access["outcome"], "interim_status", "{path}");
+            assert_ne!(got.access["cache"], "hit", "{path}");
+        }
+    }
 }
 
 #[tokio::test]

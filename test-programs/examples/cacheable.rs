@@ -4,7 +4,8 @@
 //!
 //! Query parameters set response headers: `cc` Cache-Control, `sc` Surrogate-Control,
 //! `sk` Surrogate-Key, `etag` ETag (quoted here), `lm` Last-Modified, `vary` Vary,
-//! `age` Age, `cookie` Set-Cookie, `expires` Expires; `status` the status; `size` a
+//! `age` Age, `cookie` Set-Cookie, `expires` Expires, `location` Location, `cl`
+//! Content-Location; `status` the status; `size` a
 //! body of that many bytes (`abc…z` repeated) instead of the nonce text, written in
 //! 8 KiB pieces `drip` ms apart when given; `ms` sleeps first. A request header `x-fail: 1` answers 500; an `If-None-Match` equal to the
 //! configured ETag answers 304 with `x-revalidated: 1`.
@@ -52,6 +53,8 @@ fn main(req: Request) -> Result<Response, Error> {
         ("age", "age"),
         ("cookie", "set-cookie"),
         ("expires", "expires"),
+        ("location", "location"),
+        ("cl", "content-location"),
     ] {
         if let Some(value) = param(param_name) {
             response.set_header(header, value);

@@ -9,14 +9,17 @@
 //! - `/bytes/N`: N bytes, streamed in 64 KiB chunks
 //! - `/json`: the body of the last `set_json` call, as application/json
 //! - `/slow/MS`: waits MS milliseconds, then answers `slow`
-//! - `/cached/NAME?cc=…&etag=…&sk=…&ms=…`: `NAME #N` (N counts requests for that
-//!   path) with `Cache-Control`, `ETag` (quoted) and `Surrogate-Key` from the query,
-//!   after waiting `ms`; `304` to a matching `If-None-Match`; `503` while
-//!   [`Origin::set_failing`] is on
+//! - `/cached/NAME?cc=…&etag=…&sk=…&ms=…&location=…&cl=…&connection=…`: `NAME #N`
+//!   (N counts requests for that path, any method) with `Cache-Control`, `ETag`
+//!   (quoted), `Surrogate-Key`, `Location` and `Content-Location` from the query,
+//!   and `Connection` with each header it names, after waiting `ms`; `304` to a
+//!   matching `If-None-Match`; `503` while [`Origin::set_failing`] is on
 //!
 //! [`RawOrigin`] speaks broken HTTP on purpose: `/garbage` answers with something
 //! that is not HTTP, `/cut` promises 1000 bytes and closes after 100, `/stall`
-//! sends 100 of 1000 bytes and then nothing, `/silent` never answers.
+//! sends 100 of 1000 bytes and then nothing, `/silent` never answers,
+//! `/early-hints` sends a `103 Early Hints` before its `200` (`hints #N`, fresh for
+//! a minute).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -299,6 +302,18 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         if let Some(sk) = query.get("sk") {
             builder = builder.header("surrogate-key", sk.as_str());
         }
+        if let Some(location) = query.get("location") {
+            builder = builder.header("location", location.as_str());
+        }
+        if let Some(cl) = query.get("cl") {
+            builder = builder.header("content-location", cl.as_str());
+        }
+        if let Some(connection) = query.get("connection") {
+            builder = builder.header("connection", connection.as_str());
+            for name in connection.split(',') {
+                builder = builder.header(name.trim(), "for this hop only");
+            }
+        }
         if let Some(etag) = &etag {
             builder = builder.header("etag", etag.as_str());
             if req
@@ -369,11 +384,13 @@ impl RawOrigin {
     pub async fn start() -> RawOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let hinted = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let hinted = hinted.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -396,6 +413,18 @@ impl RawOrigin {
                             let _ = stream.write_all(&[b's'; 100]).await;
                             let _ = stream.flush().await;
                             tokio::time::sleep(Duration::from_secs(600)).await;
+                        }
+                        "/early-hints" => {
+                            let n = hinted.fetch_add(1, Ordering::SeqCst) + 1;
+                            let body = format!("hints #{n}");
+                            let answer = format!(
+                                "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n\
+                                 HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\n\
+                                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = stream.write_all(answer.as_bytes()).await;
+                            let _ = stream.flush().await;
                         }
                         "/cut" => {
                             let _ = stream

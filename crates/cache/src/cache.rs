@@ -476,6 +476,17 @@ impl Cache {
         purged
     }
 
+    /// Drops what is stored under `key` on this node only, as a hard purge that is
+    /// not handed to the fleet: what a cache does when it sees a request that
+    /// changed its origin's state (RFC 9111 §4.4). Other nodes did not see it.
+    pub fn invalidate(&self, key: &Key) -> usize {
+        self.apply(
+            key.namespace(),
+            &PurgeTarget::Key(key.clone()),
+            PurgeMode::Hard,
+        )
+    }
+
     /// [`Cache::purge`], then waits (at most `wait`) until every live node of the
     /// fleet has applied it too; on a single node, the same as [`Cache::purge`].
     pub async fn purge_everywhere(

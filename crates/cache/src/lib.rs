@@ -23,6 +23,7 @@ mod cache;
 mod directives;
 mod disk;
 pub mod freshness;
+pub mod invalidation;
 mod key;
 mod object;
 pub mod purge;

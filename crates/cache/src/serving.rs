@@ -31,22 +31,29 @@ const KEPT_ON_REFRESH: [HeaderName; 4] = [
 /// stored body).
 pub fn stored_headers(response: &HeaderMap) -> HeaderMap {
     let mut out = response.clone();
-    let named: Vec<HeaderName> = response
+    strip_hop_by_hop(&mut out);
+    out.remove(header::AGE);
+    out.remove(header::CONTENT_LENGTH);
+    out
+}
+
+/// Removes what describes one connection rather than the message (RFC 9110 §7.6.1):
+/// the headers `Connection` names, `Connection` itself and the other hop-by-hop
+/// fields. An intermediary neither stores nor forwards them.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
         .collect();
-    for name in HOP_BY_HOP.iter().copied() {
-        out.remove(name);
-    }
     for name in named {
-        out.remove(name);
+        headers.remove(name);
     }
-    out.remove(header::AGE);
-    out.remove(header::CONTENT_LENGTH);
-    out
+    for name in HOP_BY_HOP.iter().copied() {
+        headers.remove(name);
+    }
 }
 
 /// Removes the headers meant for the edge only.

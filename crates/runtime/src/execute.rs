@@ -241,7 +241,14 @@ impl App {
         };
         match response {
             Ok(Ok(response)) => {
-                if let Some(failure) = body_failure() {
+                let interim =
+                    response
+                        .status()
+                        .is_informational()
+                        .then(|| Failure::InterimStatus {
+                            status: response.status().as_u16(),
+                        });
+                if let Some(failure) = body_failure().or(interim) {
                     let report = Report::failed_before_start(failure.clone());
                     let mut execution = failed(&ctx, report);
                     execution.report = PendingReport {

@@ -24,6 +24,10 @@ pub enum Failure {
     GuestError { code: String },
     /// The guest returned without setting a response → 500.
     NoResponse,
+    /// The guest answered with a `1xx` status, which only an interim response may
+    /// have (HTTP has no final `1xx`; a `101` would hand the client's connection
+    /// over) → 500.
+    InterimStatus { status: u16 },
     /// Every instance slot was busy; the guest never started → 503.
     Overloaded,
 }
@@ -39,7 +43,8 @@ impl Failure {
             Failure::Trap { .. }
             | Failure::MemoryLimit
             | Failure::GuestError { .. }
-            | Failure::NoResponse => S::INTERNAL_SERVER_ERROR,
+            | Failure::NoResponse
+            | Failure::InterimStatus { .. } => S::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -53,6 +58,7 @@ impl Failure {
             Failure::RequestBodyTooLarge => "limit:request_body",
             Failure::GuestError { .. } => "guest_error",
             Failure::NoResponse => "no_response",
+            Failure::InterimStatus { .. } => "interim_status",
             Failure::Overloaded => "overloaded",
         }
     }
@@ -67,6 +73,9 @@ impl Failure {
             Failure::RequestBodyTooLarge => "the request body is larger than allowed".into(),
             Failure::GuestError { code } => format!("the guest answered with an error: {code}"),
             Failure::NoResponse => "the guest returned without sending a response".into(),
+            Failure::InterimStatus { status } => format!(
+                "the guest answered with status {status}, which only an interim response may have; a response's status is 200 to 599"
+            ),
             Failure::Overloaded => {
                 "the node is running as many instances as it may; try again shortly".into()
             }

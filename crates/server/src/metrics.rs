@@ -17,7 +17,7 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// Failure outcomes counted, by their access-log code.
-const FAILURES: [&str; 8] = [
+const FAILURES: [&str; 9] = [
     "trap",
     "limit:memory",
     "limit:cpu",
@@ -25,6 +25,7 @@ const FAILURES: [&str; 8] = [
     "limit:request_body",
     "guest_error",
     "no_response",
+    "interim_status",
     "overloaded",
 ];
 

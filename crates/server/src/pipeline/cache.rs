@@ -5,7 +5,8 @@
 //! - GET goes through a transaction: concurrent misses of one URL run the guest once.
 //! - HEAD is answered from a usable object, or passed to the guest (never stored).
 //! - Other methods pass; a successful unsafe one (POST, PUT, DELETE…) invalidates the
-//!   URL's objects (RFC 9111 §4.4).
+//!   URL's objects and those of the same-host URLs its answer's `Location` and
+//!   `Content-Location` name (RFC 9111 §4.4).
 //! - Client `Cache-Control` request directives other than `no-store` are ignored, as
 //!   edge caches do: a client cannot make every request reach the guest.
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
 use verge_cache::through::{self, Answer, Outcome, Through};
-use verge_cache::{Fill, Found, Key, PurgeMode, PurgeTarget, Transaction};
+use verge_cache::{Fill, Found, Key, PurgeMode, PurgeTarget, Transaction, invalidation};
 use verge_runtime::{Execution, PendingReport, ResponseBody};
 
 use super::{Exchange, Served, execute, log_access};
@@ -43,18 +44,34 @@ impl CacheOutcome {
 
 const X_CACHE: &str = "x-cache";
 
+/// Purges the URL of a request that changed the app's state, and the URLs of the
+/// same host its answer's `Location` and `Content-Location` name (RFC 9111 §4.4).
+/// The app is the origin for every node, so the purges go to the fleet.
+fn invalidate(ex: &Exchange, hc: &HttpCache, key: Key, response: &HeaderMap) {
+    hc.cache
+        .purge(&hc.namespace, &PurgeTarget::Key(key), PurgeMode::Hard);
+    if !response.contains_key(http::header::LOCATION)
+        && !response.contains_key(http::header::CONTENT_LOCATION)
+    {
+        return;
+    }
+    let scheme = if ex.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}{}", ex.host, ex.target);
+    for path in invalidation::locations(&url, response, invalidation::Scope::SameHost) {
+        let key = Key::for_url(hc.namespace.clone(), &ex.host, &path);
+        hc.cache
+            .purge(&hc.namespace, &PurgeTarget::Key(key), PurgeMode::Hard);
+    }
+}
+
 pub(super) async fn serve(ex: &Exchange, hc: &Arc<HttpCache>, req: Request<Incoming>) -> Served {
     let method = req.method().clone();
     let key = Key::for_url(hc.namespace.clone(), &ex.host, &ex.target);
     if method != Method::GET && method != Method::HEAD {
         hc.cache.record_pass();
         let executed = execute::run(ex, req.map(DrainOnDrop::new)).await;
-        let status = executed.response.status();
-        if !matches!(method, Method::OPTIONS | Method::TRACE | Method::CONNECT)
-            && (status.is_success() || status.is_redirection())
-        {
-            hc.cache
-                .purge(&hc.namespace, &PurgeTarget::Key(key), PurgeMode::Hard);
+        if invalidation::invalidates(&method, executed.response.status()) {
+            invalidate(ex, hc, key, executed.response.headers());
         }
         return passed(hc, executed);
     }

@@ -3,6 +3,8 @@
 //! the node's cache, keyed by the URL the request goes to. Concurrent fetches of one
 //! URL reach the origin once; stale objects are refreshed in the background
 //! (`stale-while-revalidate`) or answer when the origin fails (`stale-if-error`).
+//! A request that changes the origin's state (a successful POST, PUT, DELETE…)
+//! drops what this node stored for its URL (RFC 9111 §4.4).
 //! The flow is `verge_cache::through`, the same as the HTTP cache in front of apps.
 
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Empty};
 use verge_cache::through::{self, Answer, Through};
-use verge_cache::{Cache, Fill, Found, HttpPolicy, Key, Override, Transaction};
+use verge_cache::{Cache, Fill, Found, HttpPolicy, Key, Override, Transaction, invalidation};
 use wasmtime_wasi_http::{Error as Code, WasiBody};
 
 use super::Sender;
@@ -46,6 +48,34 @@ impl ReadThrough {
         self.cache.record_pass();
     }
 
+    /// What a fetch of `uri` is stored under.
+    fn key(&self, uri: &http::Uri) -> Key {
+        Key::new(self.namespace.clone(), format!("fetch:{uri}"))
+    }
+
+    /// Drops, on this node, what was stored for `uri` and for the same-origin URLs
+    /// `response` names in `Location` and `Content-Location`: a request to `uri`
+    /// changed the origin's state (RFC 9111 §4.4).
+    pub(super) fn invalidate(&self, uri: &http::Uri, response: &HeaderMap) {
+        self.cache.invalidate(&self.key(uri));
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return;
+        };
+        if !response.contains_key(http::header::LOCATION)
+            && !response.contains_key(http::header::CONTENT_LOCATION)
+        {
+            return;
+        }
+        let url = uri.to_string();
+        for path in invalidation::locations(&url, response, invalidation::Scope::SameOrigin) {
+            let key = Key::new(
+                self.namespace.clone(),
+                format!("fetch:{scheme}://{authority}{path}"),
+            );
+            self.cache.invalidate(&key);
+        }
+    }
+
     /// Answers a GET from the cache, or sends it and stores the response.
     pub(super) async fn send(
         self,
@@ -54,7 +84,7 @@ impl ReadThrough {
         overrides: Option<Override>,
         cached: Arc<AtomicU32>,
     ) -> Result<http::Response<WasiBody>, Code> {
-        let key = Key::new(self.namespace.clone(), format!("fetch:{}", request.uri()));
+        let key = self.key(request.uri());
         let (parts, body) = request.into_parts();
         let headers = parts.headers.clone();
         let count = || cached.fetch_add(1, Ordering::Relaxed);

@@ -347,6 +347,19 @@ impl WasiHttpHooks for RequestState {
             if route.cache && request.method() == http::Method::GET {
                 self.app.cache.record_pass();
             }
+            if route.cache && request.method() != http::Method::GET {
+                let read_through = self.app.cache.clone();
+                return Box::new(async move {
+                    let (method, uri) = (request.method().clone(), request.uri().clone());
+                    let result = sender.send(request).await;
+                    if let Ok(response) = &result
+                        && verge_cache::invalidation::invalidates(&method, response.status())
+                    {
+                        read_through.invalidate(&uri, response.headers());
+                    }
+                    finished(result)
+                });
+            }
             return Box::new(async move { finished(sender.send(request).await) });
         }
         let cached = self.cached.get_or_insert_with(Arc::default).clone();

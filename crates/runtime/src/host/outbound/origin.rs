@@ -132,6 +132,13 @@ impl Origin {
             }
             Ok(Ok(response)) => response,
         };
+        let mut response = response;
+        // Headers the origin's `Connection` names are for this hop only (RFC 9110
+        // §7.6.1): neither the guest nor the cache sees them. Wasmtime drops the
+        // standard hop-by-hop fields from what reaches a guest itself.
+        if response.headers().contains_key(http::header::CONNECTION) {
+            verge_cache::serving::strip_hop_by_hop(response.headers_mut());
+        }
         Ok(response.map(|incoming| {
             OriginBody {
                 incoming: Coalesced::new(incoming),
