@@ -2,11 +2,12 @@
 #
 #   make serve   build everything and serve examples/hello on http://127.0.0.1:7878
 #   make test    install the guest toolchain and nats-server if needed, then run the whole test suite
+#   make fuzz    run every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: serve test rust-guest-toolchain guest-toolchain fleet-tools check fmt clippy bench
+.PHONY: serve test fuzz rust-guest-toolchain guest-toolchain fleet-tools check fmt clippy bench
 
 # Rust guests only: what `make serve` needs (examples/hello is Rust).
 rust-guest-toolchain:
@@ -34,13 +35,20 @@ test: guest-toolchain fleet-tools
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --manifest-path sdk/verge/Cargo.toml
 
+# The fuzz targets build on nightly with sanitizers (their own target dir); they are
+# linted on stable like the rest.
+fuzz:
+	bash fuzz/run.sh
+
 fmt:
 	$(CARGO) fmt --all -- --check
 	for crate in $(GUEST_CRATES); do $(CARGO) fmt --manifest-path $$crate/Cargo.toml -- --check || exit 1; done
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	for crate in $(GUEST_CRATES); do $(CARGO) clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; done
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets --locked -- -D warnings
 
 check: fmt clippy test
 

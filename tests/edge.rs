@@ -1,6 +1,6 @@
 //! The `verge:edge` host APIs through a real guest (`test-programs/examples/edge.rs`,
 //! built with the SDK): geolocation from a `.mmdb` the test writes and from dev
-//! overrides, the client IP through trusted proxies and PROXY protocol v2, runtime
+//! overrides, the client IP through trusted proxies and PROXY protocol v1/v2, runtime
 //! facts, and the SDK's `fetch` and `Request::send`.
 
 mod common;
@@ -105,7 +105,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_proxy_protocol_v2_header_names_the_client() {
+async fn a_proxy_protocol_header_names_the_client() {
     let dbs = geo_dbs();
     let (verge, _app) = serve_edge(
         "",
@@ -117,30 +117,35 @@ async fn a_proxy_protocol_v2_header_names_the_client() {
             "--proxy-protocol",
         ],
     );
-    let addr = verge.addr.clone();
-    let response = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
-        header.extend([
-            0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0xc3, 0x50, 0, 80,
-        ]);
-        stream.write_all(&header).unwrap();
-        stream
-            .write_all(b"GET /info HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    })
-    .await
-    .unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap();
-    let info: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert_eq!(info["client_ip"], "198.51.100.9");
-    assert_eq!(info["geo"]["city"], "Berlin");
+    // v2 (binary, as AWS NLB and HAProxy send it) and v1 (text, as nginx's stream
+    // module sends it).
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([
+        0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0xc3, 0x50, 0, 80,
+    ]);
+    let v1 = b"PROXY TCP4 198.51.100.10 127.0.0.1 50000 80\r\n".to_vec();
+    for (header, client) in [(v2, "198.51.100.9"), (v1, "198.51.100.10")] {
+        let addr = verge.addr.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            stream.write_all(&header).unwrap();
+            stream
+                .write_all(b"GET /info HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            response
+        })
+        .await
+        .unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap();
+        let info: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(info["client_ip"], client);
+        assert_eq!(info["geo"]["city"], "Berlin");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

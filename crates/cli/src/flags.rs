@@ -23,7 +23,7 @@ pub struct EdgeFlags {
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
 
-    /// Connections from trusted proxies start with a PROXY protocol v2 header.
+    /// Connections from trusted proxies start with a PROXY protocol header (v1 or v2).
     #[arg(long, requires = "trusted_proxy")]
     pub proxy_protocol: bool,
 

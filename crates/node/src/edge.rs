@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use verge_cache::{Cache, CacheConfig};
+use verge_client_ip::TrustedProxies;
 use verge_runtime::{GeoDbError, GeoProvider, MaxmindGeo, NodeServices, RuntimeConfig};
 use verge_server::ServerConfig;
-use verge_server::client_ip::TrustedProxies;
 
 /// The settings both kinds of server take.
 #[derive(Debug, Clone)]

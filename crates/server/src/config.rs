@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::client_ip::TrustedProxies;
+use verge_client_ip::TrustedProxies;
 
 /// How the server listens and what it accepts before any app runs.
 #[derive(Debug, Clone)]

@@ -6,7 +6,6 @@
 
 pub mod admin;
 mod body;
-pub mod client_ip;
 mod config;
 mod drain;
 pub mod host;

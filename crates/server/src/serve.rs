@@ -14,13 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 use verge_runtime::TlsInfo;
 
 use crate::body::ServerBody;
-use crate::client_ip::read_proxy_v2;
 use crate::config::ServerConfig;
 use crate::log::LogWriter;
 use crate::pipeline;
 use crate::registry::AppRegistry;
 use crate::request_threads::RequestThreads;
 use crate::tls::{self, Certificates};
+use verge_client_ip::read_proxy_header;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -195,7 +195,7 @@ impl Conn {
         let config = &shared.config;
         let timeout = config.header_read_timeout;
         if config.proxy_protocol && config.trusted_proxies.contains(peer.ip()) {
-            let header = tokio::time::timeout(timeout, read_proxy_v2(&mut stream)).await;
+            let header = tokio::time::timeout(timeout, read_proxy_header(&mut stream)).await;
             peer = match header {
                 Ok(Ok(client)) => client.unwrap_or(peer),
                 Ok(Err(e)) => {
