@@ -5,7 +5,9 @@
 mod common;
 
 use common::node::*;
+use common::openapi;
 use common::*;
+use proptest::prelude::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_activate_roll_back_and_restart() {
@@ -477,6 +479,22 @@ async fn the_openapi_description_matches_the_admin_routes() {
         .await
         .unwrap();
     assert!(resp.text().await.unwrap().contains("no such route"));
+    // A method a route does not take: 405 naming those it does, for every route.
+    for (method, path, allow) in [
+        ("TRACE", "/admin/v1/whoami", "GET"),
+        ("PUT", "/admin/v1/services", "GET, POST"),
+        ("GET", "/admin/v1/services/shop/versions/1", "DELETE"),
+        ("POST", "/healthz", "GET"),
+    ] {
+        let resp = client()
+            .request(method.parse().unwrap(), format!("{admin}{path}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+    }
 }
 
 /// What a route needs: `None` for a node-wide route, else the service it belongs to;
@@ -1056,4 +1074,237 @@ async fn concurrent_activations_resolve_by_compare_and_swap() {
         assert_eq!(activate(&admin, "shop", 1).await.0, 200);
     }
     eprintln!("{conflicts} of 10 rounds conflicted");
+}
+
+/// A path parameter: a valid one, or one a client could send by mistake or malice
+/// (percent-encoded, non-ASCII, invalid UTF-8, a NUL, 10 KB long). Never empty or a
+/// dot segment, which would be another path.
+fn arb_param(valid: &'static str) -> BoxedStrategy<String> {
+    prop_oneof![
+        4 => Just(valid.to_owned()),
+        1 => Just("ghost".to_owned()),
+        1 => Just("%C3%A9t%C3%A9".to_owned()),
+        1 => Just("a%2Fb".to_owned()),
+        1 => Just("%FF%FE".to_owned()),
+        1 => Just("%00".to_owned()),
+        1 => Just("%ZZ".to_owned()),
+        1 => Just("UPPER_case".to_owned()),
+        1 => Just("9".repeat(10_000)),
+        1 => "[a-z0-9~_-]{1,16}",
+    ]
+    .boxed()
+}
+
+/// One generated request: which operation, its parameters, its body, and whether it
+/// is sent with a method the path does not take.
+#[derive(Debug, Clone)]
+struct Generated {
+    op: usize,
+    params: Vec<String>,
+    body: Vec<u8>,
+    other_method: Option<&'static str>,
+}
+
+fn arb_request(doc: &serde_json::Value, ops: &[openapi::Operation]) -> BoxedStrategy<Generated> {
+    let choices: Vec<BoxedStrategy<Generated>> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let params: Vec<BoxedStrategy<String>> = op
+                .path
+                .split('/')
+                .filter(|s| s.starts_with('{'))
+                .map(|p| {
+                    arb_param(match p {
+                        // Deleting `shop` would leave the other operations nothing.
+                        "{name}" if op.method == "delete" && op.path.ends_with("{name}") => "temp",
+                        "{name}" | "{app}" => "shop",
+                        "{store}" => "data",
+                        "{number}" => "1",
+                        "{id}" => "000000000000",
+                        _ => "k",
+                    })
+                })
+                .collect();
+            let schema = op.op["requestBody"]["content"]["application/json"]["schema"].clone();
+            let body: BoxedStrategy<Vec<u8>> = if schema.is_null() {
+                prop_oneof![
+                    Just(Vec::new()),
+                    proptest::collection::vec(any::<u8>(), 0..64)
+                ]
+                .boxed()
+            } else {
+                let valid = openapi::arb_value(doc, &schema);
+                prop_oneof![
+                    4 => valid.clone().prop_map(|v| v.to_string().into_bytes()),
+                    // An unknown field, a required one missing, another JSON type.
+                    1 => valid.clone().prop_map(|mut v| {
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("unknown".into(), serde_json::json!(1));
+                        }
+                        v.to_string().into_bytes()
+                    }),
+                    1 => valid.prop_map(|mut v| {
+                        if let Some(o) = v.as_object_mut() {
+                            let first = o.keys().next().cloned();
+                            if let Some(k) = first {
+                                o.remove(&k);
+                            }
+                        }
+                        v.to_string().into_bytes()
+                    }),
+                    1 => Just(b"[1, \"two\", null]".to_vec()),
+                    1 => Just(format!("{{\"name\": \"{}\"}}", "x".repeat(70 << 10)).into_bytes()),
+                    1 => Just(b"{\"name\": ".to_vec()),
+                    1 => proptest::collection::vec(any::<u8>(), 0..64),
+                ]
+                .boxed()
+            };
+            let other = proptest::option::weighted(
+                0.1,
+                proptest::sample::select(vec!["TRACE", "PUT", "PATCH", "OPTIONS", "DELETE", "GET"]),
+            );
+            (params, body, other)
+                .prop_map(move |(params, body, other_method)| Generated {
+                    op: i,
+                    params,
+                    body,
+                    other_method,
+                })
+                .boxed()
+        })
+        .collect();
+    proptest::strategy::Union::new(choices).boxed()
+}
+
+/// Requests generated from the OpenAPI document, sent to a running node with the
+/// root token: every operation with valid and invalid bodies and odd path
+/// parameters, and paths asked with methods they do not take. No answer is a 5xx,
+/// every status is one the document gives for the operation (or a 405 naming the
+/// methods the document gives the path), and every JSON body is valid against the
+/// schema the document gives for that status.
+#[test]
+fn requests_generated_from_the_openapi_document_get_documented_answers() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (_verge, admin) = start(data.path());
+    rt.block_on(deploy(
+        &admin,
+        "shop",
+        "shop.test",
+        package_of(packages.path(), "keyvalue", "[kv_stores.data]\n"),
+    ));
+    rt.block_on(create(&admin, serde_json::json!({ "name": "temp" })));
+    let doc = openapi::document();
+    let ops = openapi::operations(&doc);
+    let http = client();
+    let mut runner = TestRunner::new(Config {
+        cases: 1000,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let result = runner.run(&arb_request(&doc, &ops), |req| {
+        let op = &ops[req.op];
+        let mut params = req.params.iter();
+        let path: Vec<String> = op
+            .path
+            .split('/')
+            .map(|s| match s.starts_with('{') {
+                true => params.next().unwrap().clone(),
+                false => s.to_owned(),
+            })
+            .collect();
+        let path = path.join("/");
+        let method = req.other_method.unwrap_or(&op.method).to_uppercase();
+        let documented = &doc["paths"][&op.path];
+        let declared = documented.get(method.to_lowercase()).is_some();
+        let (status, allow, content_type, body) = rt.block_on(async {
+            let resp = http
+                .request(method.parse().unwrap(), format!("{admin}{path}"))
+                .bearer_auth(TOKEN)
+                .body(req.body.clone())
+                .send()
+                .await
+                .unwrap();
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            let (status, allow, content_type) = (
+                resp.status().as_u16(),
+                header("allow"),
+                header("content-type"),
+            );
+            // A log tail never ends: its head is the answer.
+            let body = match content_type.as_deref() {
+                Some("text/event-stream") => Vec::new(),
+                _ => resp.bytes().await.unwrap().to_vec(),
+            };
+            if status == 200 && path == "/admin/v1/services/temp" && method == "DELETE" {
+                create(&admin, serde_json::json!({ "name": "temp" })).await;
+            }
+            (status, allow, content_type, body)
+        });
+        let text = String::from_utf8_lossy(&body);
+        let what = format!("{method} {path:.200} ({}) → {status} {text:.300}", op.path);
+        prop_assert!(status < 500, "a 5xx: {what}");
+        if !declared {
+            prop_assert_eq!(status, 405, "{}", what);
+            let mut want: Vec<String> = documented
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|m| m.to_uppercase())
+                .collect();
+            let mut got: Vec<String> = allow
+                .unwrap_or_default()
+                .split(", ")
+                .map(str::to_owned)
+                .collect();
+            want.sort();
+            got.sort();
+            prop_assert_eq!(got, want, "Allow of {}", what);
+            return Ok(());
+        }
+        let responses = &documented[method.to_lowercase()]["responses"];
+        let Some(response) = responses.get(status.to_string()) else {
+            return Err(TestCaseError::fail(format!("undocumented status: {what}")));
+        };
+        seen.lock()
+            .unwrap()
+            .insert((op.path.clone(), method.clone(), status));
+        let response = openapi::resolve(&doc, response);
+        if content_type.as_deref() == Some("application/json") {
+            let schema = &response["content"]["application/json"]["schema"];
+            prop_assert!(
+                !schema.is_null(),
+                "a JSON body the document does not describe: {}",
+                what
+            );
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| TestCaseError::fail(format!("not JSON ({e}): {what}")))?;
+            openapi::validate(&doc, schema, &value, "body")
+                .map_err(|why| TestCaseError::fail(format!("{why}: {what}")))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The run reached far: most operations answered.
+    let seen = seen.into_inner().unwrap();
+    let operations: std::collections::BTreeSet<_> = seen
+        .iter()
+        .map(|(p, m, _)| (p.clone(), m.clone()))
+        .collect();
+    assert!(
+        operations.len() * 10 >= ops.len() * 8,
+        "only {} of {} operations answered: {seen:?}",
+        operations.len(),
+        ops.len()
+    );
 }

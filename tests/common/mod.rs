@@ -6,6 +6,7 @@
 pub mod apis;
 pub mod geo;
 pub mod node;
+pub mod openapi;
 pub mod origin;
 pub mod tail;
 

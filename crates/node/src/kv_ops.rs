@@ -12,7 +12,8 @@ use verge_store::{InsertMode, InsertOptions, Kv, KvError, Namespace};
 
 /// One operation on one store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "KvOperation"))]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     Get {
         key: String,
@@ -38,6 +39,7 @@ pub enum Op {
 
 /// Insert modes as the CLI spells them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "KvInsertMode"))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     #[default]
@@ -73,6 +75,7 @@ impl std::str::FromStr for Mode {
 
 /// What an operation answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "KvAnswer"))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Answer {
     Entry {

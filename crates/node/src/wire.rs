@@ -9,6 +9,7 @@ use verge_manifest::DomainPattern;
 
 /// A service, as listed and returned by changes to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Service"))]
 pub struct ServiceInfo {
     pub name: String,
     /// Host names, or `*.suffix` wildcards.
@@ -39,6 +40,7 @@ impl From<&Service> for ServiceInfo {
 
 /// An uploaded version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Version"))]
 pub struct VersionInfo {
     pub number: u32,
     /// The package's SHA-256, hex.
@@ -63,6 +65,7 @@ impl From<&Version> for VersionInfo {
 
 /// A token as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Token"))]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
@@ -88,6 +91,7 @@ impl From<&TokenRecord> for TokenInfo {
 
 /// A token just made: its secret is in `token`, shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct NewToken {
     #[serde(flatten)]
     pub info: TokenInfo,
@@ -96,15 +100,19 @@ pub struct NewToken {
 
 /// `POST /admin/v1/services`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateService {
+    #[cfg_attr(test, schemars(with = "String"))]
     pub name: ServiceName,
     #[serde(default)]
+    #[cfg_attr(test, schemars(with = "Vec<String>"))]
     pub domains: Vec<DomainPattern>,
 }
 
 /// `POST /admin/v1/services/{name}/activate`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Activate {
     pub version: u32,
@@ -112,10 +120,12 @@ pub struct Activate {
 
 /// `POST /admin/v1/tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
     pub service: Option<ServiceName>,
     #[serde(default)]
     pub write: bool,
@@ -126,24 +136,28 @@ pub struct CreateToken {
 
 /// `DELETE /admin/v1/services/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Deleted {
     pub deleted: String,
 }
 
 /// `DELETE /admin/v1/tokens/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Revoked {
     pub revoked: String,
 }
 
 /// Any refusal: 4xx or 5xx with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Error"))]
 pub struct ApiError {
     pub error: String,
 }
 
 /// What a node serves for one service, as its heartbeat tells the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ServiceState {
     /// The active version as this node last applied it.
     pub version: u32,
@@ -155,6 +169,7 @@ pub struct ServiceState {
 /// A node's heartbeat: what it publishes every few seconds and whenever what it
 /// serves changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Heartbeat {
     pub name: String,
     /// The point of presence it is in (`--pop`).
@@ -183,6 +198,7 @@ pub struct Heartbeat {
 
 /// How recently a node was heard of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Liveness {
     /// A heartbeat within the last 7 seconds.
@@ -195,6 +211,7 @@ pub enum Liveness {
 
 /// A node, as `GET /admin/v1/nodes` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Node"))]
 pub struct NodeInfo {
     #[serde(flatten)]
     pub heartbeat: Heartbeat,
@@ -205,6 +222,7 @@ pub struct NodeInfo {
 
 /// `GET /admin/v1/nodes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Nodes {
     pub nodes: Vec<NodeInfo>,
 }
@@ -212,6 +230,7 @@ pub struct Nodes {
 /// An activation or rollback: the service as recorded, and what each live node
 /// serves now (`serving`, `failed: …`, `pending: …`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Activated {
     #[serde(flatten)]
     pub service: ServiceInfo,

@@ -153,4 +153,6 @@ async fn json_body_within<T: serde::de::DeserializeOwned>(
 }
 
 #[cfg(test)]
+mod contract;
+#[cfg(test)]
 mod tests;

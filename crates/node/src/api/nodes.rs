@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::http::{Method, StatusCode};
-use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
+use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, Route, forbidden};
 
 use super::{refuse, reply};
 use crate::Node;
@@ -14,6 +14,11 @@ use crate::wire::Nodes;
 pub(super) struct NodesApi(pub(super) Arc<Node>);
 
 impl AdminRoutes for NodesApi {
+    fn routes(&self) -> &'static [Route] {
+        const ROUTES: &[Route] = &[Route::new("/admin/v1/nodes", &[Method::GET])];
+        ROUTES
+    }
+
     fn handle(
         &self,
         req: AdminRequest,

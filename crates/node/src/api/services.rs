@@ -8,7 +8,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::http::{Method, StatusCode};
 use verge_control::{ControlError, ServiceName};
-use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
+use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, Route, forbidden};
 
 use super::{control_error, deploy_error, json_body, refuse, reply};
 use crate::Node;
@@ -18,6 +18,25 @@ use crate::wire::{Activate, Activated, CreateService, Deleted, ServiceInfo, Vers
 pub(super) struct ServicesApi(pub(super) Arc<Node>);
 
 impl AdminRoutes for ServicesApi {
+    fn routes(&self) -> &'static [Route] {
+        const ROUTES: &[Route] = &[
+            Route::new("/admin/v1/services", &[Method::GET, Method::POST]),
+            Route::new("/admin/v1/services/{name}", &[Method::GET, Method::DELETE]),
+            Route::new(
+                "/admin/v1/services/{name}/versions",
+                &[Method::GET, Method::POST],
+            ),
+            Route::new(
+                "/admin/v1/services/{name}/versions/{number}",
+                &[Method::DELETE],
+            ),
+            Route::new("/admin/v1/services/{name}/activate", &[Method::POST]),
+            Route::new("/admin/v1/services/{name}/rollback", &[Method::POST]),
+            Route::new("/admin/v1/services/{name}/kv/{store}", &[Method::POST]),
+        ];
+        ROUTES
+    }
+
     fn handle(
         &self,
         req: AdminRequest,

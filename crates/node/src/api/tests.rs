@@ -12,13 +12,13 @@ use crate::{Node, NodeConfig};
 
 const ROOT: &str = "root-token-for-the-tests";
 
-struct Fixture {
-    api: AdminApi,
+pub(super) struct Fixture {
+    pub(super) api: AdminApi,
     _node: Arc<Node>,
     _dir: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::new(dir.path(), ROOT);
     // A small pool: the tests load no code, and each opens its own node.

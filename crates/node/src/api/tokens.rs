@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hyper::http::{Method, StatusCode};
 use verge_control::{ControlError, TokenRecord, sha256_hex};
-use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, forbidden};
+use verge_server::admin::{AdminRequest, AdminRoutes, Need, Principal, Reply, Route, forbidden};
 
 use super::{control_error, json_body, refuse, reply};
 use crate::Node;
@@ -15,6 +15,14 @@ use crate::wire::{CreateToken, NewToken, Revoked, TokenInfo};
 pub(super) struct TokensApi(pub(super) Arc<Node>);
 
 impl AdminRoutes for TokensApi {
+    fn routes(&self) -> &'static [Route] {
+        const ROUTES: &[Route] = &[
+            Route::new("/admin/v1/tokens", &[Method::GET, Method::POST]),
+            Route::new("/admin/v1/tokens/{id}", &[Method::DELETE]),
+        ];
+        ROUTES
+    }
+
     fn handle(
         &self,
         req: AdminRequest,

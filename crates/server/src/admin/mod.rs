@@ -26,6 +26,7 @@ mod auth;
 mod logs;
 mod metrics;
 mod purge;
+mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,7 +48,8 @@ use crate::serve::ServerError;
 
 pub use auth::{Authenticator, Denied, Need, Principal, Right, RootToken, Scope, constant_time_eq};
 pub use logs::HELD_REQUESTS;
-pub use purge::{PurgeError, PurgeRequest, PurgeTarget, Purged, purge};
+pub use purge::{PurgeError, PurgeRequest, PurgeTarget, PurgeUrl, Purged, purge};
+pub use routes::Route;
 
 /// A bound admin listener.
 pub struct AdminServer {
@@ -146,6 +148,10 @@ pub fn full(bytes: impl Into<Bytes>) -> AdminBody {
 /// does not know), for an authenticated principal; they check what each route needs
 /// with [`Principal::check`].
 pub trait AdminRoutes: Send + Sync + 'static {
+    /// The routes this serves; a request reaches [`AdminRoutes::handle`] only with a
+    /// path and method of one of them.
+    fn routes(&self) -> &'static [Route];
+
     fn handle(
         &self,
         req: AdminRequest,
@@ -258,9 +264,20 @@ impl AdminServer {
     }
 }
 
+/// Every error's body.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
+}
+
+/// `GET /admin/v1/whoami`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Whoami {
+    pub name: String,
+    /// The one service the token may touch; `None`: the whole node.
+    pub service: Option<String>,
+    pub write: bool,
 }
 
 /// A JSON answer.
@@ -284,9 +301,62 @@ fn error(status: StatusCode, message: &str) -> Reply {
     json(status, &ErrorBody { error: message })
 }
 
+/// `405` with the methods the route takes.
+fn method_not_allowed(route: &Route) -> Reply {
+    let allow = route.allow();
+    let mut reply = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{} takes {allow}", route.path),
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&allow) {
+        reply.headers_mut().insert(header::ALLOW, value);
+    }
+    reply
+}
+
 impl AdminApi {
-    /// Answers one request: the health routes, then the token check, then the route.
+    /// Every route this API serves: the health checks, the server's own, the log
+    /// tail when it has one, and those added with [`AdminApi::with_routes`].
+    pub fn routes(&self) -> Vec<Route> {
+        let logs = if self.logs.is_some() {
+            routes::LOGS
+        } else {
+            &[]
+        };
+        routes::PUBLIC
+            .iter()
+            .chain(routes::SERVER)
+            .chain(logs)
+            .chain(self.extra.iter().flat_map(|(_, r)| r.routes()))
+            .copied()
+            .collect()
+    }
+
+    fn route_of(&self, path: &str) -> Option<Route> {
+        let logs = if self.logs.is_some() {
+            routes::LOGS
+        } else {
+            &[]
+        };
+        routes::PUBLIC
+            .iter()
+            .chain(routes::SERVER)
+            .chain(logs)
+            .chain(self.extra.iter().flat_map(|(_, r)| r.routes()))
+            .find(|route| route.matches(path))
+            .copied()
+    }
+
+    /// Answers one request: the health routes, then the token check, then `404` for
+    /// a path no route has and `405` for a method the route does not take, then the
+    /// route.
     pub async fn handle(&self, req: AdminRequest) -> Reply {
+        let route = self.route_of(req.uri().path());
+        if let Some(route) = route.filter(|r| r.public)
+            && !route.methods.contains(req.method())
+        {
+            return method_not_allowed(&route);
+        }
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
@@ -325,19 +395,23 @@ impl AdminApi {
                 return reply;
             }
         };
+        let Some(route) = route else {
+            return error(StatusCode::NOT_FOUND, "no such route");
+        };
+        if !route.methods.contains(req.method()) {
+            return method_not_allowed(&route);
+        }
         let path = req.uri().path().to_owned();
-        if path == "/admin/v1/whoami" {
-            return json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "name": principal.name,
-                    "service": match &principal.scope {
-                        Scope::Node => None,
-                        Scope::Service(s) => Some(s),
-                    },
-                    "write": principal.right == Right::Write,
-                }),
-            );
+        if route.path == "/admin/v1/whoami" {
+            let whoami = Whoami {
+                service: match &principal.scope {
+                    Scope::Node => None,
+                    Scope::Service(s) => Some(s.clone()),
+                },
+                write: principal.right == Right::Write,
+                name: principal.name,
+            };
+            return json(StatusCode::OK, &whoami);
         }
         // A service's purges and log tail are the server's, under the service noun;
         // `/admin/v1/apps/{name}/…` is the older spelling of the same routes.
@@ -409,11 +483,7 @@ impl AdminApi {
                     Ok(body) => body.to_bytes(),
                     Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
                 };
-                #[derive(serde::Deserialize)]
-                struct UrlBody {
-                    url: String,
-                }
-                match serde_json::from_slice::<UrlBody>(&body) {
+                match serde_json::from_slice::<PurgeUrl>(&body) {
                     Ok(b) => PurgeTarget::Url(b.url),
                     Err(e) => {
                         return error(

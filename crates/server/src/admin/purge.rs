@@ -27,8 +27,17 @@ pub struct PurgeRequest {
     pub soft: bool,
 }
 
+/// The body of `POST …/purge/url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PurgeUrl {
+    pub url: String,
+}
+
 /// What a purge did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Purged {
     pub app: String,
     /// Objects (variants) it covered.
