@@ -1137,7 +1137,16 @@ async fn verge_fleet_dev_runs_a_whole_fleet_and_stops_it() {
     let (stdout, stderr) = (Lines::default(), Lines::default());
     stdout.collect(child.stdout.take().unwrap());
     stderr.collect(child.stderr.take().unwrap());
-    stdout.wait_for(Duration::from_secs(60), |l| l == "Fleet ready");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !stdout.all().iter().any(|l| l == "Fleet ready") {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "`verge fleet dev` never said it was ready; stdout:\n{}\nstderr:\n{}",
+            stdout.all().join("\n"),
+            stderr.all().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let line = |name: &str| {
         stdout
             .all()
