@@ -209,3 +209,55 @@ async fn hostile_requests_do_not_disturb_concurrent_good_ones() {
     }
     assert_still_healthy(&mut verge).await;
 }
+
+/// Verge's host APIs called with every length and content a guest can pass (names,
+/// keys, values, metadata, headers, surrogate keys, counts, TTLs: empty, at a limit
+/// and past it, 1 MiB, control characters): each call returns a result or an error,
+/// none traps or fails the request, and the server stays up. 300 seeds of 40 calls.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_calls_with_any_arguments_return_errors_and_never_trap() {
+    let app = app_dir_for(
+        &guest("host-calls"),
+        "[kv_stores.data]\n[limits]\nmemory = \"128MiB\"\ncpu_time = \"2s\"\nwall_time = \"20s\"\n",
+    );
+    let mut verge = Verge::serve(&[app.path().to_str().unwrap(), "--no-build"]);
+    let (mut ok, mut err) = (0u64, 0u64);
+    for seed in 0..300 {
+        let resp = client()
+            .get(verge.url(&format!("/calls?seed={seed}&count=40")))
+            .send()
+            .await
+            .unwrap();
+        let id = request_id(&resp);
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        if status != 200 {
+            let access = verge.access_line(&id);
+            let lines: Vec<String> = verge
+                .stdout
+                .all()
+                .into_iter()
+                .filter(|l| l.contains(&id))
+                .collect();
+            panic!(
+                "seed {seed}: {status} {text}\n{access}\n{}\n(replay with /calls?seed={seed}&count=40&log=1)",
+                lines.join("\n")
+            );
+        }
+        let counts: Vec<u64> = text
+            .split(' ')
+            .filter_map(|kv| kv.split_once('=')?.1.parse().ok())
+            .collect();
+        ok += counts[0];
+        err += counts[1];
+    }
+    // The calls reached the host's checks both ways.
+    assert!(ok > 1000 && err > 1000, "ok={ok} err={err}");
+    let resp = client()
+        .get(verge.url("/calls?seed=1&count=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(verge.is_running());
+}

@@ -187,35 +187,12 @@ async fn a_node_under_mixed_and_hostile_traffic_stays_flat_and_loses_nothing() {
     let (verge, admin) = start_with(data.path(), &args, &[]);
 
     // The 20 services.
-    let hello = |n: &str| package(packages.path(), n);
-    for i in 0..HELLOS {
-        deploy(
-            &admin,
-            &format!("hello-{i}"),
-            &format!("hello-{i}.test"),
-            hello("v0"),
-        )
-        .await;
-    }
+    deploy_all(&admin, "hello", HELLOS, package(packages.path(), "v0")).await;
     let kv = package_of(packages.path(), "keyvalue", "[kv_stores.data]\n");
-    for i in 0..KVS {
-        deploy(
-            &admin,
-            &format!("kv-{i}"),
-            &format!("kv-{i}.test"),
-            kv.clone(),
-        )
-        .await;
-    }
-    let cacheable = package_of(
-        packages.path(),
-        "cacheable",
-        "[http_cache]\nenabled = true\n",
-    );
-    for i in 0..CACHES {
-        let name = format!("cache-{i}");
-        deploy(&admin, &name, &format!("{name}.test"), cacheable.clone()).await;
-    }
+    deploy_all(&admin, "kv", KVS, kv).await;
+    let http_cache = "[http_cache]\nenabled = true\n";
+    let cacheable = package_of(packages.path(), "cacheable", http_cache);
+    deploy_all(&admin, "cache", CACHES, cacheable).await;
     let backends = format!(
         "[backends.good]\nurl = \"http://127.0.0.1:{}\"\nallow_private = true\n\
          [backends.raw]\nurl = \"http://{}\"\nallow_private = true\nfirst_byte_timeout = \"500ms\"\n\
@@ -224,19 +201,10 @@ async fn a_node_under_mixed_and_hostile_traffic_stays_flat_and_loses_nothing() {
         raw.addr
     );
     let outbound = package_of(packages.path(), "outbound", &backends);
-    for i in 0..PROXIES {
-        let name = format!("proxy-{i}");
-        deploy(&admin, &name, &format!("{name}.test"), outbound.clone()).await;
-    }
-    let hostile = package_of(
-        packages.path(),
-        "hostile",
-        "[limits]\nmemory = \"32MiB\"\nwall_time = \"2s\"\n",
-    );
-    for i in 0..HOSTILES {
-        let name = format!("hostile-{i}");
-        deploy(&admin, &name, &format!("{name}.test"), hostile.clone()).await;
-    }
+    deploy_all(&admin, "proxy", PROXIES, outbound).await;
+    let limits = "[limits]\nmemory = \"32MiB\"\nwall_time = \"2s\"\n";
+    let hostile = package_of(packages.path(), "hostile", limits);
+    deploy_all(&admin, "hostile", HOSTILES, hostile).await;
 
     let target = Arc::new(RwLock::new(Target {
         base: format!("http://{}", verge.addr),
@@ -580,6 +548,14 @@ async fn a_node_under_mixed_and_hostile_traffic_stays_flat_and_loses_nothing() {
         );
     }
     drop(verge);
+}
+
+/// Deploys `package` as services `PREFIX-0` … on hosts `PREFIX-0.test` ….
+async fn deploy_all(admin: &str, prefix: &str, count: usize, package: Vec<u8>) {
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        deploy(admin, &name, &format!("{name}.test"), package.clone()).await;
+    }
 }
 
 /// The write number in a value the writers wrote (`WRITER:N:…`).

@@ -318,6 +318,10 @@ impl AdminApi {
     /// Every route this API serves: the health checks, the server's own, the log
     /// tail when it has one, and those added with [`AdminApi::with_routes`].
     pub fn routes(&self) -> Vec<Route> {
+        self.all_routes().copied().collect()
+    }
+
+    fn all_routes(&self) -> impl Iterator<Item = &Route> {
         let logs = if self.logs.is_some() {
             routes::LOGS
         } else {
@@ -328,23 +332,10 @@ impl AdminApi {
             .chain(routes::SERVER)
             .chain(logs)
             .chain(self.extra.iter().flat_map(|(_, r)| r.routes()))
-            .copied()
-            .collect()
     }
 
     fn route_of(&self, path: &str) -> Option<Route> {
-        let logs = if self.logs.is_some() {
-            routes::LOGS
-        } else {
-            &[]
-        };
-        routes::PUBLIC
-            .iter()
-            .chain(routes::SERVER)
-            .chain(logs)
-            .chain(self.extra.iter().flat_map(|(_, r)| r.routes()))
-            .find(|route| route.matches(path))
-            .copied()
+        self.all_routes().find(|route| route.matches(path)).copied()
     }
 
     /// Answers one request: the health routes, then the token check, then `404` for
