@@ -1199,7 +1199,13 @@ fn requests_generated_from_the_openapi_document_get_documented_answers() {
     rt.block_on(create(&admin, serde_json::json!({ "name": "temp" })));
     let doc = openapi::document();
     let ops = openapi::operations(&doc);
-    let http = client();
+    // A connection per request: an error answered before a body is read closes the
+    // connection, and a pooled one would race that close.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
     let mut runner = TestRunner::new(Config {
         cases: 1000,
         failure_persistence: None,
@@ -1221,14 +1227,13 @@ fn requests_generated_from_the_openapi_document_get_documented_answers() {
         let method = req.other_method.unwrap_or(&op.method).to_uppercase();
         let documented = &doc["paths"][&op.path];
         let declared = documented.get(method.to_lowercase()).is_some();
-        let (status, allow, content_type, body) = rt.block_on(async {
+        let sent = rt.block_on(async {
             let resp = http
                 .request(method.parse().unwrap(), format!("{admin}{path}"))
                 .bearer_auth(TOKEN)
                 .body(req.body.clone())
                 .send()
-                .await
-                .unwrap();
+                .await?;
             let header = |name: &str| {
                 resp.headers()
                     .get(name)
@@ -1242,16 +1247,32 @@ fn requests_generated_from_the_openapi_document_get_documented_answers() {
             // A log tail never ends: its head is the answer.
             let body = match content_type.as_deref() {
                 Some("text/event-stream") => Vec::new(),
-                _ => resp.bytes().await.unwrap().to_vec(),
+                _ => resp.bytes().await?.to_vec(),
             };
             if status == 200 && path == "/admin/v1/services/temp" && method == "DELETE" {
                 create(&admin, serde_json::json!({ "name": "temp" })).await;
             }
-            (status, allow, content_type, body)
+            Ok::<_, reqwest::Error>((status, allow, content_type, body))
         });
+        let (status, allow, content_type, body) = match sent {
+            Ok(answer) => answer,
+            // Past the 64 KiB the API reads, the node may answer 413 and close while
+            // the body is still being sent.
+            Err(_) if req.body.len() > 64 << 10 => return Ok(()),
+            Err(e) => {
+                let what = format!("{method} {path:.200} ({})", op.path);
+                return Err(TestCaseError::fail(format!("{what}: {e}")));
+            }
+        };
         let text = String::from_utf8_lossy(&body);
         let what = format!("{method} {path:.200} ({}) → {status} {text:.300}", op.path);
         prop_assert!(status < 500, "a 5xx: {what}");
+        // A head over the listener's 16 KiB (two 10 KB parameters) is refused before
+        // any route is looked at, whatever the method.
+        if status == 431 {
+            prop_assert!(path.len() > 10_000, "431 for a small head: {}", what);
+            return Ok(());
+        }
         if !declared {
             prop_assert_eq!(status, 405, "{}", what);
             let mut want: Vec<String> = documented
