@@ -28,6 +28,10 @@ pub enum Scope {
 /// `Content-Location` name, resolved against `request` (an absolute URL), when it
 /// is in `scope` of `request`.
 pub fn locations(request: &str, response: &HeaderMap, scope: Scope) -> Vec<String> {
+    if !response.contains_key(header::LOCATION) && !response.contains_key(header::CONTENT_LOCATION)
+    {
+        return Vec::new();
+    }
     let Ok(base) = url::Url::parse(request) else {
         return Vec::new();
     };

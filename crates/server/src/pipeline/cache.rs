@@ -50,11 +50,6 @@ const X_CACHE: &str = "x-cache";
 fn invalidate(ex: &Exchange, hc: &HttpCache, key: Key, response: &HeaderMap) {
     hc.cache
         .purge(&hc.namespace, &PurgeTarget::Key(key), PurgeMode::Hard);
-    if !response.contains_key(http::header::LOCATION)
-        && !response.contains_key(http::header::CONTENT_LOCATION)
-    {
-        return;
-    }
     let scheme = if ex.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}{}", ex.host, ex.target);
     for path in invalidation::locations(&url, response, invalidation::Scope::SameHost) {

@@ -58,21 +58,17 @@ impl ReadThrough {
     /// changed the origin's state (RFC 9111 §4.4).
     pub(super) fn invalidate(&self, uri: &http::Uri, response: &HeaderMap) {
         self.cache.invalidate(&self.key(uri));
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return;
-        };
-        if !response.contains_key(http::header::LOCATION)
-            && !response.contains_key(http::header::CONTENT_LOCATION)
-        {
-            return;
-        }
         let url = uri.to_string();
         for path in invalidation::locations(&url, response, invalidation::Scope::SameOrigin) {
-            let key = Key::new(
-                self.namespace.clone(),
-                format!("fetch:{scheme}://{authority}{path}"),
-            );
-            self.cache.invalidate(&key);
+            // The same origin: the request's scheme and authority as it spelt them.
+            let named = http::Uri::builder()
+                .scheme(uri.scheme_str().unwrap_or("http"))
+                .authority(uri.authority().map_or("", |a| a.as_str()))
+                .path_and_query(path)
+                .build();
+            if let Ok(named) = named {
+                self.cache.invalidate(&self.key(&named));
+            }
         }
     }
 

@@ -114,7 +114,8 @@ impl Origin {
                 })?
                 .expect("the semaphore is never closed"),
         };
-        let response = match tokio::time::timeout_at(deadline, self.client().request(req)).await {
+        let mut response = match tokio::time::timeout_at(deadline, self.client().request(req)).await
+        {
             Err(_) => {
                 return Err(OriginError {
                     code: Code::HttpResponseTimeout,
@@ -132,7 +133,6 @@ impl Origin {
             }
             Ok(Ok(response)) => response,
         };
-        let mut response = response;
         // Headers the origin's `Connection` names are for this hop only (RFC 9110
         // §7.6.1): neither the guest nor the cache sees them. Wasmtime drops the
         // standard hop-by-hop fields from what reaches a guest itself.
