@@ -363,11 +363,12 @@ async fn a_node_under_mixed_and_hostile_traffic_stays_flat_and_loses_nothing() {
 
     // Deploys: a new version of hello-0 every `deploy_every`; purges of cache-0.
     {
-        let (target, record, stop, packages) = (
+        let (target, record, stop, packages, http) = (
             target.clone(),
             record.clone(),
             stop.clone(),
             packages.path().to_owned(),
+            http.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut version = 1u32;
@@ -385,32 +386,32 @@ async fn a_node_under_mixed_and_hostile_traffic_stays_flat_and_loses_nothing() {
                 })
                 .await
                 .unwrap();
-                let (status, body) = call(
-                    &admin,
-                    "POST",
-                    "/admin/v1/services/hello-0/versions",
-                    Some(package),
-                )
-                .await;
-                if status != 201 {
-                    record.fail(format!("upload → {status}: {body}"));
-                    continue;
-                }
-                version += 1;
-                let number = body["number"].as_u64().unwrap() as u32;
-                let (status, body) = activate(&admin, "hello-0", number).await;
-                if status != 200 {
-                    record.fail(format!("activate → {status}: {body}"));
-                }
-                let (status, body) = call(
-                    &admin,
-                    "POST",
-                    "/admin/v1/services/cache-0/purge/keys/all",
-                    None,
-                )
-                .await;
-                if status != 200 {
-                    record.fail(format!("purge → {status}: {body}"));
+                // Refused while the node is down for its restart: recorded, and
+                // excluded with the rest of that window.
+                let steps = async {
+                    let upload = "/admin/v1/services/hello-0/versions";
+                    let (status, body) = admin_post(&http, &admin, upload, package).await?;
+                    if status != 201 {
+                        return Err(format!("upload → {status}: {body}"));
+                    }
+                    version += 1;
+                    let number = body["number"].as_u64().unwrap_or_default();
+                    let activate = "/admin/v1/services/hello-0/activate";
+                    let which = serde_json::json!({ "version": number }).to_string();
+                    let (status, body) =
+                        admin_post(&http, &admin, activate, which.into_bytes()).await?;
+                    if status != 200 {
+                        return Err(format!("activate → {status}: {body}"));
+                    }
+                    let purge = "/admin/v1/services/cache-0/purge/keys/all";
+                    let (status, body) = admin_post(&http, &admin, purge, Vec::new()).await?;
+                    if status != 200 {
+                        return Err(format!("purge → {status}: {body}"));
+                    }
+                    Ok(())
+                };
+                if let Err(why) = steps.await {
+                    record.fail(why);
                 }
             }
         }));
@@ -548,6 +549,28 @@ async fn a_node_under_mixed_and_hostile_traffic_stays_flat_and_loses_nothing() {
         );
     }
     drop(verge);
+}
+
+/// `POST admin PATH` as root: the status and the JSON body, or why it was not sent.
+async fn admin_post(
+    http: &reqwest::Client,
+    admin: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(u16, serde_json::Value), String> {
+    let resp = http
+        .post(format!("{admin}{path}"))
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {path}: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(|e| format!("POST {path}: {e}"))?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    ))
 }
 
 /// Deploys `package` as services `PREFIX-0` … on hosts `PREFIX-0.test` ….
