@@ -52,8 +52,28 @@ pub enum ClusterError {
     },
     #[error("no free port on 127.0.0.1: {0}")]
     NoPort(std::io::Error),
-    #[error("the cluster had no JetStream leader after {0:?}; its logs are in {1}")]
-    NotReady(Duration, PathBuf),
+    #[error("the cluster had no JetStream leader after {within:?}; the end of its logs:\n{logs}")]
+    NotReady { within: Duration, logs: String },
+    #[error("{server} exited at start ({status}); the end of its log:\n{log}")]
+    Exited {
+        server: String,
+        status: std::process::ExitStatus,
+        log: String,
+    },
+}
+
+/// How many times a cluster is set up on fresh ports when a server exits at start:
+/// a port picked free can be taken (by another test's client connection, say)
+/// before the server binds it.
+const START_ATTEMPTS: usize = 3;
+
+/// The last lines of a log, for an error message (the directory holding it is
+/// usually a test's temporary one, gone by the time anyone reads the message).
+fn log_tail(path: &Path) -> String {
+    const LINES: usize = 15;
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].join("\n")
 }
 
 struct Server {
@@ -120,6 +140,33 @@ impl NatsCluster {
         dir: &Path,
         options: ServerOptions,
     ) -> Result<NatsCluster, ClusterError> {
+        let mut attempt = 1;
+        loop {
+            let mut cluster = NatsCluster {
+                dir: dir.to_owned(),
+                servers: Self::configure(n, dir, &options)?,
+                options: options.clone(),
+            };
+            for i in 0..n {
+                cluster.spawn(i)?;
+            }
+            match cluster.wait_ready(READY_WITHIN).await {
+                Ok(()) => return Ok(cluster),
+                Err(ClusterError::Exited { .. }) if attempt < START_ATTEMPTS => {
+                    drop(cluster);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes the servers' configs on fresh ports, with empty stores.
+    fn configure(
+        n: usize,
+        dir: &Path,
+        options: &ServerOptions,
+    ) -> Result<Vec<Server>, ClusterError> {
         let files = |source| ClusterError::Files {
             dir: dir.to_owned(),
             source,
@@ -150,6 +197,10 @@ impl NatsCluster {
                 .map_or(String::new(), |d| format!(", domain: {d}"));
             let name = format!("nats-{}", i + 1);
             let store = dir.join(&name);
+            // A store left by a failed attempt knows peers on other ports.
+            if store.exists() {
+                std::fs::remove_dir_all(&store).map_err(files)?;
+            }
             let config = dir.join(format!("{name}.conf"));
             // `no_advertise`: a client keeps to the URLs it was given, so a node
             // reached through a test's proxy cannot go around it.
@@ -170,16 +221,7 @@ impl NatsCluster {
                 child: None,
             });
         }
-        let mut cluster = NatsCluster {
-            dir: dir.to_owned(),
-            servers,
-            options,
-        };
-        for i in 0..n {
-            cluster.spawn(i)?;
-        }
-        cluster.wait_ready(READY_WITHIN).await?;
-        Ok(cluster)
+        Ok(servers)
     }
 
     /// A PoP's leaf server: one server with JetStream in its own `domain`, connected
@@ -233,10 +275,14 @@ impl NatsCluster {
             .collect()
     }
 
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.servers[i].name))
+    }
+
     fn spawn(&mut self, i: usize) -> Result<(), ClusterError> {
         let binary = nats_server_binary();
+        let log = self.log_path(i);
         let server = &mut self.servers[i];
-        let log = self.dir.join(format!("{}.log", server.name));
         let log = std::fs::File::create(&log).map_err(|source| ClusterError::Files {
             dir: self.dir.clone(),
             source,
@@ -252,11 +298,15 @@ impl NatsCluster {
         Ok(())
     }
 
-    /// Waits until a JetStream request answers through every running server.
-    pub async fn wait_ready(&self, within: Duration) -> Result<(), ClusterError> {
+    /// Waits until a JetStream request answers through every running server; fails
+    /// at once, with its log, if one of them exits.
+    pub async fn wait_ready(&mut self, within: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + within;
-        for server in self.servers.iter().filter(|s| s.child.is_some()) {
-            let url = format!("nats://127.0.0.1:{}", server.client_port);
+        for i in 0..self.servers.len() {
+            if self.servers[i].child.is_none() {
+                continue;
+            }
+            let url = format!("nats://127.0.0.1:{}", self.servers[i].client_port);
             loop {
                 if let Ok(client) = self.options.connect_options().connect(&url).await {
                     let js = async_nats::jetstream::new(client);
@@ -264,11 +314,39 @@ impl NatsCluster {
                         break;
                     }
                 }
+                self.check_running()?;
                 if Instant::now() > deadline {
-                    return Err(ClusterError::NotReady(within, self.dir.clone()));
+                    let logs = (0..self.servers.len())
+                        .map(|i| {
+                            format!(
+                                "--- {}\n{}",
+                                self.servers[i].name,
+                                log_tail(&self.log_path(i))
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Err(ClusterError::NotReady { within, logs });
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+        Ok(())
+    }
+
+    /// An error naming the first started server that has exited, if one has.
+    fn check_running(&mut self) -> Result<(), ClusterError> {
+        for i in 0..self.servers.len() {
+            let exited = match self.servers[i].child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => status,
+                _ => continue,
+            };
+            self.servers[i].child = None;
+            return Err(ClusterError::Exited {
+                server: self.servers[i].name.clone(),
+                status: exited,
+                log: log_tail(&self.log_path(i)),
+            });
         }
         Ok(())
     }

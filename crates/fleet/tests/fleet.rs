@@ -628,3 +628,23 @@ async fn guest_kv_loses_no_acknowledged_write_when_a_server_is_killed() {
         }
     }
 }
+
+/// A server that cannot start is named at once with the end of its log (the test's
+/// directory is gone by the time anyone reads the message), after the harness has
+/// tried fresh ports in case one was taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_exits_at_start_is_reported_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = verge_fleet::ServerOptions {
+        extra_config: "no_such_option_for_a_test: 1".into(),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let error = match NatsCluster::start_with(1, dir.path(), options).await {
+        Ok(_) => panic!("a server with an unknown option started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.starts_with("nats-1 exited at start"), "{error}");
+    assert!(error.contains("no_such_option_for_a_test"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{error}");
+}
