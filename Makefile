@@ -1,13 +1,13 @@
 # The two commands of the README, and a few helpers.
 #
 #   make serve   build everything and serve examples/hello on http://127.0.0.1:7878
-#   make test    install the guest toolchain and nats-server if needed, then run the whole test suite
+#   make test    install the guest toolchain, nats-server and Chromium if needed, then run the whole test suite
 #   make fuzz    run every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: serve test fuzz rust-guest-toolchain guest-toolchain fleet-tools check fmt clippy bench
+.PHONY: serve test fuzz rust-guest-toolchain guest-toolchain fleet-tools browser check fmt clippy bench
 
 # Rust guests only: what `make serve` needs (examples/hello is Rust).
 rust-guest-toolchain:
@@ -23,6 +23,10 @@ guest-toolchain: rust-guest-toolchain
 fleet-tools:
 	bash scripts/install-nats-server.sh
 
+# Debian's headless Chromium and chromedriver for the console's tests (tests/console.rs).
+browser:
+	bash scripts/install-browser.sh
+
 # The `serve` profile is `release` without debug line tables: the first build is about
 # a minute shorter on two cores (Cargo.toml). `cargo build --release` for benchmarks.
 serve: rust-guest-toolchain
@@ -31,7 +35,7 @@ serve: rust-guest-toolchain
 
 GUEST_CRATES := sdk/verge sdk/verge-macros test-programs examples/hello examples/geo-router examples/api-filter examples/url-shortener examples/jwt-auth examples/ab-test examples/image-resize examples/cached-api
 
-test: guest-toolchain fleet-tools
+test: guest-toolchain fleet-tools browser
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --manifest-path sdk/verge/Cargo.toml
 

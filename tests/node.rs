@@ -502,15 +502,17 @@ async fn the_openapi_description_matches_the_admin_routes() {
 fn need(method: &str, path: &str) -> Option<(Option<&'static str>, bool)> {
     let write = method != "GET";
     Some(match path {
-        "/healthz" | "/readyz" | "/admin/v1/whoami" => return None,
+        // Public (the health checks, the console's files), or any valid token's
+        // (who it is; where the nodes are, with only the token's service in what
+        // each serves: tests/console.rs).
+        "/healthz" | "/readyz" | "/console" | "/console/{file}" | "/admin/v1/whoami"
+        | "/admin/v1/nodes" => return None,
         // Which right a KV operation needs depends on the operation (tested in
         // tests/node_cli.rs); the body sent here is none, refused after the scope.
         "/admin/v1/services/{name}/kv/{store}" => (Some("shop"), false),
-        "/metrics"
-        | "/admin/v1/services"
-        | "/admin/v1/tokens"
-        | "/admin/v1/tokens/{id}"
-        | "/admin/v1/nodes" => (None, write),
+        "/metrics" | "/admin/v1/services" | "/admin/v1/tokens" | "/admin/v1/tokens/{id}" => {
+            (None, write)
+        }
         "/admin/v1/services/{name}" if method == "DELETE" => (None, true),
         _ => (Some("shop"), write),
     })

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod apis;
+pub mod browser;
 pub mod geo;
 pub mod node;
 pub mod openapi;

@@ -45,6 +45,8 @@ pub struct NodeConfig {
     /// services instead of serving cache hits (which may miss purges made
     /// meanwhile), until it has caught up; `None`: it serves its cache while cut off.
     pub purge_strict: Option<std::time::Duration>,
+    /// Serve the web console at `/console` on the admin listener.
+    pub console: bool,
 }
 
 impl NodeConfig {
@@ -69,6 +71,7 @@ impl NodeConfig {
             report: Reporter::silent(),
             cluster: None,
             purge_strict: None,
+            console: true,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Node {
     /// The point of presence it is in, for the fleet's directory.
     pub(crate) pop: Option<String>,
     pub(crate) started_at_ms: u64,
+    /// Whether the admin API serves the web console (`--no-console` turns it off).
+    pub(crate) console: bool,
     /// Other nodes' heartbeats, decoded, by name.
     pub(crate) heard: std::sync::Mutex<std::collections::HashMap<String, crate::fleet_view::Heard>>,
     /// Whether the fleet's state answers; `None` on a single node.
@@ -158,6 +160,7 @@ impl Node {
             name: config.name.clone(),
             pop: config.pop.clone(),
             started_at_ms: crate::auth::now_ms(),
+            console: config.console,
             heard: Default::default(),
             link,
             runtime,

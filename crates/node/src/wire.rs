@@ -225,6 +225,9 @@ pub struct NodeInfo {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Nodes {
     pub nodes: Vec<NodeInfo>,
+    /// The latest control revision this node knows of: a node whose
+    /// `applied_revision` is below it lags by the difference.
+    pub revision: u64,
 }
 
 /// An activation or rollback: the service as recorded, and what each live node

@@ -114,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "export VERGE_NODE=http://{} VERGE_ADMIN_TOKEN={token}",
                 first.admin_addr()
             );
+            println!("Console on http://{}/console", first.admin_addr());
         }
         println!("Fleet ready");
         let (stop, _) = tokio::sync::broadcast::channel::<()>(1);

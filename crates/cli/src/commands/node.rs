@@ -72,6 +72,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
 
+    /// Do not serve the web console at `/console` on the admin listener. The console
+    /// is a page for a browser (services, deploys, the fleet) over the same API and
+    /// tokens; it adds nothing to the request path.
+    #[arg(long)]
+    pub no_console: bool,
+
     /// The node's name, as guests see it.
     #[arg(
         long,
@@ -248,6 +254,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_loaded_services: args.max_loaded_services,
         max_package_bytes: args.max_package_size.0,
         purge_strict: args.purge_strict.map(std::time::Duration::from_secs),
+        console: !args.no_console,
         report: Reporter::new(|word, message| ui::status(word, message)),
         cluster,
     };
@@ -255,9 +262,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let console = config.console;
     tokio.block_on(async {
         let node = Node::start(config).await?;
         println!("Admin API on http://{}", node.admin_addr());
+        if console {
+            println!("Console on http://{}/console", node.admin_addr());
+        }
         if let Some(addr) = node.https_addr() {
             println!(
                 "Listening on https://{addr} ({} certificates)",

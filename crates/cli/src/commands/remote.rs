@@ -457,7 +457,7 @@ pub struct NodesArgs {
 
 pub fn nodes(args: NodesArgs) -> anyhow::Result<()> {
     let node = NodeClient::connect(&args.node)?;
-    let Nodes { nodes } = node.typed(reqwest::Method::GET, "/admin/v1/nodes", None)?;
+    let Nodes { nodes, .. } = node.typed(reqwest::Method::GET, "/admin/v1/nodes", None)?;
     if args.json {
         println!("{}", serde_json::to_string(&nodes)?);
         return Ok(());

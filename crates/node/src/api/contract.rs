@@ -67,7 +67,7 @@ fn the_document_s_schemas_are_the_wire_types() {
             documented.get(name),
             Some(schema),
             "docs/admin-api.openapi.json: the schema {name} is not the wire type's; \
-             UPDATE_OPENAPI=1 cargo test -p verge-node openapi writes it"
+             UPDATE_OPENAPI=1 cargo test -p verge-node the_document writes it"
         );
     }
     let extra: Vec<&String> = documented

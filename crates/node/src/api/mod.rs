@@ -40,7 +40,8 @@ use crate::auth::NodeAuth;
 use crate::deploy::DeployError;
 
 impl Node {
-    /// The node's whole admin API, callable in process ([`AdminApi::handle`]) or
+    /// The node's whole admin API (with the web console unless `--no-console`),
+    /// callable in process ([`AdminApi::handle`]) or
     /// served by an [`verge_server::admin::AdminServer`].
     pub fn admin_api(self: &Arc<Self>, root_token: String) -> AdminApi {
         let api = AdminApi::new(
@@ -63,6 +64,10 @@ impl Node {
             Arc::new(tokens::TokensApi(self.clone())),
         )
         .with_routes("/admin/v1/nodes", Arc::new(nodes::NodesApi(self.clone())));
+        let api = match self.console {
+            true => api.with_console(),
+            false => api,
+        };
         let api = match &self.purges {
             Some(purges) => api.with_purge_fanout(purges.clone()),
             None => api,

@@ -9,6 +9,7 @@
 //! | `GET /admin/v1/services/{name}/logs?status=5xx&search=TEXT` | the service's lines, live (server-sent events; see [`logs`]) |
 //! | `GET /admin/v1/whoami` | the token's name and scope (any valid token) |
 //! | `GET /metrics` | per-app request metrics, cache counters and size (Prometheus) |
+//! | `GET /console`, `GET /console/{file}` | the web console, when on ([`AdminApi::with_console`]; no token: the page asks for one) |
 //! | `GET /healthz` | 200 while the process serves (no token needed) |
 //! | `GET /readyz` | 200 when an app is loaded, else 503 (no token needed) |
 //!
@@ -23,6 +24,7 @@
 //! an address.
 
 mod auth;
+mod console;
 mod logs;
 mod metrics;
 mod purge;
@@ -73,6 +75,8 @@ pub struct AdminApi {
     log_node: Option<Arc<str>>,
     /// A fleet node's purges reach the other nodes; a purge call waits for them.
     purge_fanout: Option<Arc<dyn PurgeFanout>>,
+    /// Serve the web console at `/console`.
+    console: bool,
 }
 
 /// Where a node's purges go beyond it (a fleet): a purge call answers once the other
@@ -185,7 +189,14 @@ impl AdminApi {
             status: None,
             log_node: None,
             purge_fanout: None,
+            console: false,
         }
+    }
+
+    /// Serves the web console (`verge-console`) at `/console`.
+    pub fn with_console(mut self) -> Self {
+        self.console = true;
+        self
     }
 
     /// Tags the lines tails show with `node`, this node's name in a fleet (whose
@@ -327,8 +338,10 @@ impl AdminApi {
         } else {
             &[]
         };
+        let console = if self.console { routes::CONSOLE } else { &[] };
         routes::PUBLIC
             .iter()
+            .chain(console)
             .chain(routes::SERVER)
             .chain(logs)
             .chain(self.extra.iter().flat_map(|(_, r)| r.routes()))
@@ -347,6 +360,9 @@ impl AdminApi {
             && !route.methods.contains(req.method())
         {
             return method_not_allowed(&route);
+        }
+        if route.is_some_and(|r| r.public && r.path.starts_with("/console")) {
+            return console::serve(&req);
         }
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),

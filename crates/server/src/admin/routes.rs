@@ -70,6 +70,21 @@ pub(super) const PUBLIC: &[Route] = &[
     },
 ];
 
+/// The web console's page and files, public like the health checks (the page asks
+/// for a token and sends it with each call).
+pub(super) const CONSOLE: &[Route] = &[
+    Route {
+        path: "/console",
+        methods: GET,
+        public: true,
+    },
+    Route {
+        path: "/console/{file}",
+        methods: GET,
+        public: true,
+    },
+];
+
 /// The server's own routes behind a token (a node adds its own).
 pub(super) const SERVER: &[Route] = &[
     Route::new("/metrics", GET),
@@ -109,7 +124,12 @@ mod tests {
 
     #[test]
     fn no_two_routes_share_a_path() {
-        let all: Vec<&Route> = PUBLIC.iter().chain(SERVER).chain(LOGS).collect();
+        let all: Vec<&Route> = PUBLIC
+            .iter()
+            .chain(CONSOLE)
+            .chain(SERVER)
+            .chain(LOGS)
+            .collect();
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 // A template with its parameters filled in matches itself only.

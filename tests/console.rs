@@ -1,0 +1,282 @@
+//! The web console (`/console` on the admin listener) in a real headless Chromium:
+//! signing in with tokens of different rights and scopes, what each may see and do,
+//! activating and rolling back from the page, text from users shown as text, and
+//! the headers that keep the page from being framed or running foreign script.
+
+mod common;
+
+use common::browser::Browser;
+use common::node::*;
+use common::*;
+
+/// What the console's files are served with, and `--no-console`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_is_served_with_strict_headers_and_can_be_turned_off() {
+    let data = tempfile::tempdir().unwrap();
+    let (_node, admin) = start(data.path());
+    let page = client()
+        .get(format!("{admin}/console"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("/console/console.js"));
+
+    let script = client()
+        .get(format!("{admin}/console/console.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let etag = script.headers()["etag"].clone();
+    let again = client()
+        .get(format!("{admin}/console/console.js"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    let missing = client()
+        .get(format!("{admin}/console/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["x-frame-options"], "DENY");
+    let post = client()
+        .post(format!("{admin}/console"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET");
+
+    let off = tempfile::tempdir().unwrap();
+    let (_quiet, admin) = start_with(off.path(), &["--no-console"], &[]);
+    let (status, body) = call(&admin, "GET", "/console", None).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+/// One node: a read token sees the services and no write action; a write token
+/// activates, rolls back and deletes from the page, each confirmed first; a token
+/// of another service sees nothing of this one; a token's name with markup in it
+/// shows as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (node, admin) = start(data.path());
+    deploy(&admin, "shop", "shop.test", package(packages.path(), "one")).await;
+    let (status, body) = create(
+        &admin,
+        serde_json::json!({"name": "other", "domains": ["other.test"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Version 2 comes from a token whose name is markup: the page shows who
+    // uploaded it.
+    let hostile = "<img src=x onerror=\"window.pwned=1\">";
+    let uploader = token(&admin, hostile, Some("shop"), true).await;
+    let upload = client()
+        .post(format!("{admin}/admin/v1/services/shop/versions"))
+        .bearer_auth(&uploader)
+        .body(package(packages.path(), "two"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201, "{}", upload.text().await.unwrap());
+    let reader = token(&admin, "reader", None, false).await;
+    let writer = token(&admin, "writer", None, true).await;
+    let other = token(&admin, "other-team", Some("other"), false).await;
+
+    let browser = Browser::start().await;
+
+    // Read-only: the fleet's one node, the services, shop's versions, no buttons.
+    browser.sign_in(&admin, &reader).await;
+    let whoami = browser
+        .text_until("header.top .whoami", |t| !t.is_empty())
+        .await;
+    assert_eq!(whoami, "reader · whole node · read-only");
+    browser
+        .element("table.nodes tr.node[data-node='node']")
+        .await;
+    browser.screenshot("fleet").await;
+    browser.goto(&format!("{admin}/console#/services")).await;
+    let row = browser
+        .text_until("tr.service[data-service='shop']", |t| t.contains("v1"))
+        .await;
+    assert!(
+        row.contains("shop.test") && row.contains("1 of 1 live nodes"),
+        "{row}"
+    );
+    browser
+        .goto(&format!("{admin}/console#/services/shop"))
+        .await;
+    browser.element("tr.version[data-version='2']").await;
+    browser.element("tr.version[data-version='1'].active").await;
+    for action in ["button.activate", "button.delete", "button.rollback"] {
+        assert!(
+            browser.all(action).await.is_empty(),
+            "{action} for a read token"
+        );
+    }
+
+    // The uploader's name is text in the page, and ran nothing.
+    let by = browser
+        .text_until("tr.version[data-version='2'] td:nth-child(4)", |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert_eq!(by, hostile);
+    assert!(browser.all("table.versions img").await.is_empty());
+    assert_eq!(
+        browser.eval("return window.pwned === undefined").await,
+        true
+    );
+
+    // Read-write: activate v2 (after confirming), see the node's result, roll back.
+    browser.sign_in(&admin, &writer).await;
+    browser
+        .goto(&format!("{admin}/console#/services/shop"))
+        .await;
+    browser
+        .element("button.activate[data-version='2']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    // Cancelling does nothing.
+    browser
+        .element("dialog[open] button.cancel")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.gone("dialog[open]").await;
+    let (_, service) = call(&admin, "GET", "/admin/v1/services/shop", None).await;
+    assert_eq!(service["active"], 1);
+    browser
+        .element("button.activate[data-version='2']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .element("dialog[open] button.confirm")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .text_until("section.rollout .state", |t| t == "done")
+        .await;
+    let result = browser
+        .text_until("tr.rollout-node[data-node='node'] td.result", |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert_eq!(result, "serving");
+    browser
+        .text_until("tr.version[data-version='2'] td.live-on", |t| t == "node")
+        .await;
+    browser.screenshot("service").await;
+    let (_, service) = call(&admin, "GET", "/admin/v1/services/shop", None).await;
+    assert_eq!(service["active"], 2);
+    let (_, served) = greeting(&node, "shop.test").await;
+    assert!(served.contains("two"), "{served}");
+
+    browser
+        .element("button.rollback")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .element("dialog[open] button.confirm")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.text_until("dd.active", |t| t == "v1").await;
+    let (_, service) = call(&admin, "GET", "/admin/v1/services/shop", None).await;
+    assert_eq!(service["active"], 1);
+
+    // Delete v2, now inactive; the active one offers no delete.
+    assert!(
+        browser
+            .all("button.delete[data-version='1']")
+            .await
+            .is_empty()
+    );
+    browser
+        .element("button.delete[data-version='2']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .element("dialog[open] button.confirm")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.gone("tr.version[data-version='2']").await;
+    let (_, versions) = call(&admin, "GET", "/admin/v1/services/shop/versions", None).await;
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+
+    // Another service's token lands on its service and cannot reach shop's page.
+    browser.sign_in(&admin, &other).await;
+    browser.element("tr.version, section.versions p").await;
+    browser
+        .goto(&format!("{admin}/console#/services/shop"))
+        .await;
+    let title = browser.text_until("main h1", |t| !t.is_empty()).await;
+    assert_eq!(title, "other");
+    let text = browser.page_text().await;
+    assert!(!text.contains("shop"), "{text}");
+    assert!(browser.all("header.top nav").await.is_empty());
+    // The API answers it the same: the nodes, with nothing of shop in them.
+    let nodes = client()
+        .get(format!("{admin}/admin/v1/nodes"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        nodes.contains("\"name\":\"node\"") && !nodes.contains("shop"),
+        "{nodes}"
+    );
+
+    // A token revoked while its page is open signs the page out, saying why.
+    let temporary = token(&admin, "temporary", None, false).await;
+    browser.sign_in(&admin, &temporary).await;
+    browser.goto(&format!("{admin}/console#/")).await;
+    browser.element("table.nodes").await;
+    let id = temporary.split('_').nth(1).unwrap();
+    let (status, _) = call(&admin, "DELETE", &format!("/admin/v1/tokens/{id}"), None).await;
+    assert_eq!(status, 200);
+    let said = browser
+        .text_until("form.sign-in p.error", |t| t.starts_with("Signed out"))
+        .await;
+    assert!(said.contains("token"), "{said}");
+    browser.close().await;
+}
