@@ -280,3 +280,115 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
     assert!(said.contains("token"), "{said}");
     browser.close().await;
 }
+
+/// Sends `GET /say?text=…&status=…` to the `logging` guest; the request id.
+async fn say(node: &Verge, text: &str, status: u16) -> String {
+    let resp = client()
+        .get(node.url("/say"))
+        .query(&[("text", text), ("status", &status.to_string())])
+        .header("host", "talk.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), status);
+    request_id(&resp)
+}
+
+/// The live log: a request's guest lines under its access line, a 5xx standing
+/// out, a guest's markup shown as text, the status filter, and pausing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (node, admin) = start(data.path());
+    deploy(
+        &admin,
+        "talk",
+        "talk.test",
+        package_of(packages.path(), "logging", ""),
+    )
+    .await;
+    let browser = Browser::start().await;
+    browser.sign_in(&admin, TOKEN).await;
+    browser
+        .goto(&format!("{admin}/console#/services/talk/logs"))
+        .await;
+    browser
+        .text_until(".stream-state", |t| t == "watching")
+        .await;
+
+    let hostile = "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>";
+    let id = say(&node, hostile, 503).await;
+    let request = format!(".request[data-request-id='{id}']");
+    let status = browser
+        .text_until(&format!("{request} .head.s5xx .status"), |t| !t.is_empty())
+        .await;
+    assert_eq!(status, "503");
+    let messages: Vec<String> = {
+        let mut out = Vec::new();
+        for el in browser.all(&format!("{request} .line .message")).await {
+            out.push(el.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(messages, [hostile, hostile], "stdout and the log line");
+    assert!(
+        browser
+            .all(".log-lines img, .log-lines script")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        browser.eval("return window.pwned === undefined").await,
+        true
+    );
+    browser.screenshot("logs").await;
+
+    // Only 5xx: a 200 sent before a 500 never shows.
+    browser
+        .element("input.status-filter")
+        .await
+        .send_keys("5xx")
+        .await
+        .unwrap();
+    browser
+        .element("form.log-filters button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .text_until(".stream-state", |t| t == "watching")
+        .await;
+    let fine = say(&node, "fine", 200).await;
+    let broken = say(&node, "broken", 500).await;
+    browser
+        .element(&format!(".request[data-request-id='{broken}'] .head.s5xx"))
+        .await;
+    assert!(
+        browser
+            .all(&format!(".request[data-request-id='{fine}']"))
+            .await
+            .is_empty()
+    );
+
+    // Paused, lines are held (and counted), and shown on resume.
+    browser.element("button.pause").await.click().await.unwrap();
+    let held = say(&node, "held", 500).await;
+    browser
+        .text_until(".stream-state", |t| {
+            t.starts_with("paused (") && t.contains("lines held")
+        })
+        .await;
+    assert!(
+        browser
+            .all(&format!(".request[data-request-id='{held}']"))
+            .await
+            .is_empty()
+    );
+    browser.element("button.pause").await.click().await.unwrap();
+    browser
+        .element(&format!(".request[data-request-id='{held}'] .head.s5xx"))
+        .await;
+    browser.close().await;
+}

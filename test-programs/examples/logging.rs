@@ -5,6 +5,8 @@
 //! - `GET /endpoint/NAME?lines=N`: N lines to the endpoint (404 naming the declared
 //!   ones if there is none)
 //! - `GET /secret`: logs the secret `keys/token` in a `log` line and an endpoint line
+//! - `GET /say?text=T&status=N`: prints T to stdout, logs it at `warn`, and answers
+//!   status N (200 by default): whatever a guest may write, for the console's tests
 use std::io::Write;
 
 use verge::{Error, Request, Response};
@@ -40,6 +42,13 @@ fn main(req: Request) -> Result<Response, Error> {
             log::info!("calling the API with token {token}");
             verge::log::Endpoint::open("audit")?.write_line(&format!("token={token}"));
             Ok(Response::from_text("logged"))
+        }
+        ["say"] => {
+            let text = req.query_param("text").unwrap_or_default();
+            let status: u16 = req.query_param("status").map_or(Ok(200), |n| n.parse())?;
+            println!("{text}");
+            log::warn!("{text}");
+            Ok(Response::from_status(status).with_body(text))
         }
         _ => Ok(Response::from_status(404)),
     }

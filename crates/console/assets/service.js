@@ -5,6 +5,7 @@
 import { h, fill, table, repeat, confirmDialog, when, bytes } from './dom.js';
 import { api, seg } from './api.js';
 import { link } from './fleet.js';
+import { serviceTabs } from './services.js';
 
 const POLL_MS = 2000;
 
@@ -15,7 +16,7 @@ export function show({ me, main }, name) {
   const rollout = h('section', { class: 'rollout', hidden: true });
   const nodesBox = h('section', { class: 'where' });
   const versionsBox = h('section', { class: 'versions' });
-  fill(main, h('h1', {}, name), problem, summary, rollout, nodesBox, versionsBox);
+  fill(main, h('h1', {}, name), serviceTabs(name, ''), problem, summary, rollout, nodesBox, versionsBox);
 
   // An activation in flight: the version it makes live, and the answer once given.
   let deploying = null;

@@ -3,6 +3,16 @@
 import { h, fill, table, repeat } from './dom.js';
 import { api, seg } from './api.js';
 
+/** The links between a service's pages; `current` is the one shown. */
+export function serviceTabs(name, current) {
+  const tab = (path, label) => h('a', {
+    href: `#/services/${seg(name)}${path}`,
+    class: path === current ? 'tab current' : 'tab',
+    'aria-current': path === current ? 'page' : null,
+  }, label);
+  return h('nav', { class: 'tabs' }, tab('', 'Overview'), tab('/logs', 'Live logs'));
+}
+
 export function show({ main }) {
   const body = h('div', {});
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });

@@ -40,6 +40,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("fleet.js", JS),
     asset!("services.js", JS),
     asset!("service.js", JS),
+    asset!("logs.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
