@@ -392,3 +392,86 @@ async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
         .await;
     browser.close().await;
 }
+
+/// Traffic sent to a service shows in its charts (sampled every 10 s) and in the
+/// API the charts read; another service's token may not read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn traffic_appears_in_the_charts_and_the_api() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (node, admin) = start(data.path());
+    deploy(
+        &admin,
+        "talk",
+        "talk.test",
+        package_of(packages.path(), "logging", ""),
+    )
+    .await;
+    let (status, _) = create(&admin, serde_json::json!({"name": "other", "domains": []})).await;
+    assert_eq!(status, 201);
+    let other = token(&admin, "other-team", Some("other"), false).await;
+    // A bounded loop of requests: 20 answered 200, 10 answered 503.
+    for i in 0..30 {
+        let status = if i % 3 == 0 { 503 } else { 200 };
+        say(&node, "counted", status).await;
+    }
+    // The API: once a round has sampled them, the node's series holds all 30.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let by_class = loop {
+        let (status, history) = call(&admin, "GET", "/admin/v1/traffic?service=talk", None).await;
+        assert_eq!(status, 200, "{history}");
+        assert_eq!(history["step_s"], 10);
+        let mut sums = [0u64; 5];
+        for series in history["series"].as_array().unwrap() {
+            assert_eq!(
+                (series["node"].as_str(), series["service"].as_str()),
+                (Some("node"), Some("talk"))
+            );
+            for sample in series["samples"].as_array().unwrap() {
+                for (i, n) in sample["requests"].as_array().unwrap().iter().enumerate() {
+                    sums[i] += n.as_u64().unwrap();
+                }
+            }
+        }
+        if sums.iter().sum::<u64>() >= 30 || std::time::Instant::now() > deadline {
+            break sums;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(by_class, [0, 20, 0, 0, 10]);
+    let (status, all) = call(&admin, "GET", "/admin/v1/traffic", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        all["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["service"] == "*"),
+        "the node's total: {all}"
+    );
+    let refused = client()
+        .get(format!("{admin}/admin/v1/traffic?service=talk"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let (status, _) = call(&admin, "GET", "/admin/v1/traffic?window=1h", None).await;
+    assert_eq!(status, 400);
+
+    // The page: the hour's summary counts them, and the charts are drawn.
+    let browser = Browser::start().await;
+    browser.sign_in(&admin, TOKEN).await;
+    browser
+        .goto(&format!("{admin}/console#/services/talk/traffic"))
+        .await;
+    let summary = browser
+        .text_until(".traffic-summary", |t| t.contains("30 requests"))
+        .await;
+    assert!(summary.contains("10 answered 5xx"), "{summary}");
+    for chart in ["requests", "latency", "cpu", "cache", "errors"] {
+        browser.element(&format!(".chart-{chart} canvas")).await;
+    }
+    browser.screenshot("traffic").await;
+    browser.close().await;
+}

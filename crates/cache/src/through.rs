@@ -43,6 +43,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Answered from a stored object (fresh, collapsed onto another fetch, stale, or
+    /// revalidated with a `304`), for hit ratios.
+    pub fn is_hit(self) -> bool {
+        !matches!(self, Outcome::Miss | Outcome::Pass)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Hit => "hit",

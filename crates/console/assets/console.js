@@ -1,5 +1,5 @@
 // The console's shell: sign-in, the header, and the views by location hash
-// (`#/` the fleet, `#/services`, `#/services/NAME`, `#/services/NAME/logs`).
+// (`#/` the fleet, `#/services`, `#/services/NAME`, `#/services/NAME/logs`, `#/services/NAME/traffic`).
 
 import { h, fill } from './dom.js';
 import { api, token, whenSignedOut } from './api.js';
@@ -7,6 +7,7 @@ import * as fleet from './fleet.js';
 import * as services from './services.js';
 import * as service from './service.js';
 import * as logs from './logs.js';
+import * as traffic from './traffic.js';
 
 const root = document.getElementById('app');
 let me = null;
@@ -77,6 +78,7 @@ function route() {
   else if (parts[0] === 'services' && parts.length === 1) stopView = services.show(ctx);
   else if (parts[0] === 'services' && parts.length === 2) stopView = service.show(ctx, parts[1]);
   else if (parts[0] === 'services' && parts.length === 3 && parts[2] === 'logs') stopView = logs.show(ctx, parts[1]);
+  else if (parts[0] === 'services' && parts.length === 3 && parts[2] === 'traffic') stopView = traffic.show(ctx, parts[1]);
   else fill(main, h('p', { class: 'error' }, 'No such page. '), h('a', { href: '#/' }, 'Back to the fleet'));
 }
 

@@ -16,6 +16,7 @@
 //!   node's [`verge_store::KvReplica`] (fed by a watch), written through the
 //!   bucket's leader with expected revisions; it passes `verge_store::conformance`.
 //! - [`LogRelay`]: log lines across nodes on core NATS, while some tail watches.
+//! - [`TrafficRelay`]: each node's 10-second traffic samples, on core NATS.
 //! - [`NatsCluster`]: a local NATS cluster with JetStream on loopback, for
 //!   `scripts/fleet.sh`, the tests and the benchmarks; [`TcpProxy`] cuts a node off
 //!   from it (blackhole, reset, refuse) without root.
@@ -31,6 +32,7 @@ mod objects;
 mod packages;
 mod purges;
 mod tcp_proxy;
+mod traffic;
 
 pub use code::{CodeError, CodeKey, CodeKeyError, MIN_CODE_KEY, SharedCode};
 pub use control_store::{BucketConfig, JetStreamStore};
@@ -41,3 +43,4 @@ pub use nodes::{Heartbeat, NodeDirectory, REWRITE_SERVES};
 pub use packages::ObjectPackages;
 pub use purges::{PURGES_KEPT, PurgeStream, RemotePurge};
 pub use tcp_proxy::TcpProxy;
+pub use traffic::TrafficRelay;

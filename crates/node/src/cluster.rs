@@ -13,7 +13,7 @@ use std::time::Duration;
 use verge_control::{PackageStoreError, Replica, ReplicatedStore};
 use verge_fleet::{
     BucketConfig, CodeKey, FleetKv, JetStreamStore, KvBucket, LogRelay, NodeDirectory,
-    ObjectPackages, PurgeStream, SharedCode,
+    ObjectPackages, PurgeStream, SharedCode, TrafficRelay,
 };
 use verge_store::KvReplica;
 
@@ -167,6 +167,11 @@ impl FleetStores {
         self.0.get().map(|j| &j.logs)
     }
 
+    /// Traffic samples across the fleet; `None` until the node has joined.
+    pub(crate) fn traffic(&self) -> Option<&TrafficRelay> {
+        self.0.get().map(|j| &j.traffic)
+    }
+
     /// Waits until the node has joined.
     pub(crate) async fn joined(&self) {
         while self.0.get().is_none() {
@@ -192,6 +197,7 @@ pub(crate) struct Joined {
     nodes: NodeDirectory,
     purges: PurgeStream,
     logs: LogRelay,
+    traffic: TrafficRelay,
 }
 
 pub(crate) async fn join(
@@ -380,5 +386,6 @@ async fn connect(
             .await
             .map_err(ClusterError::State)?,
         logs: LogRelay::new(js.client(), &config.prefix),
+        traffic: TrafficRelay::new(js.client(), &config.prefix),
     })
 }

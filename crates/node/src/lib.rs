@@ -28,6 +28,7 @@ mod reconcile;
 mod report;
 mod shared_code;
 mod status;
+mod traffic_relay;
 pub mod wire;
 
 pub use cluster::{ClusterConfig, ClusterError, NatsAuth};

@@ -51,6 +51,8 @@ pub struct Node {
     pub(crate) registry: Arc<NodeRegistry>,
     pub(crate) log: LogWriter,
     pub(crate) metrics: Metrics,
+    /// The last hour of traffic, this node's and (on a fleet) the others'.
+    pub(crate) traffic: Arc<verge_server::traffic::Traffic>,
     /// The instance cap of services whose packages set none.
     max_concurrent_per_service: u32,
     pub(crate) max_package_bytes: u64,
@@ -150,6 +152,8 @@ impl Node {
             Some((purges, made)) => (Some(purges), Some(made)),
             None => (None, None),
         };
+        let metrics = Metrics::default();
+        let traffic = verge_server::traffic::Traffic::new(&config.name, metrics.clone());
         let node = Arc::new_cyclic(|myself| Node {
             myself: myself.clone(),
             purges,
@@ -168,7 +172,8 @@ impl Node {
                 NodeRegistry::default().with_max_loaded(config.max_loaded_services as usize),
             ),
             log: LogWriter::spawn(std::io::stdout()),
-            metrics: Metrics::default(),
+            metrics,
+            traffic,
             max_concurrent_per_service: config.max_concurrent_per_service,
             max_package_bytes: config.max_package_bytes.min(MAX_PACKAGED_COMPONENT),
             report: config.report.clone(),
@@ -183,6 +188,7 @@ impl Node {
             );
         }
         reconcile::spawn(Arc::downgrade(&node), node.control.store().revision());
+        crate::traffic_relay::spawn(Arc::downgrade(&node));
         if node.fleet.is_some() {
             crate::fleet_view::spawn(Arc::downgrade(&node));
             crate::log_relay::spawn(Arc::downgrade(&node));

@@ -205,6 +205,7 @@ impl App {
                 subrequests: state.outbound.subrequests,
                 cached_subrequests: state.outbound.cached_subrequests(),
                 origin_wait: state.outbound.origin_wait(),
+                origin_errors: state.outbound.origin_errors(),
             };
             // Mark the failure before dropping the store: dropping it ends the response
             // body, which must then end with an error, not look complete.

@@ -141,6 +141,9 @@ pub struct Report {
     pub cached_subrequests: u32,
     /// Time spent waiting for origins' response heads, summed over subrequests.
     pub origin_wait: Duration,
+    /// Subrequests that got no response from their origin (refused connections,
+    /// resets, timeouts), whatever the guest then answered.
+    pub origin_errors: u32,
 }
 
 impl Report {
@@ -154,6 +157,7 @@ impl Report {
             subrequests: 0,
             cached_subrequests: 0,
             origin_wait: Duration::ZERO,
+            origin_errors: 0,
         }
     }
 

@@ -19,12 +19,13 @@ mod request_threads;
 mod routes;
 mod serve;
 mod tls;
+pub mod traffic;
 
 pub use body::ServerBody;
 pub use config::ServerConfig;
 pub use log::{AccessRecord, Console, LogWriter};
 pub use log_tap::{LogTap, TapLine, Watch, Watched};
-pub use metrics::{AppMetrics, Metrics};
+pub use metrics::{AppMetrics, Counters, Metrics};
 pub use registry::{AppRegistry, HttpCache, RoutedApp, SingleApp};
 pub use routes::{HostRoutes, LazyApp, NodeRegistry};
 pub use serve::{Server, ServerError};

@@ -182,6 +182,9 @@ pub struct AccessRecord<'a> {
     pub subrequests_cached: u32,
     /// Time spent waiting for origins' response heads.
     pub origin_wait_us: u64,
+    /// Subrequests that got no response from their origin.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub origin_errors: u32,
     /// Why the request failed, for humans.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -223,6 +226,7 @@ impl<'a> AccessRecord<'a> {
             subrequests: report.map_or(0, |r| r.subrequests),
             subrequests_cached: report.map_or(0, |r| r.cached_subrequests),
             origin_wait_us: report.map_or(0, |r| r.origin_wait.as_micros() as u64),
+            origin_errors: report.map_or(0, |r| r.origin_errors),
             error: report.and_then(|r| r.outcome.as_ref().err().map(|f| f.describe())),
             backtrace: report.and_then(|r| r.detail.as_deref()),
             cache,

@@ -11,6 +11,7 @@
 //! | `POST /admin/v1/services/{name}/versions` (body: a `.vpkg`) | upload a version: stored by SHA-256, read, compiled; refused with the reason if any step fails |
 //! | `POST /admin/v1/services/{name}/activate[?wait=S]` `{"version"}` | serve that version; answers once every live node serves it (or after `wait`, 30 s by default), with what each node serves |
 //! | `POST /admin/v1/services/{name}/rollback[?wait=S]` | serve the one active before, the same way |
+//! | `GET /admin/v1/traffic[?service=NAME]` | the last hour of traffic at 10 s resolution, per service and node (the server's route, over the node's history) |
 //! | `GET /admin/v1/nodes` | the fleet's nodes, from their heartbeats: live, stale or gone, what each serves |
 //! | `POST /admin/v1/services/{name}/kv/{store}` (an operation, as `verge kv` sends it) | get, put, delete or list in a KV store of the active version |
 //! | `GET /admin/v1/tokens` | the tokens (never their secrets) |
@@ -55,6 +56,7 @@ impl Node {
             control: self.control.clone(),
         }))
         .with_logs(self.log.tap().clone())
+        .with_traffic(self.traffic.clone())
         .with_routes(
             "/admin/v1/services",
             Arc::new(services::ServicesApi(self.clone())),

@@ -8,6 +8,7 @@
 //! | `POST /admin/v1/services/{name}/purge/url` | purge a URL's objects; body `{"url": "https://host/path?q"}` |
 //! | `GET /admin/v1/services/{name}/logs?status=5xx&search=TEXT` | the service's lines, live (server-sent events; see [`logs`]) |
 //! | `GET /admin/v1/whoami` | the token's name and scope (any valid token) |
+//! | `GET /admin/v1/traffic[?service=NAME]` | the last hour at 10 s resolution, per service and node ([`crate::traffic`]) |
 //! | `GET /metrics` | per-app request metrics, cache counters and size (Prometheus) |
 //! | `GET /console`, `GET /console/{file}` | the web console, when on ([`AdminApi::with_console`]; no token: the page asks for one) |
 //! | `GET /healthz` | 200 while the process serves (no token needed) |
@@ -77,6 +78,8 @@ pub struct AdminApi {
     purge_fanout: Option<Arc<dyn PurgeFanout>>,
     /// Serve the web console at `/console`.
     console: bool,
+    /// The traffic history `/admin/v1/traffic` answers from.
+    traffic: Option<Arc<crate::traffic::Traffic>>,
 }
 
 /// Where a node's purges go beyond it (a fleet): a purge call answers once the other
@@ -190,7 +193,14 @@ impl AdminApi {
             log_node: None,
             purge_fanout: None,
             console: false,
+            traffic: None,
         }
+    }
+
+    /// Serves `traffic` at `/admin/v1/traffic`.
+    pub fn with_traffic(mut self, traffic: Arc<crate::traffic::Traffic>) -> Self {
+        self.traffic = Some(traffic);
+        self
     }
 
     /// Serves the web console (`verge-console`) at `/console`.
@@ -339,11 +349,17 @@ impl AdminApi {
             &[]
         };
         let console = if self.console { routes::CONSOLE } else { &[] };
+        let traffic = if self.traffic.is_some() {
+            routes::TRAFFIC
+        } else {
+            &[]
+        };
         routes::PUBLIC
             .iter()
             .chain(console)
             .chain(routes::SERVER)
             .chain(logs)
+            .chain(traffic)
             .chain(self.extra.iter().flat_map(|(_, r)| r.routes()))
     }
 
@@ -440,6 +456,11 @@ impl AdminApi {
             .find(|(prefix, _)| path.starts_with(prefix))
         {
             return routes.handle(req, principal).await;
+        }
+        if route.path == "/admin/v1/traffic"
+            && let Some(traffic) = &self.traffic
+        {
+            return traffic_history(traffic, &req, &principal);
         }
         if path == "/metrics" {
             if let Err(why) = principal.check(Need {
@@ -541,6 +562,48 @@ impl AdminApi {
             Err(why) => logs::bad_filter(&why),
         }
     }
+}
+
+/// `GET /admin/v1/traffic[?service=NAME]`: one service's series (a service's token
+/// gets its own without asking), or every series with each node's total.
+fn traffic_history(
+    traffic: &crate::traffic::Traffic,
+    req: &AdminRequest,
+    principal: &Principal,
+) -> Reply {
+    let mut service = None;
+    for pair in req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("service", value)) => match percent_decode(value) {
+                Some(name) if !name.is_empty() => service = Some(name),
+                _ => return error(StatusCode::BAD_REQUEST, "`service` names no service"),
+            },
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown parameter `{pair}`: the one parameter is service"),
+                );
+            }
+        }
+    }
+    if service.is_none()
+        && let Scope::Service(own) = &principal.scope
+    {
+        service = Some(own.clone());
+    }
+    if let Err(why) = principal.check(Need {
+        service: service.as_deref(),
+        write: false,
+    }) {
+        return forbidden(&why);
+    }
+    json(StatusCode::OK, &traffic.history(service.as_deref()))
 }
 
 /// Decodes `%XX` escapes in a path segment.

@@ -97,6 +97,9 @@ pub(super) const SERVER: &[Route] = &[
     Route::new("/admin/v1/apps/{app}/purge/url", POST),
 ];
 
+/// The traffic history, served when the API has one.
+pub(super) const TRAFFIC: &[Route] = &[Route::new("/admin/v1/traffic", GET)];
+
 /// The live log tail, served when the API has a log tap.
 pub(super) const LOGS: &[Route] = &[
     Route::new("/admin/v1/services/{name}/logs", GET),
@@ -129,6 +132,7 @@ mod tests {
             .chain(CONSOLE)
             .chain(SERVER)
             .chain(LOGS)
+            .chain(TRAFFIC)
             .collect();
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -143,7 +143,14 @@ fn log_access(
     cache: Option<CacheOutcome>,
 ) {
     let elapsed = exchange.started.elapsed();
-    exchange.routed.metrics.record(status, elapsed, report);
+    let cache_hit = match cache {
+        Some(CacheOutcome::Served(outcome)) => Some(outcome.is_hit()),
+        _ => None,
+    };
+    exchange
+        .routed
+        .metrics
+        .record(status, elapsed, report, cache_hit);
     let log: &LogWriter = &exchange.shared.log;
     log.access(&AccessRecord::new(
         &exchange.request_id,

@@ -119,11 +119,20 @@ pub(crate) struct RequestState {
     /// Of those, answered by the cache without reaching the origin; shared with the
     /// send futures, allocated by the first cached answer's request.
     cached: Option<Arc<std::sync::atomic::AtomicU32>>,
-    /// Microseconds from sending each request to its response head, summed; shared
-    /// with the send futures, allocated by the first request that sends.
-    origin_wait_us: Option<Arc<AtomicU64>>,
+    /// Time waiting for origins and failed sends; shared with the send futures,
+    /// allocated by the first request that sends.
+    origin: Option<Arc<OriginStats>>,
     pub(crate) trace: TraceContext,
     log: HostLog,
+}
+
+/// What a request's sends to origins add up to.
+#[derive(Default)]
+struct OriginStats {
+    /// Microseconds from sending each request to its response head, summed.
+    wait_us: AtomicU64,
+    /// Sends that got no response from their origin (refused, reset, timed out).
+    errors: std::sync::atomic::AtomicU32,
 }
 
 /// Writes Verge's own lines about a request (refusals, origin failures).
@@ -145,7 +154,7 @@ impl RequestState {
             app: app.clone(),
             subrequests: 0,
             cached: None,
-            origin_wait_us: None,
+            origin: None,
             trace,
             log,
         }
@@ -154,10 +163,17 @@ impl RequestState {
     /// Time spent waiting for origins' response heads so far.
     pub(crate) fn origin_wait(&self) -> Duration {
         let us = self
-            .origin_wait_us
+            .origin
             .as_ref()
-            .map_or(0, |w| w.load(Ordering::Relaxed));
+            .map_or(0, |o| o.wait_us.load(Ordering::Relaxed));
         Duration::from_micros(us)
+    }
+
+    /// Sends that got no response from their origin so far.
+    pub(crate) fn origin_errors(&self) -> u32 {
+        self.origin
+            .as_ref()
+            .map_or(0, |o| o.errors.load(Ordering::Relaxed))
     }
 
     /// Requests the cache answered without reaching the origin.
@@ -337,7 +353,7 @@ impl WasiHttpHooks for RequestState {
             origin: route.origin,
             timeouts,
             label: route.label.into(),
-            origin_wait: self.origin_wait_us.get_or_insert_with(Arc::default).clone(),
+            stats: self.origin.get_or_insert_with(Arc::default).clone(),
             log: self.log.clone(),
         };
         let cacheable = route.cache
@@ -387,7 +403,7 @@ struct Sender {
     origin: Arc<Origin>,
     timeouts: OriginTimeouts,
     label: Arc<str>,
-    origin_wait: Arc<AtomicU64>,
+    stats: Arc<OriginStats>,
     log: HostLog,
 }
 
@@ -406,9 +422,11 @@ impl Sender {
             .origin
             .send(request, self.timeouts, on_body_error)
             .await;
-        self.origin_wait
+        self.stats
+            .wait_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         result.map_err(|err| {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
             self.log.write(
                 "origin",
                 &format!(
