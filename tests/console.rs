@@ -475,3 +475,183 @@ async fn traffic_appears_in_the_charts_and_the_api() {
     browser.screenshot("traffic").await;
     browser.close().await;
 }
+
+/// KV and purge: a value put from the page is read by the guest; values show as
+/// text (markup included) or, when binary, as hex; a read token may browse but
+/// not write or purge; a purge by surrogate key from the page empties the edge
+/// cache and says what each node did.
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() {
+    let data = tempfile::tempdir().unwrap();
+    let packages = tempfile::tempdir().unwrap();
+    let (node, admin) = start(data.path());
+    deploy(
+        &admin,
+        "store",
+        "store.test",
+        package_of(packages.path(), "keyvalue", "[kv_stores.data]\n"),
+    )
+    .await;
+    deploy(
+        &admin,
+        "cached",
+        "cached.test",
+        package_of(
+            packages.path(),
+            "cacheable",
+            "[http_cache]\nenabled = true\ndebug_headers = true\n",
+        ),
+    )
+    .await;
+    let kv = |op: serde_json::Value| {
+        let admin = admin.clone();
+        async move {
+            call(
+                &admin,
+                "POST",
+                "/admin/v1/services/store/kv/data",
+                Some(op.to_string().into_bytes()),
+            )
+            .await
+        }
+    };
+    // A binary value and one with markup, put through the API.
+    let (status, _) =
+        kv(serde_json::json!({"op": "put", "key": "bin", "value_base64": "/wBCeg=="})).await;
+    assert_eq!(status, 200);
+    let markup = "<b onmouseover=\"window.pwned=1\">bold?</b>";
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(markup)
+    };
+    let (status, _) =
+        kv(serde_json::json!({"op": "put", "key": "html", "value_base64": encoded})).await;
+    assert_eq!(status, 200);
+
+    let reader = token(&admin, "reader", None, false).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&admin, &reader).await;
+    browser
+        .goto(&format!("{admin}/console#/services/store/data"))
+        .await;
+    browser.element("tr.kv-key[data-key='bin']").await;
+    browser.element("tr.kv-key[data-key='html']").await;
+    for write in ["form.put", "button.purge-all", "form.purge-by-key"] {
+        assert!(
+            browser.all(write).await.is_empty(),
+            "{write} for a read token"
+        );
+    }
+    browser
+        .element("tr.kv-key[data-key='bin'] button.open-key")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.element("pre.value-hex").await;
+    // Its text as the page holds it (a browser's rendered text may drop a space
+    // where the line wraps): offset, 16 columns of bytes, the printable characters.
+    let hex = browser
+        .eval("return document.querySelector('pre.value-hex').textContent")
+        .await;
+    let want = format!("00000000  {:<47}  ..Bz", "ff 00 42 7a");
+    assert_eq!(hex, want.as_str());
+    browser
+        .element("tr.kv-key[data-key='html'] button.open-key")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let text = browser
+        .text_until("pre.value-text", |t| !t.is_empty())
+        .await;
+    assert_eq!(text, markup);
+    assert!(browser.all(".value b").await.is_empty());
+    assert!(browser.all("button.delete-key").await.is_empty());
+
+    // With the root token: put a value the guest then reads, and delete it.
+    browser.sign_in(&admin, TOKEN).await;
+    browser
+        .goto(&format!("{admin}/console#/services/store/data"))
+        .await;
+    browser.element("tr.kv-key[data-key='bin']").await;
+    browser
+        .element("form.put input.put-key")
+        .await
+        .send_keys("greeting")
+        .await
+        .unwrap();
+    browser
+        .element("form.put textarea.put-value")
+        .await
+        .send_keys("hello from the console")
+        .await
+        .unwrap();
+    browser
+        .element("form.put button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .text_until("h3.value-key", |t| t == "greeting")
+        .await;
+    let (status, body) = on(&node, "store.test", "GET", "/kv/data/greeting", "").await;
+    assert_eq!((status, body.as_str()), (200, "hello from the console"));
+    browser
+        .element("button.delete-key")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .element("dialog[open] button.confirm")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.element("p.deleted").await;
+    let (status, _) = on(&node, "store.test", "GET", "/kv/data/greeting", "").await;
+    assert_eq!(status, 404);
+
+    // Purge by surrogate key: the cached answer was a hit, and is fetched anew after.
+    let nonce = |resp: reqwest::Response| resp.headers()["x-nonce"].to_str().unwrap().to_owned();
+    let get = || {
+        client()
+            .get(node.url("/item?cc=max-age%3D600&sk=items"))
+            .header("host", "cached.test")
+            .send()
+    };
+    let first = nonce(get().await.unwrap());
+    assert_eq!(nonce(get().await.unwrap()), first, "a cache hit");
+    browser
+        .goto(&format!("{admin}/console#/services/cached/data"))
+        .await;
+    browser
+        .element("form.purge-by-key input.purge-key")
+        .await
+        .send_keys("items")
+        .await
+        .unwrap();
+    browser
+        .element("form.purge-by-key button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .element("dialog[open] button.confirm")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let said = browser.text_until("p.purged", |t| !t.is_empty()).await;
+    assert_eq!(said, "Purged surrogate key items: 1 objects on this node.");
+    assert_ne!(
+        nonce(get().await.unwrap()),
+        first,
+        "fetched anew after the purge"
+    );
+    browser.screenshot("data").await;
+    browser.close().await;
+}

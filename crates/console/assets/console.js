@@ -1,5 +1,6 @@
 // The console's shell: sign-in, the header, and the views by location hash
-// (`#/` the fleet, `#/services`, `#/services/NAME`, `#/services/NAME/logs`, `#/services/NAME/traffic`).
+// (`#/` the fleet, `#/services`, `#/services/NAME`, `#/services/NAME/logs`, `#/services/NAME/traffic`,
+// `#/services/NAME/data`).
 
 import { h, fill } from './dom.js';
 import { api, token, whenSignedOut } from './api.js';
@@ -8,6 +9,7 @@ import * as services from './services.js';
 import * as service from './service.js';
 import * as logs from './logs.js';
 import * as traffic from './traffic.js';
+import * as data from './data.js';
 
 const root = document.getElementById('app');
 let me = null;
@@ -79,6 +81,7 @@ function route() {
   else if (parts[0] === 'services' && parts.length === 2) stopView = service.show(ctx, parts[1]);
   else if (parts[0] === 'services' && parts.length === 3 && parts[2] === 'logs') stopView = logs.show(ctx, parts[1]);
   else if (parts[0] === 'services' && parts.length === 3 && parts[2] === 'traffic') stopView = traffic.show(ctx, parts[1]);
+  else if (parts[0] === 'services' && parts.length === 3 && parts[2] === 'data') stopView = data.show(ctx, parts[1]);
   else fill(main, h('p', { class: 'error' }, 'No such page. '), h('a', { href: '#/' }, 'Back to the fleet'));
 }
 

@@ -10,7 +10,7 @@ export function serviceTabs(name, current) {
     class: path === current ? 'tab current' : 'tab',
     'aria-current': path === current ? 'page' : null,
   }, label);
-  return h('nav', { class: 'tabs' }, tab('', 'Overview'), tab('/traffic', 'Traffic'), tab('/logs', 'Live logs'));
+  return h('nav', { class: 'tabs' }, tab('', 'Overview'), tab('/traffic', 'Traffic'), tab('/logs', 'Live logs'), tab('/data', 'KV & purge'));
 }
 
 export function show({ main }) {

@@ -42,6 +42,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("service.js", JS),
     asset!("logs.js", JS),
     asset!("traffic.js", JS),
+    asset!("data.js", JS),
     // uPlot 1.6.32 (MIT), the charts: assets/VENDORED.md.
     asset!("uplot.iife.min.js", JS),
     asset!("uplot.min.css", "text/css; charset=utf-8"),

@@ -148,6 +148,14 @@ pub struct Revoked {
     pub revoked: String,
 }
 
+/// `GET /admin/v1/services/{name}/kv`: the KV stores its active version declares
+/// (none without an active version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct KvStores {
+    pub stores: Vec<String>,
+}
+
 /// Any refusal: 4xx or 5xx with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema), schemars(rename = "Error"))]

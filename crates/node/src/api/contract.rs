@@ -39,6 +39,7 @@ fn generated_schemas() -> serde_json::Map<String, Value> {
     generator.subschema_for::<crate::wire::Deleted>();
     generator.subschema_for::<crate::wire::Revoked>();
     generator.subschema_for::<crate::wire::Nodes>();
+    generator.subschema_for::<crate::wire::KvStores>();
     generator.subschema_for::<crate::kv_ops::Op>();
     generator.subschema_for::<crate::kv_ops::Answer>();
     generator.subschema_for::<verge_server::admin::Purged>();

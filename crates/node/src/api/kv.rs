@@ -1,5 +1,6 @@
 //! `POST /admin/v1/services/{name}/kv/{store}`: one KV operation (`verge kv`) on a
-//! store of the service's active version.
+//! store of the service's active version; `GET /admin/v1/services/{name}/kv`: the
+//! stores it declares.
 
 use std::sync::Arc;
 
@@ -17,6 +18,27 @@ use crate::kv_ops::{self, Op};
 /// room for its key and metadata.
 const MAX_KV_BODY: usize =
     verge_store::KvLimits::DEFAULT.max_value_bytes.div_ceil(3) * 4 + (64 << 10);
+
+/// The KV stores the service's active version declares (what the console lists).
+pub(super) fn stores(node: &Arc<Node>, principal: &Principal, name: &ServiceName) -> Reply {
+    if let Err(why) = principal.check(Need {
+        service: Some(name.as_str()),
+        write: false,
+    }) {
+        return forbidden(&why);
+    }
+    let stores = match node.registry.by_name(name.as_str()) {
+        Some(routed) => routed
+            .app
+            .config()
+            .kv_stores
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    reply(StatusCode::OK, &crate::wire::KvStores { stores })
+}
 
 /// Reads need the service's read right, writes its write right.
 pub(super) async fn kv(

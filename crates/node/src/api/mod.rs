@@ -13,6 +13,7 @@
 //! | `POST /admin/v1/services/{name}/rollback[?wait=S]` | serve the one active before, the same way |
 //! | `GET /admin/v1/traffic[?service=NAME]` | the last hour of traffic at 10 s resolution, per service and node (the server's route, over the node's history) |
 //! | `GET /admin/v1/nodes` | the fleet's nodes, from their heartbeats: live, stale or gone, what each serves |
+//! | `GET /admin/v1/services/{name}/kv` | the KV stores its active version declares |
 //! | `POST /admin/v1/services/{name}/kv/{store}` (an operation, as `verge kv` sends it) | get, put, delete or list in a KV store of the active version |
 //! | `GET /admin/v1/tokens` | the tokens (never their secrets) |
 //! | `POST /admin/v1/tokens` `{"name", "service", "write"}` | make one: its secret is shown once |

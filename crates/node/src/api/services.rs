@@ -32,6 +32,7 @@ impl AdminRoutes for ServicesApi {
             ),
             Route::new("/admin/v1/services/{name}/activate", &[Method::POST]),
             Route::new("/admin/v1/services/{name}/rollback", &[Method::POST]),
+            Route::new("/admin/v1/services/{name}/kv", &[Method::GET]),
             Route::new("/admin/v1/services/{name}/kv/{store}", &[Method::POST]),
         ];
         ROUTES
@@ -56,6 +57,7 @@ impl AdminRoutes for ServicesApi {
             let action = parts.get(1).copied();
             if let (Some(name), Some("kv")) = (&name, action) {
                 return match (parts.get(2), parts.len(), &method) {
+                    (None, 2, &Method::GET) => super::kv::stores(node, &principal, name),
                     (Some(store), 3, &Method::POST) => {
                         super::kv::kv(node, &principal, name, store, req).await
                     }
