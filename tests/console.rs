@@ -473,6 +473,10 @@ async fn traffic_appears_in_the_charts_and_the_api() {
         browser.element(&format!(".chart-{chart} canvas")).await;
     }
     browser.screenshot("traffic").await;
+    // The fleet page charts each node's requests per second from the same history.
+    browser.goto(&format!("{admin}/console#/")).await;
+    browser.element(".chart-nodes canvas").await;
+    browser.element("tr.node[data-node='node'] td.rps").await;
     browser.close().await;
 }
 
@@ -654,4 +658,137 @@ async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() 
     );
     browser.screenshot("data").await;
     browser.close().await;
+}
+
+/// A fleet of three nodes on a real NATS cluster: the console of one shows all
+/// three, a deploy made with the CLI through another shows live on every node, a
+/// rollback from the page reports each node, and the live log shows the lines of
+/// requests served by other nodes, tagged with them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_deploy_through_the_cli_shows_live_on_every_node() {
+    let nats = tempfile::tempdir().unwrap();
+    let cluster = verge_fleet::NatsCluster::start(3, nats.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let urls = cluster.url_list();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, name) in ["pop-a", "pop-b", "pop-c"].iter().enumerate() {
+        let pop = name.trim_start_matches("pop-");
+        let mut args = vec!["--cluster", &urls, "--node-name", name, "--pop", pop];
+        if i == 0 {
+            args.push("--cluster-init");
+        }
+        nodes.push(start_with(dirs[i].path(), &args, &[]));
+    }
+    let (admin_a, admin_b) = (nodes[0].1.clone(), nodes[1].1.clone());
+
+    let browser = Browser::start().await;
+    browser.sign_in(&admin_a, TOKEN).await;
+    for name in ["pop-a", "pop-b", "pop-c"] {
+        browser
+            .text_until(&format!("tr.node[data-node='{name}'] td.link"), |t| {
+                t == "connected"
+            })
+            .await;
+    }
+    browser.screenshot("fleet-3-nodes").await;
+
+    // Deployed through B with the CLI; A's page shows it live on all three.
+    let app = app_dir_for(&guest("config-std"), "[config]\ngreeting = \"v-one\"\n");
+    let manifest = std::fs::read_to_string(app.path().join("verge.toml")).unwrap();
+    let manifest = format!("domains = [\"app.test\"]\n{manifest}");
+    std::fs::write(app.path().join("verge.toml"), &manifest).unwrap();
+    let deploy = |admin: &str| {
+        let out = cli(app.path(), admin, TOKEN, &["deploy", "--no-build"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    deploy(&admin_b);
+    browser
+        .goto(&format!("{admin_a}/console#/services/test-app"))
+        .await;
+    let all = "pop-a, pop-b, pop-c";
+    browser
+        .text_until("tr.version[data-version='1'] td.live-on", |t| t == all)
+        .await;
+    std::fs::write(
+        app.path().join("verge.toml"),
+        manifest.replace("v-one", "v-two"),
+    )
+    .unwrap();
+    deploy(&admin_b);
+    browser
+        .text_until("tr.version[data-version='2'] td.live-on", |t| t == all)
+        .await;
+    browser
+        .text_until("tr.version[data-version='1'] td.live-on", |t| t == "—")
+        .await;
+    browser.screenshot("fleet-service").await;
+
+    // Rolled back from the page: each node's result, then v1 live everywhere.
+    browser
+        .element("button.rollback")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .element("dialog[open] button.confirm")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .text_until("section.rollout .state", |t| t == "done")
+        .await;
+    for name in ["pop-a", "pop-b", "pop-c"] {
+        let result = browser
+            .text_until(
+                &format!("tr.rollout-node[data-node='{name}'] td.result"),
+                |t| !t.is_empty(),
+            )
+            .await;
+        assert_eq!(result, "serving", "{name}");
+    }
+    browser
+        .text_until("tr.version[data-version='1'] td.live-on", |t| t == all)
+        .await;
+    for (node, _) in &nodes {
+        let (status, text) = greeting(node, "app.test").await;
+        assert_eq!((status, text.as_str()), (200, "v-one"));
+    }
+
+    // A's live log shows a request C served, tagged pop-c. The other nodes send a
+    // service's lines once A's heartbeat says it tails it: requests are sent until
+    // one shows.
+    browser
+        .goto(&format!("{admin_a}/console#/services/test-app/logs"))
+        .await;
+    browser
+        .text_until(".stream-state", |t| t == "watching")
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _) = greeting(&nodes[2].0, "app.test").await;
+        assert_eq!(status, 200);
+        let tags = browser.all(".request .head .node-tag").await;
+        let mut seen = Vec::new();
+        for tag in tags {
+            seen.push(tag.text().await.unwrap());
+        }
+        if seen.iter().any(|t| t == "pop-c") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line of pop-c in A's live log: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    browser.close().await;
+    drop(cluster);
 }

@@ -1,17 +1,21 @@
 // The fleet: every node as its heartbeat shows it (a single node: one row), polled
-// every two seconds. A node that is cut off, stale, behind on the control state or
-// failed to load a service's active version stands out, with the reason.
+// every two seconds, and each node's requests per second over the last hour (its
+// traffic history's total). A node that is cut off, stale, behind on the control
+// state or failed to load a service's active version stands out, with the reason.
 
 import { h, fill, table, repeat, ago } from './dom.js';
 import { api } from './api.js';
+import { slots } from './traffic.js';
 
 const POLL_MS = 2000;
+const COLORS = ['#1f6feb', '#1a7f37', '#8250df', '#b26a00', '#c62828', '#57606a'];
 
-/** Requests per second from two heartbeats of the same node. */
-function rate(previous, beat, at) {
-  if (!previous || previous.started !== beat.started_at_ms || at <= previous.at) return null;
-  if (beat.requests === previous.requests) return previous.rate;
-  return ((beat.requests - previous.requests) * 1000) / (at - previous.at);
+/** A node's requests per second in its latest 10 s sample (0 if it had none lately). */
+function rate(history, node) {
+  const total = history.series.find((s) => s.node === node && s.service === '*');
+  const last = total?.samples[total.samples.length - 1];
+  if (!last || Date.now() - last.t > 2.5 * history.step_s * 1000) return 0;
+  return last.requests.reduce((a, b) => a + b, 0) / history.step_s;
 }
 
 export function link(node) {
@@ -20,20 +24,45 @@ export function link(node) {
   return node.connected ? 'connected' : 'cut off';
 }
 
+/** Each node's requests per second over the hour, one line per node. */
+function drawChart(box, plot, history, names) {
+  const perNode = names.map((name) => slots(history.series.filter((s) => s.node === name && s.service === '*'), history.step_s, Date.now() / 1000));
+  const xs = perNode.length ? perNode[0].xs : [];
+  const data = [xs, ...perNode.map(({ samples }) => samples.map((s) => s.requests.reduce((a, b) => a + b, 0) / history.step_s))];
+  if (plot && plot.series.length === names.length + 1) {
+    plot.setData(data);
+    return plot;
+  }
+  plot?.destroy();
+  return new window.uPlot({
+    title: 'Requests/s by node, last hour',
+    width: Math.max(480, Math.min(1150, box.clientWidth - 12)),
+    height: 220,
+    scales: { x: { time: true } },
+    series: [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: true, size: 3 } }))],
+    axes: [{}, { size: 56 }],
+  }, data, box);
+}
+
 export function show({ main }) {
   const body = h('div', { class: 'fleet' });
   const problem = h('p', { class: 'error', role: 'alert', hidden: true });
-  fill(main, h('h1', {}, 'Fleet'), problem, body);
-  const seen = new Map();
-  return repeat(async () => {
+  const chartBox = h('div', { class: 'chart chart-nodes' });
+  fill(main, h('h1', {}, 'Fleet'), problem, body, chartBox);
+  let plot = null;
+  let history = null;
+  let sinceHistory = Infinity;
+  const stop = repeat(async () => {
     const { nodes, revision } = await api('GET', '/admin/v1/nodes');
+    // The history changes every 10 s; read it every fifth poll.
+    sinceHistory += POLL_MS;
+    if (sinceHistory >= 10_000 || !history) {
+      history = await api('GET', '/admin/v1/traffic');
+      sinceHistory = 0;
+      plot = drawChart(chartBox, plot, history, nodes.map((n) => n.name));
+    }
     const rows = nodes.map((node) => {
-      const at = Date.now() - node.last_seen_ms_ago;
-      const key = node.name;
-      const r = rate(seen.get(key), node, at);
-      if (!seen.get(key) || node.requests !== seen.get(key).requests) {
-        seen.set(key, { requests: node.requests, at, started: node.started_at_ms, rate: r });
-      }
+      const r = rate(history, node.name);
       const lag = Math.max(0, revision - node.applied_revision);
       const failed = Object.entries(node.services).filter(([, s]) => s.failed);
       const why = [];
@@ -47,7 +76,7 @@ export function show({ main }) {
         h('td', { class: 'link' }, link(node)),
         h('td', { class: 'num' }, node.applied_revision),
         h('td', { class: 'num lag' }, lag),
-        h('td', { class: 'num rps' }, r === null ? '…' : r.toFixed(1)),
+        h('td', { class: 'num rps' }, r.toFixed(1)),
         h('td', {}, ago(node.last_seen_ms_ago)),
         h('td', {}, Object.keys(node.services).length),
         h('td', { class: 'why' }, why.join('; ')));
@@ -58,4 +87,8 @@ export function show({ main }) {
     problem.hidden = !e;
     problem.textContent = e ? `Could not read the nodes: ${e.message}` : '';
   });
+  return () => {
+    stop();
+    plot?.destroy();
+  };
 }
