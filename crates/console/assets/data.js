@@ -2,7 +2,7 @@
 // as text or hex), put and delete with a write token; and purge its edge cache by
 // surrogate key, URL or all, with each node's acknowledgement.
 
-import { h, fill, table, confirmDialog, when } from './dom.js';
+import { h, fill, table, confirmDialog, when, viewReady } from './dom.js';
 import { api, seg } from './api.js';
 import { serviceTabs } from './services.js';
 
@@ -190,6 +190,7 @@ export function show({ me, main }, name) {
   (async () => {
     try {
       const { stores } = await api('GET', `${base}/kv`);
+      viewReady();
       if (!stores.length) {
         fill(keysBox, h('p', { class: 'hint' }, 'The active version declares no KV store.'));
         for (const form of main.querySelectorAll('form.kv-browse, .kv-write')) form.hidden = true;

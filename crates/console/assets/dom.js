@@ -43,6 +43,11 @@ export function table(cls, headings, rows) {
     h('tbody', {}, rows));
 }
 
+/** Marks when the page first shows its data (`bench/console.sh` times it). */
+export function viewReady() {
+  if (!performance.getEntriesByName('view-ready').length) performance.mark('view-ready');
+}
+
 /**
  * Runs `task` now and again `ms` (a number, or a function giving it) after each
  * run ends, until the returned function is called (when the view changes); its
@@ -64,6 +69,7 @@ export function repeat(task, ms, onError) {
     try {
       await task();
       onError(null);
+      viewReady();
     } catch (e) {
       onError(e);
     }

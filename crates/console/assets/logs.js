@@ -4,7 +4,7 @@
 // every node's lines are tagged with it; the same status and search filters as the
 // CLI; pausable (lines keep arriving and are shown on resume).
 
-import { h, fill } from './dom.js';
+import { h, fill, viewReady } from './dom.js';
 import { token, seg } from './api.js';
 import { serviceTabs } from './services.js';
 
@@ -125,6 +125,7 @@ export function show({ main }, name) {
   function onEvent(type, data) {
     if (type === 'ready') {
       setState(paused ? 'paused' : 'watching');
+      viewReady();
       return;
     }
     if (type === 'dropped') {
