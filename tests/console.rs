@@ -117,7 +117,7 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
         .element("table.nodes tr.node[data-node='node']")
         .await;
     browser.screenshot("fleet").await;
-    browser.goto(&format!("{admin}/console#/services")).await;
+    browser.open(&admin, "#/services").await;
     let row = browser
         .text_until("tr.service[data-service='shop']", |t| t.contains("v1"))
         .await;
@@ -125,9 +125,7 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
         row.contains("shop.test") && row.contains("1 of 1 live nodes"),
         "{row}"
     );
-    browser
-        .goto(&format!("{admin}/console#/services/shop"))
-        .await;
+    browser.open(&admin, "#/services/shop").await;
     browser.element("tr.version[data-version='2']").await;
     browser.element("tr.version[data-version='1'].active").await;
     for action in ["button.activate", "button.delete", "button.rollback"] {
@@ -152,37 +150,15 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
 
     // Read-write: activate v2 (after confirming), see the node's result, roll back.
     browser.sign_in(&admin, &writer).await;
-    browser
-        .goto(&format!("{admin}/console#/services/shop"))
-        .await;
-    browser
-        .element("button.activate[data-version='2']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.open(&admin, "#/services/shop").await;
+    browser.click("button.activate[data-version='2']").await;
     // Cancelling does nothing.
-    browser
-        .element("dialog[open] button.cancel")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("dialog[open] button.cancel").await;
     browser.gone("dialog[open]").await;
     let (_, service) = call(&admin, "GET", "/admin/v1/services/shop", None).await;
     assert_eq!(service["active"], 1);
-    browser
-        .element("button.activate[data-version='2']")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .element("dialog[open] button.confirm")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.activate[data-version='2']").await;
+    browser.confirm().await;
     browser
         .text_until("section.rollout .state", |t| t == "done")
         .await;
@@ -201,18 +177,8 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
     let (_, served) = greeting(&node, "shop.test").await;
     assert!(served.contains("two"), "{served}");
 
-    browser
-        .element("button.rollback")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .element("dialog[open] button.confirm")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.rollback").await;
+    browser.confirm().await;
     browser.text_until("dd.active", |t| t == "v1").await;
     let (_, service) = call(&admin, "GET", "/admin/v1/services/shop", None).await;
     assert_eq!(service["active"], 1);
@@ -224,18 +190,8 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
             .await
             .is_empty()
     );
-    browser
-        .element("button.delete[data-version='2']")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .element("dialog[open] button.confirm")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.delete[data-version='2']").await;
+    browser.confirm().await;
     browser.gone("tr.version[data-version='2']").await;
     let (_, versions) = call(&admin, "GET", "/admin/v1/services/shop/versions", None).await;
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
@@ -243,9 +199,7 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
     // Another service's token lands on its service and cannot reach shop's page.
     browser.sign_in(&admin, &other).await;
     browser.element("tr.version, section.versions p").await;
-    browser
-        .goto(&format!("{admin}/console#/services/shop"))
-        .await;
+    browser.open(&admin, "#/services/shop").await;
     let title = browser.text_until("main h1", |t| !t.is_empty()).await;
     assert_eq!(title, "other");
     let text = browser.page_text().await;
@@ -269,7 +223,7 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
     // A token revoked while its page is open signs the page out, saying why.
     let temporary = token(&admin, "temporary", None, false).await;
     browser.sign_in(&admin, &temporary).await;
-    browser.goto(&format!("{admin}/console#/")).await;
+    browser.open(&admin, "#/").await;
     browser.element("table.nodes").await;
     let id = temporary.split('_').nth(1).unwrap();
     let (status, _) = call(&admin, "DELETE", &format!("/admin/v1/tokens/{id}"), None).await;
@@ -279,6 +233,28 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
         .await;
     assert!(said.contains("token"), "{said}");
     browser.close().await;
+}
+
+/// A node serving the `logging` guest as `talk` on `talk.test`.
+struct Talk {
+    node: Verge,
+    admin: String,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Talk {
+    async fn start() -> Talk {
+        let data = tempfile::tempdir().unwrap();
+        let packages = tempfile::tempdir().unwrap();
+        let (node, admin) = start(data.path());
+        let package = package_of(packages.path(), "logging", "");
+        deploy(&admin, "talk", "talk.test", package).await;
+        Talk {
+            node,
+            admin,
+            _dirs: [data, packages],
+        }
+    }
 }
 
 /// Sends `GET /say?text=…&status=…` to the `logging` guest; the request id.
@@ -298,21 +274,10 @@ async fn say(node: &Verge, text: &str, status: u16) -> String {
 /// out, a guest's markup shown as text, the status filter, and pausing.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
-    let data = tempfile::tempdir().unwrap();
-    let packages = tempfile::tempdir().unwrap();
-    let (node, admin) = start(data.path());
-    deploy(
-        &admin,
-        "talk",
-        "talk.test",
-        package_of(packages.path(), "logging", ""),
-    )
-    .await;
+    let Talk { node, admin, _dirs } = Talk::start().await;
     let browser = Browser::start().await;
     browser.sign_in(&admin, TOKEN).await;
-    browser
-        .goto(&format!("{admin}/console#/services/talk/logs"))
-        .await;
+    browser.open(&admin, "#/services/talk/logs").await;
     browser
         .text_until(".stream-state", |t| t == "watching")
         .await;
@@ -345,18 +310,8 @@ async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
     browser.screenshot("logs").await;
 
     // Only 5xx: a 200 sent before a 500 never shows.
-    browser
-        .element("input.status-filter")
-        .await
-        .send_keys("5xx")
-        .await
-        .unwrap();
-    browser
-        .element("form.log-filters button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.type_into("input.status-filter", "5xx").await;
+    browser.click("form.log-filters button[type=submit]").await;
     browser
         .text_until(".stream-state", |t| t == "watching")
         .await;
@@ -373,7 +328,7 @@ async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
     );
 
     // Paused, lines are held (and counted), and shown on resume.
-    browser.element("button.pause").await.click().await.unwrap();
+    browser.click("button.pause").await;
     let held = say(&node, "held", 500).await;
     browser
         .text_until(".stream-state", |t| {
@@ -386,7 +341,7 @@ async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
             .await
             .is_empty()
     );
-    browser.element("button.pause").await.click().await.unwrap();
+    browser.click("button.pause").await;
     browser
         .element(&format!(".request[data-request-id='{held}'] .head.s5xx"))
         .await;
@@ -397,16 +352,7 @@ async fn the_live_log_shows_guest_lines_as_text_under_their_request() {
 /// API the charts read; another service's token may not read it.
 #[tokio::test(flavor = "multi_thread")]
 async fn traffic_appears_in_the_charts_and_the_api() {
-    let data = tempfile::tempdir().unwrap();
-    let packages = tempfile::tempdir().unwrap();
-    let (node, admin) = start(data.path());
-    deploy(
-        &admin,
-        "talk",
-        "talk.test",
-        package_of(packages.path(), "logging", ""),
-    )
-    .await;
+    let Talk { node, admin, _dirs } = Talk::start().await;
     let (status, _) = create(&admin, serde_json::json!({"name": "other", "domains": []})).await;
     assert_eq!(status, 201);
     let other = token(&admin, "other-team", Some("other"), false).await;
@@ -462,9 +408,7 @@ async fn traffic_appears_in_the_charts_and_the_api() {
     // The page: the hour's summary counts them, and the charts are drawn.
     let browser = Browser::start().await;
     browser.sign_in(&admin, TOKEN).await;
-    browser
-        .goto(&format!("{admin}/console#/services/talk/traffic"))
-        .await;
+    browser.open(&admin, "#/services/talk/traffic").await;
     let summary = browser
         .text_until(".traffic-summary", |t| t.contains("30 requests"))
         .await;
@@ -474,7 +418,7 @@ async fn traffic_appears_in_the_charts_and_the_api() {
     }
     browser.screenshot("traffic").await;
     // The fleet page charts each node's requests per second from the same history.
-    browser.goto(&format!("{admin}/console#/")).await;
+    browser.open(&admin, "#/").await;
     browser.element(".chart-nodes canvas").await;
     browser.element("tr.node[data-node='node'] td.rps").await;
     browser.close().await;
@@ -535,9 +479,7 @@ async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() 
     let reader = token(&admin, "reader", None, false).await;
     let browser = Browser::start().await;
     browser.sign_in(&admin, &reader).await;
-    browser
-        .goto(&format!("{admin}/console#/services/store/data"))
-        .await;
+    browser.open(&admin, "#/services/store/data").await;
     browser.element("tr.kv-key[data-key='bin']").await;
     browser.element("tr.kv-key[data-key='html']").await;
     for write in ["form.put", "button.purge-all", "form.purge-by-key"] {
@@ -547,11 +489,8 @@ async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() 
         );
     }
     browser
-        .element("tr.kv-key[data-key='bin'] button.open-key")
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click("tr.kv-key[data-key='bin'] button.open-key")
+        .await;
     browser.element("pre.value-hex").await;
     // Its text as the page holds it (a browser's rendered text may drop a space
     // where the line wraps): offset, 16 columns of bytes, the printable characters.
@@ -561,11 +500,8 @@ async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() 
     let want = format!("00000000  {:<47}  ..Bz", "ff 00 42 7a");
     assert_eq!(hex, want.as_str());
     browser
-        .element("tr.kv-key[data-key='html'] button.open-key")
-        .await
-        .click()
-        .await
-        .unwrap();
+        .click("tr.kv-key[data-key='html'] button.open-key")
+        .await;
     let text = browser
         .text_until("pre.value-text", |t| !t.is_empty())
         .await;
@@ -575,45 +511,22 @@ async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() 
 
     // With the root token: put a value the guest then reads, and delete it.
     browser.sign_in(&admin, TOKEN).await;
-    browser
-        .goto(&format!("{admin}/console#/services/store/data"))
-        .await;
+    browser.open(&admin, "#/services/store/data").await;
     browser.element("tr.kv-key[data-key='bin']").await;
     browser
-        .element("form.put input.put-key")
-        .await
-        .send_keys("greeting")
-        .await
-        .unwrap();
+        .type_into("form.put input.put-key", "greeting")
+        .await;
     browser
-        .element("form.put textarea.put-value")
-        .await
-        .send_keys("hello from the console")
-        .await
-        .unwrap();
-    browser
-        .element("form.put button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+        .type_into("form.put textarea.put-value", "hello from the console")
+        .await;
+    browser.click("form.put button[type=submit]").await;
     browser
         .text_until("h3.value-key", |t| t == "greeting")
         .await;
     let (status, body) = on(&node, "store.test", "GET", "/kv/data/greeting", "").await;
     assert_eq!((status, body.as_str()), (200, "hello from the console"));
-    browser
-        .element("button.delete-key")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .element("dialog[open] button.confirm")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.delete-key").await;
+    browser.confirm().await;
     browser.element("p.deleted").await;
     let (status, _) = on(&node, "store.test", "GET", "/kv/data/greeting", "").await;
     assert_eq!(status, 404);
@@ -628,27 +541,12 @@ async fn kv_values_are_browsed_and_written_and_the_cache_purged_from_the_page() 
     };
     let first = nonce(get().await.unwrap());
     assert_eq!(nonce(get().await.unwrap()), first, "a cache hit");
+    browser.open(&admin, "#/services/cached/data").await;
     browser
-        .goto(&format!("{admin}/console#/services/cached/data"))
+        .type_into("form.purge-by-key input.purge-key", "items")
         .await;
-    browser
-        .element("form.purge-by-key input.purge-key")
-        .await
-        .send_keys("items")
-        .await
-        .unwrap();
-    browser
-        .element("form.purge-by-key button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .element("dialog[open] button.confirm")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("form.purge-by-key button[type=submit]").await;
+    browser.confirm().await;
     let said = browser.text_until("p.purged", |t| !t.is_empty()).await;
     assert_eq!(said, "Purged surrogate key items: 1 objects on this node.");
     assert_ne!(
@@ -708,9 +606,7 @@ async fn a_fleet_deploy_through_the_cli_shows_live_on_every_node() {
         );
     };
     deploy(&admin_b);
-    browser
-        .goto(&format!("{admin_a}/console#/services/test-app"))
-        .await;
+    browser.open(&admin_a, "#/services/test-app").await;
     let all = "pop-a, pop-b, pop-c";
     browser
         .text_until("tr.version[data-version='1'] td.live-on", |t| t == all)
@@ -730,18 +626,8 @@ async fn a_fleet_deploy_through_the_cli_shows_live_on_every_node() {
     browser.screenshot("fleet-service").await;
 
     // Rolled back from the page: each node's result, then v1 live everywhere.
-    browser
-        .element("button.rollback")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .element("dialog[open] button.confirm")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.click("button.rollback").await;
+    browser.confirm().await;
     browser
         .text_until("section.rollout .state", |t| t == "done")
         .await;
@@ -765,9 +651,7 @@ async fn a_fleet_deploy_through_the_cli_shows_live_on_every_node() {
     // A's live log shows a request C served, tagged pop-c. The other nodes send a
     // service's lines once A's heartbeat says it tails it: requests are sent until
     // one shows.
-    browser
-        .goto(&format!("{admin_a}/console#/services/test-app/logs"))
-        .await;
+    browser.open(&admin_a, "#/services/test-app/logs").await;
     browser
         .text_until(".stream-state", |t| t == "watching")
         .await;

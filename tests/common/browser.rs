@@ -68,6 +68,11 @@ impl Browser {
         self.client.goto(url).await.unwrap();
     }
 
+    /// Opens the console page `hash` (`#/services/shop`) of the node at `admin`.
+    pub async fn open(&self, admin: &str, hash: &str) {
+        self.goto(&format!("{admin}/console{hash}")).await;
+    }
+
     /// Waits until an element matching `css` is on the page.
     pub async fn element(&self, css: &str) -> fantoccini::elements::Element {
         match self
@@ -80,6 +85,21 @@ impl Browser {
             Ok(element) => element,
             Err(e) => panic!("no {css} on the page: {e}\n{}", self.page_text().await),
         }
+    }
+
+    /// Waits for the element matching `css` and clicks it.
+    pub async fn click(&self, css: &str) {
+        self.element(css).await.click().await.unwrap();
+    }
+
+    /// Confirms the open confirmation dialog.
+    pub async fn confirm(&self) {
+        self.click("dialog[open] button.confirm").await;
+    }
+
+    /// Waits for the input matching `css` and types `text` into it.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.element(css).await.send_keys(text).await.unwrap();
     }
 
     /// The elements matching `css` now.

@@ -119,6 +119,7 @@ async fn main() -> Result<()> {
     };
     let verge = arg("--verge").context("--verge PATH")?;
     let rounds: usize = arg("--rounds").map_or(Ok(20), |r| r.parse())?;
+    let only = arg("--page");
     let data = tempfile::tempdir()?;
     let mut node = Command::new(&verge);
     node.args(["node", "--data-dir"])
@@ -166,7 +167,10 @@ async fn main() -> Result<()> {
         "{:<26} {:>22} {:>22} {:>22} {:>22}",
         "page (ms, median / max)", "HTML received", "DOM ready", "all loaded", "data shown"
     );
-    for page in PAGES {
+    for page in PAGES
+        .iter()
+        .filter(|p| only.as_deref().is_none_or(|o| o == **p))
+    {
         let mut columns = [vec![], vec![], vec![], vec![]];
         // One load first, not counted: the first visit compiles the modules.
         for round in 0..=rounds {

@@ -178,9 +178,18 @@ export function show({ main }, name) {
     if (!stopped && controller === mine) setTimeout(() => controller === mine && connect(), 2000);
   }
 
+  // Leaving the page ends the stream too: a browser may keep a left page (and its
+  // connection) for the back button, and holds only six connections per node.
+  // Coming back to it (the back button) connects again.
+  const leave = () => controller?.abort();
+  const back = (event) => event.persisted && !stopped && connect();
+  window.addEventListener('pagehide', leave);
+  window.addEventListener('pageshow', back);
   connect();
   return () => {
     stopped = true;
+    window.removeEventListener('pagehide', leave);
+    window.removeEventListener('pageshow', back);
     controller?.abort();
   };
 }
