@@ -504,9 +504,10 @@ fn need(method: &str, path: &str) -> Option<(Option<&'static str>, bool)> {
     Some(match path {
         // Public (the health checks, the console's files), or any valid token's
         // (who it is; where the nodes are, with only the token's service in what
-        // each serves: tests/console.rs).
+        // each serves; the traffic history, a service's token getting its own
+        // service's: tests/console.rs).
         "/healthz" | "/readyz" | "/console" | "/console/{file}" | "/admin/v1/whoami"
-        | "/admin/v1/nodes" => return None,
+        | "/admin/v1/nodes" | "/admin/v1/traffic" => return None,
         // Which right a KV operation needs depends on the operation (tested in
         // tests/node_cli.rs); the body sent here is none, refused after the scope.
         "/admin/v1/services/{name}/kv/{store}" => (Some("shop"), false),
@@ -759,6 +760,58 @@ async fn a_memory_limit_above_the_nodes_slot_size_is_refused_at_upload() {
             .contains("--max-memory-per-instance"),
         "{body}"
     );
+}
+
+/// A refusal answered before the request body is read keeps the connection: the
+/// node reads and discards the body after answering, so a client's next request on
+/// the same connection (as a pooling client sends it) is answered too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_before_the_body_is_read_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data = tempfile::tempdir().unwrap();
+    let (_verge, admin) = start(data.path());
+    let conn = tokio::net::TcpStream::connect(admin.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = conn.into_split();
+    // An invalid service name is refused before the 2 MB upload is read (more than
+    // hyper buffers), then a second request follows on the same connection.
+    let body = vec![b'x'; 2 << 20];
+    let head = format!(
+        "POST /admin/v1/services/Not_Valid/versions HTTP/1.1\r\nhost: node\r\n\
+         authorization: Bearer {TOKEN}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let whoami = format!(
+        "GET /admin/v1/whoami HTTP/1.1\r\nhost: node\r\nauthorization: Bearer {TOKEN}\r\n\r\n"
+    );
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        writer.write_all(&body).await?;
+        writer.write_all(whoami.as_bytes()).await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let mut seen = Vec::new();
+    let read_both = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = reader.read(&mut buf).await.unwrap_or(0);
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if n == 0 || text.contains("\"write\":true") {
+                return text.into_owned();
+            }
+        }
+    };
+    let text = tokio::time::timeout(std::time::Duration::from_secs(30), read_both)
+        .await
+        .expect("both answers within 30 s");
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(
+        text.contains("HTTP/1.1 200") && text.contains("\"name\":\"root\""),
+        "the second request on the connection was answered: {text}"
+    );
+    sending.await.unwrap().expect("the whole upload was taken");
 }
 
 /// Every kind of bad input the admin API takes gets a clear error and changes
@@ -1201,8 +1254,8 @@ fn requests_generated_from_the_openapi_document_get_documented_answers() {
     rt.block_on(create(&admin, serde_json::json!({ "name": "temp" })));
     let doc = openapi::document();
     let ops = openapi::operations(&doc);
-    // A connection per request: an error answered before a body is read closes the
-    // connection, and a pooled one would race that close.
+    // A connection per request: a head too large (431) ends its connection, and a
+    // pooled one would race that close.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(std::time::Duration::from_secs(60))

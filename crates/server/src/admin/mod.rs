@@ -270,7 +270,11 @@ impl AdminServer {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let api = api.clone();
                     async move {
-                        let req = req.map(request_body);
+                        // A body a route did not read (refused before it) is read
+                        // and discarded after the answer, so the connection stays
+                        // usable for the client's next request.
+                        let req =
+                            req.map(|body| request_body(crate::drain::DrainOnDrop::new(body)));
                         Ok::<_, std::convert::Infallible>(api.handle(req).await)
                     }
                 });
