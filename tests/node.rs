@@ -824,6 +824,27 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let packages = tempfile::tempdir().unwrap();
     let (verge, admin) = start_with(data.path(), &["--max-package-size", "1MiB"], &[]);
     let admin_addr = admin.trim_start_matches("http://").to_owned();
+    // A service's name in a path is percent-decoded; a bad one is called a bad
+    // service name.
+    let (status, body) = create(&admin, serde_json::json!({"name": "decoded"})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(&admin, "GET", "/admin/v1/services/%64ecoded", None).await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (200, Some("decoded")),
+        "{body}"
+    );
+    let (status, body) = call(&admin, "GET", "/admin/v1/services/Decoded", None).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid service name `Decoded`"),
+        "{body}"
+    );
+    let (status, body) = call(&admin, "GET", "/admin/v1/services/%ZZ", None).await;
+    assert_eq!(status, 400, "{body}");
     // A client that sends half a request head and then nothing.
     let mut slow = tokio::net::TcpStream::connect(&admin_addr).await.unwrap();
     slow.write_all(b"GET /admin/v1/services HTTP/1.1\r\nHost: x\r\n")

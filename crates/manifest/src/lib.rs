@@ -477,6 +477,11 @@ pub struct AppName(String);
 
 impl AppName {
     pub fn new(name: &str) -> Result<AppName, String> {
+        Self::named(name, "app")
+    }
+
+    /// [`AppName::new`], its error calling the name a `noun` name ("service").
+    pub fn named(name: &str, noun: &str) -> Result<AppName, String> {
         let valid = (1..=63).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
@@ -486,7 +491,7 @@ impl AppName {
             Ok(AppName(name.to_owned()))
         } else {
             Err(format!(
-                "invalid app name `{name}`: use 1 to 63 lowercase letters, digits and `-`, \
+                "invalid {noun} name `{name}`: use 1 to 63 lowercase letters, digits and `-`, \
                  starting with a letter"
             ))
         }

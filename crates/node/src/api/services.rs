@@ -49,7 +49,7 @@ impl AdminRoutes for ServicesApi {
             let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
             let node = &self.0;
             let method = req.method().clone();
-            let name = match parts.first().map(|n| ServiceName::new(n)) {
+            let name = match parts.first().map(|segment| service_name(segment)) {
                 Some(Ok(name)) => Some(name),
                 Some(Err(e)) => return refuse(StatusCode::BAD_REQUEST, e),
                 None => None,
@@ -158,6 +158,13 @@ impl AdminRoutes for ServicesApi {
             }
         })
     }
+}
+
+/// The service a path segment names, percent-decoded (`%73hop` is `shop`).
+fn service_name(segment: &str) -> Result<ServiceName, String> {
+    let name = verge_server::admin::percent_decode(segment)
+        .ok_or_else(|| format!("the service name `{segment}` has a malformed %-escape"))?;
+    ServiceName::named(&name, "service")
 }
 
 /// Streams an upload to a temporary file (refused past the node's package limit

@@ -610,8 +610,9 @@ fn traffic_history(
     json(StatusCode::OK, &traffic.history(service.as_deref()))
 }
 
-/// Decodes `%XX` escapes in a path segment.
-fn percent_decode(text: &str) -> Option<String> {
+/// Decodes `%XX` escapes in a path segment; `None` if one is malformed or the
+/// result is not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
