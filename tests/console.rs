@@ -93,14 +93,16 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
     // uploaded it.
     let hostile = "<img src=x onerror=\"window.pwned=1\">";
     let uploader = token(&admin, hostile, Some("shop"), true).await;
-    let upload = client()
-        .post(format!("{admin}/admin/v1/services/shop/versions"))
-        .bearer_auth(&uploader)
-        .body(package(packages.path(), "two"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201, "{}", upload.text().await.unwrap());
+    let two = Some(package(packages.path(), "two"));
+    let (status, body) = call_as(
+        &admin,
+        &uploader,
+        "POST",
+        "/admin/v1/services/shop/versions",
+        two,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
     let reader = token(&admin, "reader", None, false).await;
     let writer = token(&admin, "writer", None, true).await;
     let other = token(&admin, "other-team", Some("other"), false).await;
@@ -206,15 +208,9 @@ async fn tokens_see_and_do_what_they_may_and_user_text_stays_text() {
     assert!(!text.contains("shop"), "{text}");
     assert!(browser.all("header.top nav").await.is_empty());
     // The API answers it the same: the nodes, with nothing of shop in them.
-    let nodes = client()
-        .get(format!("{admin}/admin/v1/nodes"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, nodes) = call_as(&admin, &other, "GET", "/admin/v1/nodes", None).await;
+    assert_eq!(status, 200);
+    let nodes = nodes.to_string();
     assert!(
         nodes.contains("\"name\":\"node\"") && !nodes.contains("shop"),
         "{nodes}"
@@ -395,13 +391,15 @@ async fn traffic_appears_in_the_charts_and_the_api() {
             .any(|s| s["service"] == "*"),
         "the node's total: {all}"
     );
-    let refused = client()
-        .get(format!("{admin}/admin/v1/traffic?service=talk"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 403);
+    let (status, _) = call_as(
+        &admin,
+        &other,
+        "GET",
+        "/admin/v1/traffic?service=talk",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
     let (status, _) = call(&admin, "GET", "/admin/v1/traffic?window=1h", None).await;
     assert_eq!(status, 400);
 

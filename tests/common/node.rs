@@ -47,9 +47,20 @@ pub async fn call(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> (u16, serde_json::Value) {
+    call_as(admin, TOKEN, method, path, body).await
+}
+
+/// `method path` with `token`: the status and the body (JSON, else a string).
+pub async fn call_as(
+    admin: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> (u16, serde_json::Value) {
     let mut req = client()
         .request(method.parse().unwrap(), format!("{admin}{path}"))
-        .bearer_auth(TOKEN);
+        .bearer_auth(token);
     if let Some(body) = body {
         req = req.body(body);
     }

@@ -5,10 +5,9 @@
 
 import { h, fill, table, repeat, ago } from './dom.js';
 import { api } from './api.js';
-import { slots } from './traffic.js';
+import { slots, lineChart } from './traffic.js';
 
 const POLL_MS = 2000;
-const COLORS = ['#1f6feb', '#1a7f37', '#8250df', '#b26a00', '#c62828', '#57606a'];
 
 /** A node's requests per second in its latest 10 s sample (0 if it had none lately). */
 function rate(history, node) {
@@ -34,14 +33,8 @@ function drawChart(box, plot, history, names) {
     return plot;
   }
   plot?.destroy();
-  return new window.uPlot({
-    title: 'Requests/s by node, last hour',
-    width: Math.max(480, Math.min(1150, box.clientWidth - 12)),
-    height: 220,
-    scales: { x: { time: true } },
-    series: [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: true, size: 3 } }))],
-    axes: [{}, { size: 56 }],
-  }, data, box);
+  return lineChart(box, 'Requests/s by node, last hour', names, data,
+    Math.max(480, Math.min(1150, box.clientWidth - 12)));
 }
 
 export function show({ main }) {
@@ -56,7 +49,7 @@ export function show({ main }) {
     const { nodes, revision } = await api('GET', '/admin/v1/nodes');
     // The history changes every 10 s; read it every fifth poll.
     sinceHistory += POLL_MS;
-    if (sinceHistory >= 10_000 || !history) {
+    if (sinceHistory >= 10_000) {
       history = await api('GET', '/admin/v1/traffic');
       sinceHistory = 0;
       plot = drawChart(chartBox, plot, history, nodes.map((n) => n.name));

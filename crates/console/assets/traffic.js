@@ -9,6 +9,18 @@ import { serviceTabs } from './services.js';
 const HOUR_S = 3600;
 const COLORS = ['#1f6feb', '#1a7f37', '#8250df', '#b26a00', '#c62828', '#57606a'];
 
+/** A uPlot line chart of `data` (`[xs, ...one array per label]`) in `box`. */
+export function lineChart(box, title, labels, data, width) {
+  return new window.uPlot({
+    title,
+    width,
+    height: 220,
+    scales: { x: { time: true } },
+    series: [{}, ...labels.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: { show: true, size: 3 } }))],
+    axes: [{}, { size: 56 }],
+  }, data, box);
+}
+
 /** The charts: a title and its lines, each a value of a merged sample. */
 const CHARTS = [
   {
@@ -117,14 +129,7 @@ export function show(_ctx, name) {
       if (!plot) {
         const box = h('div', { class: `chart chart-${chart.id}` });
         grid.append(box);
-        plot = new window.uPlot({
-          title: chart.title,
-          width,
-          height: 220,
-          scales: { x: { time: true } },
-          series: [{}, ...chart.lines.map(([label], i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false, points: { show: true, size: 3 } }))],
-          axes: [{}, { size: 56 }],
-        }, data, box);
+        plot = lineChart(box, chart.title, chart.lines.map(([label]) => label), data, width);
         charts.set(chart.id, plot);
       } else {
         plot.setData(data);
